@@ -1,0 +1,3 @@
+from edgeclu.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""The ``edgeclu`` command line: one module per command, wired together here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from edgeclu import __version__
+from edgeclu.errors import EdgecluError
+
+
+class _Group(TyperGroup):
+    """Turns :class:`EdgecluError` into a one-line message and its exit code, no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgecluError as e:
+            for line in str(e).splitlines():
+                typer.echo(f"error: {line}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens
+    help="Turn Raspberry Pis and small x86 boxes into a k3s cluster, and keep an eye on it.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgeclu {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
+
+def _register() -> None:
+    from edgeclu.cli import exec_cmd, inventory_cmd
+
+    app.add_typer(inventory_cmd.app, name="inventory")
+    exec_cmd.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="edgeclu")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Remote I/O behind one small interface: run / put / get, optionally with sudo.
+
+:class:`Remote` is the protocol every other module uses; :class:`SSHRemote` is the
+only implementation that touches the network (fabric over paramiko). Host keys are
+checked strictly against a known_hosts file; ``accept_new`` trusts an unknown host
+once (the key is recorded and its fingerprint reported), never a changed one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from edgeclu.errors import AuthFailed, CommandFailed, HostKeyError, Unreachable
+
+
+@dataclass(frozen=True)
+class Result:
+    node: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Remote(Protocol):
+    name: str
+
+    def run(self, command: str, *, sudo: bool = False, check: bool = True,
+            timeout: float | None = None) -> Result: ...
+
+    def put(self, local: str | Path, remote: str, *, sudo: bool = False, mode: int | None = None) -> None: ...
+
+    def get(self, remote: str, local: str | Path, *, sudo: bool = False) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def sudo_wrap(command: str, user: str) -> str:
+    """The command as root: unchanged for root, else ``sudo -n`` (never prompts)."""
+    if user == "root":
+        return command
+    return f"sudo -n -- sh -c {shlex.quote(command)}"
+
+
+def fingerprint(key) -> str:
+    """OpenSSH-style SHA256 fingerprint of a paramiko key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _host_key_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+_known_hosts_lock = threading.Lock()
+
+
+class _TrustOnFirstUse:
+    """paramiko policy: record an unknown host's key and report its fingerprint."""
+
+    def __init__(self, known_hosts: Path, report: Callable[[str], None]):
+        self.known_hosts, self.report = known_hosts, report
+
+    def missing_host_key(self, client, hostname, key):
+        import paramiko
+
+        with _known_hosts_lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            entries = paramiko.HostKeys()
+            if self.known_hosts.exists():
+                entries.load(str(self.known_hosts))
+            entries.add(hostname, key.get_name(), key)
+            entries.save(str(self.known_hosts))
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.report(f"{hostname}: trusted new host key {key.get_name()} {fingerprint(key)}")
+
+
+class _Reject:
+    def __init__(self, node: str, known_hosts: Path):
+        self.node, self.known_hosts = node, known_hosts
+
+    def missing_host_key(self, client, hostname, key):
+        raise HostKeyError(
+            self.node,
+            f"unknown host key {key.get_name()} {fingerprint(key)} (not in {self.known_hosts}); "
+            "check it and re-run with --accept-new to trust it",
+        )
+
+
+class SSHRemote:
+    """A node over SSH. Creating one does no I/O; the connection opens on first use."""
+
+    def __init__(self, name: str, host: str, *, user: str = "root", port: int = 22,
+                 key_file: str | None = None, known_hosts: str | Path = "~/.ssh/known_hosts",
+                 accept_new: bool = False, connect_timeout: float = 5.0,
+                 report: Callable[[str], None] = print):
+        self.name, self.host, self.user, self.port = name, host, user, port
+        self.key_file = str(Path(key_file).expanduser()) if key_file else None
+        self.known_hosts = Path(known_hosts).expanduser()
+        self.accept_new, self.connect_timeout, self.report = accept_new, connect_timeout, report
+        self._conn = None
+
+    def __repr__(self) -> str:
+        return f"<SSHRemote {self.name} {self.user}@{self.host}:{self.port}>"
+
+    # -- connection --------------------------------------------------------
+    def _connection(self):
+        if self._conn is not None and self._conn.is_connected:
+            return self._conn
+        import paramiko
+        from fabric import Config, Connection
+
+        config = Config(overrides={"load_ssh_configs": False})
+        kwargs = {"look_for_keys": self.key_file is None, "allow_agent": self.key_file is None,
+                  "banner_timeout": self.connect_timeout, "auth_timeout": self.connect_timeout}
+        if self.key_file:
+            kwargs["key_filename"] = self.key_file
+        conn = Connection(self.host, user=self.user, port=self.port, config=config,
+                          connect_timeout=self.connect_timeout, connect_kwargs=kwargs)
+        client = conn.client
+        client._host_keys = paramiko.HostKeys()  # fabric pre-loads ~/.ssh/known_hosts; use ours only
+        if self.known_hosts.exists():
+            try:
+                client.load_host_keys(str(self.known_hosts))
+            except Exception as e:  # noqa: BLE001 - a corrupt file is a user error
+                raise HostKeyError(self.name, f"cannot read {self.known_hosts}: {e}") from None
+        policy = _TrustOnFirstUse(self.known_hosts, self.report) if self.accept_new \
+            else _Reject(self.name, self.known_hosts)
+        client.set_missing_host_key_policy(policy)
+        try:
+            conn.open()
+        except HostKeyError:
+            raise
+        except paramiko.BadHostKeyException as e:
+            raise HostKeyError(
+                self.name,
+                f"HOST KEY CHANGED: got {fingerprint(e.key)}, known_hosts has "
+                f"{fingerprint(e.expected_key)}; refusing (remove the old entry if the node was rebuilt)",
+            ) from None
+        except paramiko.AuthenticationException as e:
+            raise AuthFailed(self.name, f"{self.user}@{self.host} refused our key ({e})") from None
+        except (TimeoutError, socket.timeout):
+            raise Unreachable(self.name, f"{self.host}:{self.port} timed out after "
+                                         f"{self.connect_timeout:g}s") from None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise Unreachable(self.name, f"{self.host}:{self.port}: {_reason(e)}") from None
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- the interface -----------------------------------------------------
+    def run(self, command: str, *, sudo: bool = False, check: bool = True,
+            timeout: float | None = None) -> Result:
+        import paramiko
+
+        conn = self._connection()
+        full = sudo_wrap(command, self.user) if sudo else command
+        try:
+            r = conn.run(full, hide=True, warn=True, in_stream=False, timeout=timeout)
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            self.close()
+            raise Unreachable(self.name, f"connection lost: {_reason(e)}") from None
+        except Exception as e:  # invoke's CommandTimedOut
+            if type(e).__name__ == "CommandTimedOut":
+                self.close()
+                raise Unreachable(self.name, f"`{command}` timed out after {timeout:g}s") from None
+            raise
+        result = Result(self.name, command, r.exited, r.stdout, r.stderr)
+        if check and not result.ok:
+            if sudo and self.user != "root" and "sudo: a password is required" in r.stderr:
+                raise CommandFailed(self.name, command, r.exited,
+                                    f"user {self.user} has no passwordless sudo")
+            raise CommandFailed(self.name, command, r.exited, r.stderr)
+        return result
+
+    def put(self, local: str | Path, remote: str, *, sudo: bool = False, mode: int | None = None) -> None:
+        conn = self._connection()
+        if not sudo or self.user == "root":
+            conn.put(str(local), remote)
+            if mode is not None:
+                self.run(f"chmod {mode:o} {shlex.quote(remote)}")
+            return
+        tmp = self.run("mktemp").stdout.strip()
+        conn.put(str(local), tmp)
+        mode_arg = f"-m {mode:o} " if mode is not None else ""
+        self.run(f"install {mode_arg}{shlex.quote(tmp)} {shlex.quote(remote)} && rm -f {shlex.quote(tmp)}",
+                 sudo=True)
+
+    def get(self, remote: str, local: str | Path, *, sudo: bool = False) -> None:
+        conn = self._connection()
+        if not sudo or self.user == "root":
+            conn.get(remote, str(local))
+            return
+        tmp = self.run("mktemp").stdout.strip()
+        self.run(f"cat {shlex.quote(remote)} > {shlex.quote(tmp)} && chown {self.user} {shlex.quote(tmp)}",
+                 sudo=True)
+        try:
+            conn.get(tmp, str(local))
+        finally:
+            self.run(f"rm -f {shlex.quote(tmp)}", check=False)
+
+
+def _reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return text
+
+
+def remote_for(host, *, known_hosts: Path, accept_new: bool = False,
+               report: Callable[[str], None] = print, connect_timeout: float = 5.0) -> SSHRemote:
+    """An :class:`SSHRemote` for an inventory :class:`~edgeclu.inventory.Host`."""
+    return SSHRemote(host.name, host.address, user=host.user, port=host.port, key_file=host.key_file,
+                     known_hosts=known_hosts, accept_new=accept_new, report=report,
+                     connect_timeout=connect_timeout)

@@ -1,0 +1,84 @@
+"""`edgeclu exec` over real SSH on lab nodes: parallel, per-node results, a dead node reported."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeclu.cli import app
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    def write(lab, user="edge", names=None):
+        names = names or list(lab.nodes)
+        path = tmp_path / "inventory.yml"
+        path.write_text(lab.inventory_yaml(servers=names[:1], agents=names[1:], user=user,
+                                           extra_vars={"k3s_version": "v1.31.4+k3s1"}))
+        return path
+    return write
+
+
+def _exec(*args):
+    return CliRunner().invoke(app, ["exec", *args])
+
+
+def test_exec_parallel_with_a_node_stopped_mid_test(fresh_lab, inventory):
+    lab = fresh_lab(3)
+    inv = inventory(lab)
+
+    # all three answer, in parallel: three 1-second sleeps take well under 3 s
+    t0 = time.monotonic()
+    r = _exec("-i", str(inv), "--json", "--sudo", "--", "sleep 1; hostname; id -u")
+    wall = time.monotonic() - t0
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {n: d["stdout"].split() for n, d in doc.items()} == {
+        "node1": ["node1", "0"], "node2": ["node2", "0"], "node3": ["node3", "0"]}
+    assert wall < 2.5, f"not parallel: {wall:.2f}s"
+
+    # node2 loses power mid-test: it is reported unreachable, the others still succeed
+    lab.stop("node2", hard=True)
+    r = _exec("-i", str(inv), "--json", "--", "hostname")
+    assert r.exit_code == 3, r.output
+    doc = json.loads(r.stdout)
+    assert doc["node1"] == {"ok": True, "unreachable": False, "exit_code": 0, "stdout": "node1\n", "stderr": ""}
+    assert doc["node3"]["stdout"] == "node3\n"
+    assert doc["node2"]["ok"] is False and doc["node2"]["unreachable"] is True
+    assert "node2" in doc["node2"]["error"] and lab.nodes["node2"].ip in doc["node2"]["error"]
+
+
+def test_exec_reports_failing_command_per_node(lab3, inventory):
+    inv = inventory(lab3)
+    r = _exec("-i", str(inv), "--", 'test "$(hostname)" != node3')
+    assert r.exit_code == 1
+    assert "✗ exit 1 node3" in r.stderr
+    assert "✓ node1" in r.stderr and "✓ node2" in r.stderr
+
+
+def test_unknown_host_key_is_refused_then_accepted_with_accept_new(lab3, inventory, tmp_path):
+    inv = inventory(lab3, names=["node1"])
+    empty = tmp_path / "known_hosts"
+    r = _exec("-i", str(inv), "--known-hosts", str(empty), "--", "true")
+    assert r.exit_code == 1
+    assert "unknown host key" in r.stderr and "--accept-new" in r.stderr
+    assert not empty.exists()
+    r = _exec("-i", str(inv), "--known-hosts", str(empty), "--accept-new", "--", "true")
+    assert r.exit_code == 0, r.output
+    assert "trusted new host key ssh-ed25519 SHA256:" in r.stderr
+    assert lab3.nodes["node1"].ip in empty.read_text()
+    # now it is known: strict mode passes
+    assert _exec("-i", str(inv), "--known-hosts", str(empty), "--", "true").exit_code == 0
+
+
+def test_changed_host_key_is_refused_even_with_accept_new(lab3, inventory, tmp_path):
+    inv = inventory(lab3, names=["node1"])
+    wrong = tmp_path / "known_hosts"
+    other = (lab3.nodes["node2"].dir / "ssh_host_ed25519_key.pub").read_text().split()
+    wrong.write_text(f"{lab3.nodes['node1'].ip} {other[0]} {other[1]}\n")
+    r = _exec("-i", str(inv), "--known-hosts", str(wrong), "--accept-new", "--", "true")
+    assert r.exit_code == 1
+    assert "HOST KEY CHANGED" in r.stderr
