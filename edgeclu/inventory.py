@@ -28,7 +28,8 @@ from edgeclu.errors import InventoryError
 ROLES = ("server", "agent")
 VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(-rc\d+)?\+k3s\d+$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-DNS_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+DNS_RE = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 
 
 # -- field checkers: each returns an error message, or None ------------------

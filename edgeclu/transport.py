@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import shlex
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,7 +150,7 @@ class SSHRemote:
             ) from None
         except paramiko.AuthenticationException as e:
             raise AuthFailed(self.name, f"{self.user}@{self.host} refused our key ({e})") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise Unreachable(self.name, f"{self.host}:{self.port} timed out after "
                                          f"{self.connect_timeout:g}s") from None
         except (OSError, paramiko.SSHException, EOFError) as e:

@@ -45,7 +45,8 @@ def test_exec_parallel_with_a_node_stopped_mid_test(fresh_lab, inventory):
     r = _exec("-i", str(inv), "--json", "--", "hostname")
     assert r.exit_code == 3, r.output
     doc = json.loads(r.stdout)
-    assert doc["node1"] == {"ok": True, "unreachable": False, "exit_code": 0, "stdout": "node1\n", "stderr": ""}
+    assert doc["node1"] == {"ok": True, "unreachable": False, "exit_code": 0,
+                            "stdout": "node1\n", "stderr": ""}
     assert doc["node3"]["stdout"] == "node3\n"
     assert doc["node2"]["ok"] is False and doc["node2"]["unreachable"] is True
     assert "node2" in doc["node2"]["error"] and lab.nodes["node2"].ip in doc["node2"]["error"]

@@ -246,11 +246,10 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
 """
         _sh("ip", "-n", self.lan_netns, "link", "set", self._veth(node), "up", check=False)
         env = dict(os.environ, NSPAWN_EXTRA=" ".join(self.nspawn_extra.get(name, [])))
-        log = open(d / "nspawn.log", "ab")
-        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
-        log.close()
+        with open(d / "nspawn.log", "ab") as log:
+            proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, start_new_session=True)
         node.pid = proc.pid
         self._procs[name] = proc
 
@@ -299,7 +298,7 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
                 cg.rmdir()
 
     def down(self) -> None:
-        for name, node in self.nodes.items():
+        for node in self.nodes.values():
             if node.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(node.pid, signal.SIGTERM)
