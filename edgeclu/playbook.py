@@ -1,0 +1,209 @@
+"""Run the bundled playbooks through ansible-runner; the only module importing ansible_runner.
+
+Events are reduced to :class:`TaskEvent` (host, task, status, message) for progress
+display, and to a :class:`PlaybookResult` with per-host recaps, changed tasks and
+failures. Host keys are checked strictly (``UserKnownHostsFile`` from the inventory),
+and task output marked ``no_log`` never reaches us.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeclu.errors import EdgecluError
+from edgeclu.resources import data_dir
+
+STATUS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+    "runner_item_on_failed": "failed",
+}
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    host: str
+    task: str
+    status: str  # started | ok | changed | failed | unreachable | skipped
+    message: str = ""
+    ignored: bool = False
+
+
+@dataclass
+class HostRecap:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    changed_tasks: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failed and not self.unreachable
+
+
+@dataclass
+class PlaybookResult:
+    playbook: str
+    rc: int
+    status: str
+    hosts: dict[str, HostRecap]
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and all(h.healthy for h in self.hosts.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+    @property
+    def failed_hosts(self) -> dict[str, HostRecap]:
+        return {n: h for n, h in self.hosts.items() if not h.healthy}
+
+
+def ssh_args(known_hosts: Path, accept_new: bool = False) -> str:
+    """OpenSSH options for ansible: strict host keys against our known_hosts, connection reuse."""
+    policy = "accept-new" if accept_new else "yes"
+    return " ".join([
+        "-o ControlMaster=auto", "-o ControlPersist=30s",
+        f"-o UserKnownHostsFile={shlex.quote(str(known_hosts))}",
+        f"-o StrictHostKeyChecking={policy}",
+        "-o ConnectTimeout=5", "-o ServerAliveInterval=2", "-o ServerAliveCountMax=3",
+        "-o BatchMode=yes",
+    ])
+
+
+def event_to_task_event(event: dict) -> TaskEvent | None:
+    """Reduce one ansible-runner event to what progress and results need (pure)."""
+    name = event.get("event", "")
+    data = event.get("event_data") or {}
+    host = data.get("host")
+    if not host:
+        return None
+    task = data.get("task") or data.get("task_action") or "?"
+    if name == "runner_on_start":
+        return TaskEvent(host, task, "started")
+    status = STATUS.get(name)
+    if status is None:
+        return None
+    res = data.get("res") or {}
+    if status == "ok" and res.get("changed"):
+        status = "changed"
+    message = ""
+    if status in ("failed", "unreachable"):
+        message = _failure_message(res)
+        if status == "unreachable":  # ssh's own last line says it best
+            message = message.replace("\r", "").strip().splitlines()[-1]
+    return TaskEvent(host, task, status, message, ignored=bool(data.get("ignore_errors")))
+
+
+def _failure_message(res: dict) -> str:
+    if res.get("censored"):
+        return "failed (output hidden: no_log)"
+    msg = res.get("msg") or ""
+    stderr = (res.get("stderr") or "").strip()
+    if stderr:
+        msg = f"{msg}: {stderr.splitlines()[-1]}" if msg else stderr.splitlines()[-1]
+    return str(msg).strip() or "failed"
+
+
+def run_playbook(
+    inventory: str | Path,
+    playbook: str,
+    *,
+    known_hosts: Path,
+    accept_new: bool = False,
+    extravars: dict | None = None,
+    limit: str | None = None,
+    check: bool = False,
+    forks: int | None = None,
+    on_event: Callable[[TaskEvent], None] | None = None,
+    verbosity: int = 0,
+) -> PlaybookResult:
+    import ansible_runner
+
+    project = data_dir("playbooks")
+    if not (project / playbook).exists():
+        raise EdgecluError(f"playbook {playbook} not found in {project}")
+    workdir = Path(tempfile.mkdtemp(prefix="edgeclu-run-"))
+    hosts: dict[str, HostRecap] = {}
+
+    def handler(event: dict) -> bool:
+        te = event_to_task_event(event)
+        if te is None:
+            return True
+        recap = hosts.setdefault(te.host, HostRecap())
+        if te.status == "changed":
+            recap.changed_tasks.append(te.task)
+        if te.status in ("failed", "unreachable") and not te.ignored:
+            recap.failures.append(f"{te.task}: {te.message}")
+        if on_event:
+            on_event(te)
+        return True
+
+    cmdline = ["--check", "--diff"] if check else []
+    env = {
+        "ANSIBLE_SSH_ARGS": ssh_args(known_hosts, accept_new),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
+        "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
+        # per run: the same address may be another machine next time (and in the lab, another netns)
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp"),
+        "PATH": _path_with_ansible(),
+    }
+    try:
+        r = ansible_runner.run(
+            private_data_dir=str(workdir),
+            project_dir=str(project),
+            playbook=playbook,
+            inventory=str(Path(inventory).resolve()),
+            extravars=extravars or {},
+            limit=limit,
+            forks=forks or 10,
+            cmdline=" ".join(cmdline) or None,
+            envvars=env,
+            event_handler=handler,
+            quiet=True,
+            verbosity=verbosity,
+            suppress_env_files=True,
+        )
+        stats = r.stats or {}
+        for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
+                          ("dark", "unreachable"), ("skipped", "skipped")):
+            for host, count in (stats.get(key) or {}).items():
+                setattr(hosts.setdefault(host, HostRecap()), attr, count)
+        if r.rc != 0 and not hosts:
+            tail = r.stdout.read()[-1500:] if r.stdout else ""
+            raise EdgecluError(f"ansible-playbook {playbook} failed before reaching any host (rc={r.rc}):\n"
+                               + _redact(tail))
+        return PlaybookResult(playbook, r.rc, r.status, hosts)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _redact(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if "token" not in line.lower())
+
+
+def _path_with_ansible() -> str:
+    """Make sure the ansible-playbook next to this Python (the venv) is found first."""
+    import sys
+
+    bindir = str(Path(sys.executable).parent)
+    return os.pathsep.join([bindir, os.environ.get("PATH", "")])
