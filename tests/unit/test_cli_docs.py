@@ -1,0 +1,41 @@
+"""Every CLI command has help, an example, and a place in the README."""
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edgeclu.cli import app
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        path = (*prefix, name)
+        if hasattr(cmd, "commands"):  # a group (typer vendors its own click)
+            yield from _commands(cmd, path)
+        else:
+            yield path, cmd
+
+
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+def test_there_are_commands():
+    assert {" ".join(p) for p, _ in COMMANDS} >= {"inventory check", "exec"}
+
+
+@pytest.mark.parametrize(("path", "cmd"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_command_has_help_example_and_readme_entry(path, cmd):
+    r = CliRunner().invoke(app, [*path, "--help"])
+    assert r.exit_code == 0, r.output
+    assert cmd.help and cmd.help.strip(), "no help text"
+    assert cmd.epilog and "edgeclu " in cmd.epilog, "no Example epilog"
+    assert f"edgeclu {' '.join(path)}" in README, "not documented in README.md"
+
+
+def test_unknown_command_is_a_usage_error():
+    r = CliRunner().invoke(app, ["frobnicate"])
+    assert r.exit_code == 2 and "No such command" in r.output
