@@ -79,7 +79,8 @@ def ensure_base(log=print) -> Path:
         else:
             log(f"lab: building base rootfs with debootstrap into {tmp} (once)")
             _build_rootfs(tmp)
-            subprocess.run(f"tar -C {tmp} -cf - . | zstd -q -T0 -f -o {tarball}", shell=True, check=True)
+            subprocess.run(f"tar -C {tmp} -cf - . | zstd -q -T0 -f -o {tarball}.part && mv {tarball}.part {tarball}",
+                           shell=True, check=True)
         (tmp / ".edgeclu-lab-ready").touch()
         shutil.rmtree(rootfs, ignore_errors=True)
         tmp.rename(rootfs)
