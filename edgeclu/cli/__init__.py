@@ -53,6 +53,10 @@ def _register() -> None:
 
     app.add_typer(inventory_cmd.app, name="inventory")
     exec_cmd.register(app)
+    from edgeclu.cli import discover, health
+
+    discover.register(app)
+    health.register(app)
 
 
 _register()

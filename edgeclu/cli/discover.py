@@ -1,0 +1,142 @@
+"""``edgeclu discover``: list the machines announcing themselves over mDNS, optionally write an inventory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from edgeclu import discovery
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli.health import print_table
+from edgeclu.errors import EdgecluError
+
+DEFAULT_K3S_VERSION = "v1.31.4+k3s1"
+
+EPILOG = """Examples:
+
+  edgeclu discover
+
+  edgeclu discover --timeout 5 --json
+
+  edgeclu discover --probe --user pi --ssh-key ~/.ssh/id_ed25519 --write-inventory inventory.yml
+
+  edgeclu discover --server pi-1 --server pi-2 --write-inventory inventory.yml
+"""
+
+
+def human_bytes(n: int | None) -> str:
+    if not n:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB", "MiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def table(hosts: list[discovery.FoundHost], servers: list[str]) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("HOST", "ADDRESS", "SERVICES", "ARCH", "MODEL", "RAM", "AGENT", "K3S", "SUGGESTED", "SSH KEY"):
+        t.add_column(col, overflow="fold")
+    for h in hosts:
+        f = h.facts
+        t.add_row(h.hostname, ", ".join(h.addresses) or "-", ",".join(h.services), f.get("arch", "-"),
+                  f.get("model", "-"), human_bytes(f.get("ram")), f.get("agent", "-"), f.get("role", "-"),
+                  "server" if h.hostname in servers else "agent", f.get("ssh_fp", "-"))
+    return t
+
+
+def probe(hosts: list[discovery.FoundHost], *, user: str, key_file: str | None, known_hosts: Path,
+          accept_new: bool, timeout: float) -> dict[str, str]:
+    """SSH into hosts without an agent and add their facts; returns {host: error} for failures."""
+    from edgeclu.fleet import on_all
+    from edgeclu.transport import SSHRemote
+
+    targets = [h for h in hosts if not h.has_agent and h.addresses]
+    remotes = {h.hostname: SSHRemote(h.hostname, h.addresses[0], user=user, port=h.ssh_port or 22,
+                                     key_file=key_file, known_hosts=known_hosts, accept_new=accept_new,
+                                     connect_timeout=timeout, report=say) for h in targets}
+    results = on_all(targets, lambda h: remotes[h.hostname].run(discovery.PROBE_COMMAND, timeout=timeout),
+                     name=lambda h: h.hostname)
+    for r in remotes.values():
+        r.close()
+    errors = {}
+    for h in targets:
+        res = results[h.hostname]
+        if isinstance(res, BaseException):
+            errors[h.hostname] = str(res)
+            continue
+        facts = discovery.parse_probe(res.stdout)
+        facts.pop("hostname", None)
+        h.facts.update(facts)
+        if "probe" not in h.services:
+            h.services.append("probe")
+    return errors
+
+
+def discover(
+    timeout: Annotated[float, typer.Option(help="Seconds to listen for announcements.")] = 3.0,
+    as_json: opt.Json = False,
+    write_inventory: Annotated[Path | None, typer.Option(
+        "--write-inventory", help="Write an inventory for the hosts found to this file.")] = None,
+    server: Annotated[list[str] | None, typer.Option(
+        "--server", help="Make this host a k3s server (repeat for HA; default: the one with the most RAM).")] = None,
+    k3s_version: Annotated[str, typer.Option(help="k3s version for the written inventory.")] = DEFAULT_K3S_VERSION,
+    user: Annotated[str | None, typer.Option("--user", help="SSH user for --probe and the inventory.")] = None,
+    ssh_key: Annotated[str | None, typer.Option("--ssh-key", help="SSH private key for --probe and the "
+                                                                   "inventory.")] = None,
+    probe_ssh: Annotated[bool, typer.Option("--probe", help="Gather facts over SSH for hosts without the "
+                                                            "agent.")] = False,
+    known_hosts: opt.KnownHosts = None,
+    accept_new: opt.AcceptNew = False,
+    ipv6: Annotated[bool, typer.Option("--ipv6", help="Also list IPv6 addresses.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --write-inventory file.")] = False,
+) -> None:
+    """Find nodes on the LAN: edgeclu agents (_edgeclu._tcp), SSH hosts (_ssh._tcp), workstations.
+
+    Exit code: 0 something was found, 1 nothing was found.
+    """
+    if write_inventory and write_inventory.exists() and not force:
+        raise EdgecluError(f"{write_inventory} exists; use --force to overwrite it")
+    say(f"listening for mDNS announcements for {timeout:g}s…")
+    try:
+        hosts = discovery.merge(discovery.browse(timeout, ipv6=ipv6), ipv6=ipv6)
+    except OSError as e:
+        raise EdgecluError(f"mDNS: cannot open a multicast socket: {e}") from None
+    if probe_ssh:
+        kh = known_hosts.expanduser() if known_hosts else Path("~/.ssh/known_hosts").expanduser()
+        for host, error in probe(hosts, user=user or "root", key_file=ssh_key, known_hosts=kh,
+                                 accept_new=accept_new, timeout=max(timeout, 5.0)).items():
+            say(f"[yellow]probe {host}[/]: {error}")
+    try:
+        servers = discovery.suggest_servers(hosts, server)
+    except ValueError as e:
+        raise EdgecluError(str(e)) from None
+    if as_json:
+        out.print_json(json.dumps([{**h.as_dict(), "suggested_role": "server" if h.hostname in servers
+                                    else "agent"} for h in hosts]))
+    elif hosts:
+        print_table(table(hosts, servers))
+    say(f"{len(hosts)} host(s) found, {sum(h.has_agent for h in hosts)} with the edgeclu agent")
+    if write_inventory:
+        if not hosts:
+            raise EdgecluError(f"nothing found: {write_inventory} not written")
+        skipped = [h.hostname for h in hosts if discovery.inventory_name(h.hostname) is None or not h.addresses]
+        for name in skipped:
+            say(f"[yellow]skipped {name}[/]: no usable hostname or IPv4 address")
+        text = discovery.inventory_text(hosts, servers, k3s_version=k3s_version, user=user, key_file=ssh_key)
+        write_inventory.write_text(text)
+        say(f"wrote {write_inventory}: server(s) {', '.join(servers)}; check it with "
+            f"`edgeclu inventory check {write_inventory}`")
+    if not hosts:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("discover", epilog=EPILOG)(discover)

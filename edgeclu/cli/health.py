@@ -1,0 +1,143 @@
+"""``edgeclu health``: one table, a row per node, from the agents (SSH where an agent is down)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli._nodes import known_hosts_path, select
+from edgeclu.errors import EdgecluError
+from edgeclu.health import collect, report
+from edgeclu.health.thresholds import Thresholds
+from edgeclu.inventory import Host, load_inventory
+
+EPILOG = """Examples:
+
+  edgeclu health -i inventory.yml
+
+  edgeclu health -i inventory.yml --json
+
+  edgeclu health -i inventory.yml --watch 5 --temp-warn 70 --disk-warn 80
+"""
+
+_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "down": "bold red"}
+
+
+def render(rep: report.Report) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for col in report.COLUMNS:
+        t.add_column(col, overflow="fold", no_wrap=col not in ("NOTES", "MODEL", "PI", "K3S"))
+    for n in rep.nodes:
+        cells = report.row(n)
+        t.add_row(*[Text(cells[c], style=_STYLE[n.status]) if c == "STATUS" else Text(cells[c])
+                    for c in report.COLUMNS])
+    return t
+
+
+def print_table(table: Table) -> None:
+    """A terminal folds long cells; a pipe or a file gets each row on one line."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    saved = out.width
+    out.width = max(out.measure(table, options=out.options.update_width(10_000)).maximum, saved)
+    try:
+        out.print(table)
+    finally:
+        out.width = saved
+
+
+def health(
+    inventory: opt.Inventory = Path("inventory.yml"),
+    as_json: opt.Json = False,
+    watch: Annotated[float | None, typer.Option("--watch", help="Refresh every N seconds until Ctrl-C.")] = None,
+    limit: opt.Limit = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per node (agent, then SSH) before it counts as "
+                                                "down.")] = 4.0,
+    no_ssh: Annotated[bool, typer.Option("--no-ssh", help="Do not fall back to SSH when an agent is "
+                                                          "down.")] = False,
+    no_kubernetes: Annotated[bool, typer.Option("--no-kubernetes", help="Skip the Kubernetes node status "
+                                                                        "(kubectl on a server).")] = False,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="Agents' bearer token (default: the "
+                                                                         "inventory's agent_token_file).")] = None,
+    temp_warn: Annotated[float, typer.Option(help="Warn at this temperature (°C).")] = Thresholds.temp_warn,
+    temp_crit: Annotated[float, typer.Option(help="Critical at this temperature (°C).")] = Thresholds.temp_crit,
+    disk_warn: Annotated[float, typer.Option(help="Warn when a disk is this full (%).")] = Thresholds.disk_warn,
+    disk_crit: Annotated[float, typer.Option(help="Critical when a disk is this full (%).")] = Thresholds.disk_crit,
+    mem_warn: Annotated[float, typer.Option(help="Warn when memory use reaches this (%).")] = Thresholds.mem_warn,
+    mem_crit: Annotated[float | None, typer.Option(help="Critical when memory use reaches this (%); "
+                                                        "off by default.")] = None,
+    accept_new: opt.AcceptNew = False,
+    known_hosts: opt.KnownHosts = None,
+) -> None:
+    """Health of every node: CPU, memory, disks, temperature, Pi power, k3s and Kubernetes status.
+
+    Polls every node's agent at once; where an agent is down, samples over SSH.
+    Exit code: 0 all ok, 1 warning, 2 critical, 3 a node is down (unreachable).
+    """
+    thresholds = Thresholds(temp_warn, temp_crit, disk_warn, disk_crit, mem_warn, mem_crit)
+    problems = thresholds.problems()
+    if problems:
+        raise EdgecluError("; ".join(problems))
+    if timeout <= 0:
+        raise EdgecluError("--timeout must be more than 0 seconds")
+    inv = load_inventory(inventory)
+    hosts = select(inv, limit)
+    token = collect.read_token(inv, token_file)
+    kh = known_hosts_path(inv, known_hosts)
+
+    def remote_factory(host: Host, budget: float):
+        from edgeclu.transport import remote_for
+
+        return remote_for(host, known_hosts=kh, accept_new=accept_new, report=say, connect_timeout=budget)
+
+    def one_round() -> report.Report:
+        results, kube_result = collect.gather(
+            hosts, inv.servers, port=inv.vars["agent_port"], token=token, timeout=timeout,
+            remote_factory=remote_factory, ssh_fallback=not no_ssh, kubernetes=not no_kubernetes)
+        return report.build(results, kube_result, thresholds)
+
+    def show(rep: report.Report) -> None:
+        if as_json:
+            if watch:  # one JSON document per line and round
+                out.print(json.dumps(rep.as_dict()), markup=False, highlight=False, soft_wrap=True)
+            else:
+                out.print_json(json.dumps(rep.as_dict()))
+            return
+        print_table(render(rep))
+        for f in rep.cluster:
+            say(f"[yellow]cluster[/]: {f.message}")
+        counts = {s: sum(n.status == s for n in rep.nodes) for s in ("ok", "warning", "critical", "down")}
+        say(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" → {rep.status}")
+
+    if not watch:
+        rep = one_round()
+        show(rep)
+        raise typer.Exit(rep.exit_code)
+    if watch <= 0:
+        raise EdgecluError("--watch must be more than 0 seconds")
+    rep = None
+    try:
+        while True:
+            started = time.monotonic()
+            rep = one_round()
+            if not as_json and out.is_terminal:
+                out.clear()
+                say(time.strftime("%H:%M:%S") + f"  every {watch:g}s, Ctrl-C to stop")
+            show(rep)
+            time.sleep(max(watch - (time.monotonic() - started), 0))
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(rep.exit_code if rep else 130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("health", epilog=EPILOG)(health)

@@ -1,0 +1,205 @@
+"""Gather one health sample per node, in parallel, each within its own time budget.
+
+Per node: ``GET http://<address>:<agent_port>/health`` (bearer token if configured);
+if the agent does not answer, SSH in (through :mod:`edgeclu.transport`) and run the
+agent once (:data:`ONCE_COMMAND`). A node that answers neither within ``timeout``
+seconds is *down*. Meanwhile every server is asked for ``k3s kubectl get nodes -o json``
+over SSH; the first answer wins.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeclu.errors import AuthFailed, EdgecluError, HostKeyError, Unreachable
+from edgeclu.fleet import on_all
+from edgeclu.health import kube
+from edgeclu.inventory import Host, Inventory
+
+ONCE_COMMAND = "PYTHONPATH=/opt/edgeclu python3 -m edgeclu.agent --once"
+SCHEMAS = (1,)  # /health schema versions this controller understands
+
+
+class AgentError(Exception):
+    """The agent did not give us a usable sample (down, refused, wrong token, bad answer)."""
+
+
+@dataclass
+class NodeResult:
+    host: Host
+    sample: dict | None = None
+    via: str | None = None  # "agent" | "ssh" | None (no sample)
+    reachable: bool = True
+    agent_error: str | None = None  # why the HTTP agent was not used
+    error: str | None = None  # why there is no sample at all
+    elapsed: float = 0.0
+
+
+@dataclass
+class KubeResult:
+    nodes: dict[str, kube.KubeNode] | None = None
+    source: str | None = None  # the server that answered
+    error: str | None = None  # k3s is there but kubectl failed / no server reachable
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def read_token(inv: Inventory, override: Path | None = None) -> str | None:
+    """The agents' bearer token: ``--token-file`` or the inventory's ``agent_token_file``."""
+    path = override or inv.vars.get("agent_token_file")
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    try:
+        token = p.read_text().strip()
+    except OSError as e:
+        raise EdgecluError(f"agent token file {p}: {e.strerror}") from None
+    if not token:
+        raise EdgecluError(f"agent token file {p} is empty")
+    return token
+
+
+def check_sample(doc) -> dict:
+    if not isinstance(doc, dict):
+        raise AgentError("answer is not a JSON object")
+    if doc.get("schema") not in SCHEMAS:
+        raise AgentError(f"unsupported /health schema {doc.get('schema')!r} (this edgeclu reads {SCHEMAS})")
+    return doc
+
+
+def fetch_agent(address: str, port: int, token: str | None, timeout: float) -> dict:
+    """``GET /health`` from one agent; raises :class:`AgentError` on anything but a good sample."""
+    host = f"[{address}]" if ":" in address else address
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        conn.request("GET", "/health", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read(4 * 1024 * 1024)
+    except TimeoutError:
+        raise AgentError(f"no answer on port {port} within {timeout:.1f}s") from None
+    except (OSError, http.client.HTTPException) as e:
+        raise AgentError(f"port {port}: {getattr(e, 'strerror', None) or e or type(e).__name__}") from None
+    finally:
+        conn.close()
+    if resp.status == 401:
+        raise AgentError("agent refused our token" if token else "agent wants a token (set agent_token_file)")
+    if resp.status != 200:
+        raise AgentError(f"HTTP {resp.status} from the agent")
+    try:
+        return check_sample(json.loads(body))
+    except ValueError:
+        raise AgentError("agent answered with invalid JSON") from None
+
+
+def ssh_sample(remote, timeout: float) -> dict:
+    """One sample by running the agent once over SSH (needs the agent's files on the node)."""
+    res = remote.run(ONCE_COMMAND, sudo=True, check=False, timeout=timeout)
+    if res.exit_code != 0:
+        if "No module named" in res.stderr:
+            raise AgentError("agent not installed on the node")
+        tail = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.exit_code}"
+        raise AgentError(f"one-shot agent failed: {tail}")
+    try:
+        return check_sample(json.loads(res.stdout))
+    except ValueError:
+        raise AgentError("one-shot agent printed invalid JSON") from None
+
+
+def poll_node(host: Host, *, port: int, token: str | None, timeout: float,
+              remote_factory: Callable[[Host, float], object], ssh_fallback: bool = True) -> NodeResult:
+    """Agent first, then SSH; never takes (much) longer than ``timeout``."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    result = NodeResult(host)
+    try:
+        result.sample, result.via = fetch_agent(host.address, port, token, timeout / 2), "agent"
+    except AgentError as e:
+        result.agent_error = str(e)
+    if result.sample is None and ssh_fallback:
+        remaining = max(deadline - time.monotonic(), 0.5)
+        remote = remote_factory(host, remaining)
+        try:
+            result.sample, result.via = ssh_sample(remote, remaining), "ssh"
+        except (Unreachable, AuthFailed, HostKeyError) as e:
+            result.reachable, result.error = False, str(e).removeprefix(f"{host.name}: ")
+        except AgentError as e:
+            result.error = str(e)
+        except EdgecluError as e:
+            result.error = str(e).removeprefix(f"{host.name}: ")
+        finally:
+            remote.close()
+    elif result.sample is None:
+        result.reachable, result.error = False, result.agent_error
+    result.elapsed = time.monotonic() - t0
+    return result
+
+
+def kube_status(servers: list[Host], *, timeout: float,
+                remote_factory: Callable[[Host, float], object]) -> KubeResult:
+    """Ask every server at once; the first (in inventory order) that answers wins."""
+    if not servers:
+        return KubeResult()
+
+    def ask(host: Host) -> dict[str, kube.KubeNode] | None:
+        remote = remote_factory(host, timeout)
+        try:
+            res = remote.run(kube.COMMAND, sudo=True, check=False, timeout=timeout)
+        finally:
+            remote.close()
+        if res.exit_code == kube.NO_K3S:
+            return None
+        if res.exit_code != 0:
+            tail = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.exit_code}"
+            raise EdgecluError(f"kubectl failed: {tail}")
+        try:
+            return kube.parse_nodes(res.stdout)
+        except ValueError as e:
+            raise EdgecluError(f"kubectl printed something unexpected: {e}") from None
+
+    answers = on_all(servers, ask)
+    result = KubeResult()
+    no_k3s = False
+    for host in servers:
+        value = answers[host.name]
+        if isinstance(value, BaseException):
+            result.errors[host.name] = str(value).removeprefix(f"{host.name}: ")
+        elif value is None:
+            no_k3s = True  # a server without k3s: the cluster is not installed (yet)
+        else:
+            result.nodes, result.source = value, host.name
+            return result
+    if result.errors and not no_k3s:
+        result.error = "; ".join(f"{n}: {e}" for n, e in result.errors.items())
+    return result
+
+
+def gather(hosts: list[Host], servers: list[Host], *, port: int, token: str | None, timeout: float,
+           remote_factory: Callable[[Host, float], object], ssh_fallback: bool = True,
+           kubernetes: bool = True) -> tuple[list[NodeResult], KubeResult]:
+    """Poll all nodes and the cluster at the same time."""
+    kube_box: list[KubeResult] = []
+    kube_thread = None
+    if kubernetes and servers:
+        def run_kube() -> None:
+            try:
+                kube_box.append(kube_status(servers, timeout=timeout, remote_factory=remote_factory))
+            except Exception as e:  # noqa: BLE001 - reported, never fatal
+                kube_box.append(KubeResult(error=str(e)))
+        kube_thread = threading.Thread(target=run_kube, name="kube", daemon=True)
+        kube_thread.start()
+    polled = on_all(hosts, lambda h: poll_node(h, port=port, token=token, timeout=timeout,
+                                               remote_factory=remote_factory, ssh_fallback=ssh_fallback))
+    results = []
+    for h in hosts:
+        value = polled[h.name]
+        results.append(value if isinstance(value, NodeResult)
+                       else NodeResult(h, reachable=False, error=f"internal error: {value!r}"))
+    if kube_thread is not None:
+        kube_thread.join(timeout + 2)
+    return results, (kube_box[0] if kube_box else KubeResult())

@@ -1,0 +1,138 @@
+"""From collected samples to the report: a status per node, table cells, JSON, exit code (all pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeclu.health import kube
+from edgeclu.health.collect import KubeResult, NodeResult
+from edgeclu.health.thresholds import LEVELS, Finding, Thresholds, evaluate, worst
+
+COLUMNS = ("NODE", "STATUS", "ROLE", "VIA", "CPU", "LOAD", "MEM", "DISK", "TEMP", "MODEL", "PI", "UPTIME",
+           "K3S", "K8S", "NOTES")
+
+
+@dataclass
+class NodeReport:
+    name: str
+    role: str
+    address: str
+    status: str
+    via: str | None
+    sample: dict | None
+    findings: list[Finding] = field(default_factory=list)
+    kube: kube.KubeNode | None = None
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    nodes: list[NodeReport]
+    cluster: list[Finding]  # findings about the cluster as a whole (the Kubernetes API)
+    kube_source: str | None
+    thresholds: Thresholds
+
+    @property
+    def status(self) -> str:
+        return worst([n.status for n in self.nodes] + [f.level for f in self.cluster])
+
+    @property
+    def exit_code(self) -> int:
+        return LEVELS.index(self.status)
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status, "exit_code": self.exit_code,
+            "kubernetes": {"source": self.kube_source, "findings": [f.as_dict() for f in self.cluster]},
+            "thresholds": self.thresholds.as_dict(),
+            "nodes": [{"name": n.name, "role": n.role, "address": n.address, "status": n.status, "via": n.via,
+                       "findings": [f.as_dict() for f in n.findings],
+                       "kubernetes": n.kube.as_dict() if n.kube else None, "error": n.error, "sample": n.sample}
+                      for n in self.nodes],
+        }
+
+
+def build(results: list[NodeResult], kube_result: KubeResult, thresholds: Thresholds) -> Report:
+    nodes = []
+    for r in results:
+        findings: list[Finding] = []
+        if r.sample is not None:
+            findings += evaluate(r.sample, thresholds)
+            if r.via == "ssh":
+                findings.append(Finding("warning", "agent", f"agent not answering ({r.agent_error}); "
+                                                            "sampled over SSH"))
+        elif r.reachable:
+            findings.append(Finding("warning", "agent", r.error or "no sample"))
+        kn = None
+        if kube_result.nodes is not None:
+            kn = kube.match(kube_result.nodes, r.host.name, r.host.address)
+            k3s = (r.sample or {}).get("k3s") or {}
+            findings += kube.findings(kn, expected=bool(k3s.get("active")))
+        findings.sort(key=lambda f: -LEVELS.index(f.level))
+        status = "down" if not r.reachable else worst(f.level for f in findings)
+        nodes.append(NodeReport(r.host.name, r.host.role, r.host.address, status, r.via, r.sample, findings, kn,
+                                r.error if not r.reachable or r.sample is None else None))
+    cluster = [Finding("warning", "kubernetes", f"cannot read node status: {kube_result.error}")] \
+        if kube_result.error else []
+    return Report(nodes, cluster, kube_result.source, thresholds)
+
+
+# -- table cells ----------------------------------------------------------------------
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def pi_cell(throttled: dict | None) -> str:
+    """``-`` not a Pi; ``ok``; else what happened: ``under-voltage now, throttled since boot``."""
+    if not throttled:
+        return "-"
+    words = {"under_voltage": "under-voltage", "throttled": "throttled", "freq_capped": "freq capped",
+             "soft_temp_limit": "soft temp limit"}
+    now = [w for k, w in words.items() if (throttled.get("now") or {}).get(k)]
+    boot = [w for k, w in words.items() if (throttled.get("since_boot") or {}).get(k) and w not in now]
+    parts = [f"{w} now" for w in now] + [f"{w} since boot" for w in boot]
+    return ", ".join(parts) or "ok"
+
+
+def k3s_cell(k3s: dict | None) -> str:
+    if not k3s or not k3s.get("installed"):
+        return "-"
+    return " ".join(x for x in (k3s.get("role"), k3s.get("active_state"), k3s.get("version")) if x)
+
+
+def row(n: NodeReport) -> dict[str, str]:
+    """The table cells for one node (keys: :data:`COLUMNS`)."""
+    s = n.sample or {}
+    cpu, mem, temp = s.get("cpu") or {}, s.get("memory") or {}, s.get("temperature") or {}
+    disks = s.get("disks") or []
+    fullest = max(disks, key=lambda d: d.get("used_percent") or 0, default=None)
+    load = s.get("load") or []
+
+    def pct(v) -> str:
+        return "-" if v is None else f"{v:.0f}%"
+
+    notes = "; ".join(f.message for f in n.findings) or (n.error or "")
+    if n.error and n.status == "down":
+        notes = n.error
+    return {
+        "NODE": n.name, "STATUS": n.status, "ROLE": n.role, "VIA": n.via or "-",
+        "CPU": pct(cpu.get("percent")) if s else "-",
+        "LOAD": f"{load[0]:.2f}" if load else "-",
+        "MEM": pct(mem.get("used_percent")) if s else "-",
+        "DISK": f"{fullest['used_percent']:.0f}% {fullest['mountpoint']}" if fullest else "-",
+        "TEMP": f"{temp['max_celsius']:.0f}°C" if temp.get("max_celsius") is not None else "-",
+        "MODEL": (s.get("host") or {}).get("model") or "-",
+        "PI": pi_cell(s.get("throttled")),
+        "UPTIME": duration((s.get("host") or {}).get("uptime_seconds")) if s else "-",
+        "K3S": k3s_cell(s.get("k3s")),
+        "K8S": n.kube.summary if n.kube else "-",
+        "NOTES": notes,
+    }
