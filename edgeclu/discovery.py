@@ -196,7 +196,7 @@ def inventory_text(hosts: list[FoundHost], servers: list[str], *, k3s_version: s
 # -- pure: --probe ------------------------------------------------------------------
 PROBE_COMMAND = (
     "echo hostname=$(hostname); echo arch=$(uname -m); "
-    "echo ram=$(awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo); "
+    "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
     "for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do "
     "[ -r $f ] && { echo model=$(tr -d '\\000' < $f); break; }; done; "
     "echo ssh_fp=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null | cut -d' ' -f2)"
@@ -209,11 +209,11 @@ def parse_probe(output: str) -> dict:
     for line in output.splitlines():
         key, sep, value = line.partition("=")
         value = value.strip()
-        if not sep or not value or key not in ("hostname", "arch", "ram", "model", "ssh_fp"):
+        if not sep or not value or key not in ("hostname", "arch", "mem_kb", "model", "ssh_fp"):
             continue
-        if key == "ram":
+        if key == "mem_kb":  # /proc/meminfo's kB are KiB
             if value.isdigit():
-                facts["ram"] = int(value)
+                facts["ram"] = int(value) * 1024
         else:
             facts[key] = value
     return facts

@@ -116,8 +116,9 @@ def test_inventory_text_carries_a_non_default_agent_port():
 
 
 def test_parse_probe():
-    out = ("hostname=nuc\narch=x86_64\nram=16624349184\nmodel=Raspberry Pi 5 Model B Rev 1.0\n"
+    out = ("hostname=nuc\narch=x86_64\nmem_kb=16234716\nmodel=Raspberry Pi 5 Model B Rev 1.0\n"
            f"ssh_fp={FP}\nnoise\nunknown=1\n")
-    assert d.parse_probe(out) == {"hostname": "nuc", "arch": "x86_64", "ram": 16624349184,
+    assert d.parse_probe(out) == {"hostname": "nuc", "arch": "x86_64", "ram": 16234716 * 1024,
                                   "model": "Raspberry Pi 5 Model B Rev 1.0", "ssh_fp": FP}
-    assert d.parse_probe("arch=x86_64\nmodel=\nram=\nssh_fp=\n") == {"arch": "x86_64"}
+    assert d.parse_probe("arch=x86_64\nmodel=\nmem_kb=\nssh_fp=\n") == {"arch": "x86_64"}
+    assert d.parse_probe("mem_kb=2.4e+07\n") == {}
