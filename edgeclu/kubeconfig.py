@@ -1,0 +1,188 @@
+"""The cluster's kubeconfig on the operator's machine.
+
+k3s writes ``/etc/rancher/k3s/k3s.yaml`` on every server, pointing at ``https://127.0.0.1:6443``
+with cluster, user and context all called ``default``. :func:`rewrite` points it at the API
+endpoint and names everything ``cluster_name`` by editing the parsed document (never by string
+replacement); :func:`merge` folds it into an existing kubeconfig, replacing only same-named
+entries; :func:`install` writes the result to ``$KUBECONFIG`` (its first path) or
+``~/.kube/config``, mode 0600, after a timestamped backup.
+
+The kubeconfig holds the cluster-admin key: nothing here prints or logs its content.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeclu.errors import EdgecluError
+
+K3S_YAML = "/etc/rancher/k3s/k3s.yaml"
+_SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
+
+
+def api_url(endpoint: str, port: int) -> str:
+    """``https://host:port``, with an IPv6 address in brackets."""
+    try:
+        if ipaddress.ip_address(endpoint).version == 6:
+            endpoint = f"[{endpoint}]"
+    except ValueError:
+        pass  # a DNS name
+    return f"https://{endpoint}:{port}"
+
+
+def parse(text: str, source: str) -> dict[str, Any]:
+    """A kubeconfig document; ``source`` names it in errors (never the content)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise EdgecluError(f"{source}: not a valid kubeconfig: invalid YAML{where}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict) or doc.get("kind", "Config") != "Config":
+        raise EdgecluError(f"{source}: not a kubeconfig (expected kind: Config)")
+    for key, _ in _SECTIONS:
+        entries = doc.get(key)
+        if entries is not None and not (isinstance(entries, list)
+                                        and all(isinstance(e, dict) and "name" in e for e in entries)):
+            raise EdgecluError(f"{source}: not a valid kubeconfig: '{key}' must be a list of named entries")
+    return doc
+
+
+def rewrite(k3s_config: Mapping[str, Any], *, name: str, server: str, source: str = K3S_YAML) -> dict:
+    """k3s's kubeconfig with the server URL set to ``server`` and cluster/user/context named ``name``."""
+    doc = copy.deepcopy(dict(k3s_config))
+    entries = {key: doc.get(key) or [] for key, _ in _SECTIONS}
+    if any(len(v) != 1 for v in entries.values()):
+        counts = ", ".join(f"{len(v)} {k}" for k, v in entries.items())
+        raise EdgecluError(f"{source}: expected one cluster, user and context as k3s writes, found {counts}")
+    (cluster,), (user,), (context,) = entries["clusters"], entries["users"], entries["contexts"]
+    if not isinstance(cluster.get("cluster"), dict) or not isinstance(context.get("context"), dict):
+        raise EdgecluError(f"{source}: cluster or context entry has no body")
+    cluster["name"] = user["name"] = context["name"] = name
+    cluster["cluster"]["server"] = server
+    context["context"]["cluster"] = name
+    context["context"]["user"] = name
+    doc["current-context"] = name
+    return doc
+
+
+def merge(existing: Mapping[str, Any] | None, new: Mapping[str, Any], *, make_current: bool = True) -> dict:
+    """``existing`` with ``new``'s clusters, users and contexts added; same-named entries are
+    replaced where they stand, everything else (other contexts, preferences, extensions) is kept.
+    """
+    out = copy.deepcopy(dict(existing or {}))
+    out.setdefault("apiVersion", new.get("apiVersion", "v1"))
+    out.setdefault("kind", "Config")
+    out.setdefault("preferences", new.get("preferences", {}))
+    for key, _ in _SECTIONS:
+        entries = list(out.get(key) or [])
+        for entry in new.get(key) or []:
+            names = [e.get("name") for e in entries]
+            if entry["name"] in names:
+                entries[names.index(entry["name"])] = copy.deepcopy(entry)
+            else:
+                entries.append(copy.deepcopy(entry))
+        out[key] = entries
+    if make_current or not out.get("current-context"):
+        out["current-context"] = new.get("current-context")
+    return out
+
+
+def target_path(env: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The file kubectl would write: the first entry of ``$KUBECONFIG``, else ``~/.kube/config``."""
+    env = os.environ if env is None else env
+    for part in env.get("KUBECONFIG", "").split(os.pathsep):
+        if part.strip():
+            return Path(part).expanduser()
+    return (home or Path.home()) / ".kube" / "config"
+
+
+def dump(doc: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
+
+
+@dataclass(frozen=True)
+class Installed:
+    path: Path
+    backup: Path | None  # None when there was nothing to back up, or nothing changed
+    changed: bool
+    context: str
+
+
+def install(new: Mapping[str, Any], *, path: Path | None = None, now: float | None = None) -> Installed:
+    """Merge ``new`` (from :func:`rewrite`) into the kubeconfig at ``path`` (default:
+    :func:`target_path`). Unchanged content is not rewritten; otherwise the old file is copied to
+    ``<file>.bak-YYYYmmdd-HHMMSS`` (0600) and the new one replaces it atomically, mode 0600.
+    """
+    path = path or target_path()
+    existing = None
+    if path.exists():
+        existing = parse(path.read_text(), str(path))
+    merged = merge(existing, new)
+    context = merged["current-context"]
+    if existing is not None and merged == existing:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+            return Installed(path, None, True, context)
+        return Installed(path, None, False, context)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    backup = None
+    if existing is not None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        backup = _free(path.with_name(f"{path.name}.bak-{stamp}"))
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as dst, path.open("rb") as src:
+            shutil.copyfileobj(src, dst)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(dump(merged))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    path.chmod(0o600)
+    return Installed(path, backup, True, context)
+
+
+def _free(candidate: Path) -> Path:
+    """``candidate``, or ``candidate.1``, ``.2``… if two installs land in the same second."""
+    n, p = 0, candidate
+    while p.exists():
+        n += 1
+        p = candidate.with_name(f"{candidate.name}.{n}")
+    return p
+
+
+def fetch(remote, *, local_dir: Path | None = None) -> dict[str, Any]:
+    """Read k3s.yaml from a server over the transport (as root) and parse it."""
+    with tempfile.TemporaryDirectory(dir=local_dir) as tmp:
+        dst = Path(tmp) / "k3s.yaml"
+        remote.get(K3S_YAML, dst, sudo=True)
+        return parse(dst.read_text(), f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
+
+
+def install_from_server(inventory, remote, *, env: Mapping[str, str] | None = None) -> Installed:
+    """The whole step for ``edgeclu up``: fetch k3s.yaml from ``remote`` (a server), point it at the
+    inventory's API endpoint, name it ``cluster_name``, and merge it into the inventory's
+    ``kubeconfig`` path if set, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    v = inventory.vars
+    path = Path(v["kubeconfig"]).expanduser() if v.get("kubeconfig") else target_path(env)
+    new = rewrite(fetch(remote), name=v["cluster_name"], server=api_url(inventory.api_endpoint, v["api_port"]),
+                  source=f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
+    return install(new, path=path)

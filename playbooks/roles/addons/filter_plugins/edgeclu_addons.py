@@ -1,0 +1,60 @@
+"""Ansible filters over :mod:`edgeclu.addons`, so the role and ``edgeclu up`` render the very same
+manifests (the unit tests validate exactly what these return).
+
+``{{ settings | edgeclu_addons(node_count) }}`` -> ``{manifests: {file: text}, packages: [...],
+services: [...], k3s_config: {...}}``; ``{{ settings | edgeclu_addons_k3s_config }}`` -> the extra
+k3s server config keys alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+try:
+    from edgeclu import addons
+except ImportError:  # plain ansible-playbook from a source checkout: playbooks/ sits next to edgeclu/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+    from edgeclu import addons
+from ansible.errors import AnsibleFilterError
+
+from edgeclu.errors import EdgecluError
+
+
+def _plain(value):
+    """Ansible's tagged/lazy containers and strings as plain Python types (for yaml.safe_dump)."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    return str.__str__(value) if isinstance(value, str) else value
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except EdgecluError as e:
+        raise AnsibleFilterError(str(e)) from None
+
+
+def edgeclu_addons(settings, node_count=1):
+    v = _plain(settings)
+    return {
+        "manifests": _call(addons.render_manifests, v, int(node_count)),
+        "packages": _call(addons.node_packages, v),
+        "services": _call(addons.node_services, v),
+        "k3s_config": _call(addons.k3s_server_config, v),
+    }
+
+
+def edgeclu_addons_k3s_config(settings):
+    return _call(addons.k3s_server_config, _plain(settings))
+
+
+class FilterModule:
+    def filters(self):
+        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_k3s_config": edgeclu_addons_k3s_config}
