@@ -1,0 +1,244 @@
+"""Pure builders for installing k3s: config.yaml data, release file names and URLs, versions.
+
+These functions are the single source of truth for what the playbooks write; the
+Ansible filter plugin ``playbooks/filter_plugins/edgeclu_k3s.py`` exposes them to the
+roles. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+GITHUB_RELEASES = "https://github.com/k3s-io/k3s/releases/download"
+# cgroup parameters a Raspberry Pi kernel needs for k3s (memory cgroup is off by default)
+PI_CGROUP_PARAMS = ("cgroup_memory=1", "cgroup_enable=memory")
+
+# uname -m (or Ansible's ansible_architecture) -> k3s release arch
+_MACHINE_ARCH = {
+    "x86_64": "amd64", "amd64": "amd64",
+    "aarch64": "arm64", "arm64": "arm64",
+    "armv7l": "arm", "armv7": "arm", "armhf": "arm", "arm": "arm",
+}
+# k3s release arch -> (binary asset, checksum asset), as named on the GitHub release page
+_RELEASE_FILES = {
+    "amd64": ("k3s", "sha256sum-amd64.txt"),
+    "arm64": ("k3s-arm64", "sha256sum-arm64.txt"),
+    "arm": ("k3s-armhf", "sha256sum-arm.txt"),
+}
+_VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(?:-rc(\d+))?\+k3s(\d+)$")
+_VERSION_OUT_RE = re.compile(r"^k3s version (v\S+)", re.MULTILINE)
+
+
+class UnsupportedArch(ValueError):
+    """No k3s release exists for this machine (e.g. armv6l: Pi Zero / Pi 1)."""
+
+
+# -- release files -------------------------------------------------------------
+def k3s_arch(machine: str) -> str:
+    """``uname -m`` -> ``amd64`` / ``arm64`` / ``arm``."""
+    try:
+        return _MACHINE_ARCH[machine]
+    except KeyError:
+        raise UnsupportedArch(f"no k3s release for architecture {machine!r} "
+                              f"(supported: x86_64, aarch64, armv7l)") from None
+
+
+def release_files(machine: str) -> dict[str, str]:
+    """The binary and checksum file names on a k3s release for this machine."""
+    arch = k3s_arch(machine)
+    binary, checksums = _RELEASE_FILES[arch]
+    return {"arch": arch, "binary": binary, "checksums": checksums}
+
+
+def release_url(version: str, filename: str, mirror: str | None = None) -> str:
+    """``<mirror or GitHub>/<version>/<file>``, with ``+`` in the version URL-encoded."""
+    base = (mirror or GITHUB_RELEASES).rstrip("/")
+    return f"{base}/{quote(version, safe='')}/{filename}"
+
+
+def sha256_for(checksums: str, filename: str) -> str | None:
+    """The sha256 listed for ``filename`` in a ``sha256sum`` file (``<hex>  <name>``), or None."""
+    for line in checksums.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == filename and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            return parts[0]
+    return None
+
+
+# -- versions --------------------------------------------------------------------
+def parse_version_output(text: str | None) -> str | None:
+    """The version in ``k3s --version`` output (``k3s version v1.31.4+k3s1 (abc)``), or None."""
+    m = _VERSION_OUT_RE.search(text or "")
+    return m.group(1) if m else None
+
+
+def version_key(version: str) -> tuple[int, int, int, int, int]:
+    """Sort key: minor, patch, release (an -rc sorts before the release), rc number, k3s revision."""
+    m = _VERSION_RE.match(version)
+    if not m:
+        raise ValueError(f"{version!r} is not a k3s version like v1.31.4+k3s1")
+    minor, patch, rc, rev = m.groups()
+    return int(minor), int(patch), 0 if rc else 1, int(rc or 0), int(rev)
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``."""
+    ka, kb = version_key(a), version_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def kubernetes_minor(version: str) -> str:
+    """``v1.31.4+k3s1`` -> ``1.31``."""
+    return f"1.{version_key(version)[0]}"
+
+
+# -- config.yaml -----------------------------------------------------------------
+def api_url(host: str, port: int = 6443) -> str:
+    """``https://host:port`` (IPv6 literals bracketed)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
+
+
+def disabled_addons(ingress: str = "traefik", loadbalancer: str = "servicelb",
+                    storage: str = "local-path") -> list[str]:
+    """k3s packaged components to ``disable:`` for the chosen add-ons."""
+    off = []
+    if ingress != "traefik":
+        off.append("traefik")
+    if loadbalancer != "servicelb":
+        off.append("servicelb")
+    if storage != "local-path":
+        off.append("local-storage")
+    return off
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        if item and item not in seen:
+            seen.append(item)
+    return seen
+
+
+def node_config(role: str, *, token: str, node_name: str, node_ip: str | None = None,
+                node_iface: str | None = None, server_url: str | None = None, cluster_init: bool = False,
+                tls_san: Iterable[str] = (), labels: Iterable[str] = (), taints: Iterable[str] = (),
+                disable: Iterable[str] = (), local_storage_path: str | None = None,
+                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The content of ``/etc/rancher/k3s/config.yaml`` for one node, as data.
+
+    ``role`` is ``server`` or ``agent``. A server with ``cluster_init`` starts a new
+    embedded-etcd cluster; a server with ``server_url`` joins one; a server with neither
+    is a single server (SQLite). An agent needs ``server_url``. ``extra`` (the inventory's
+    ``k3s_extra_config``) is merged last but may not set the token or the join URL.
+    """
+    if role not in ("server", "agent"):
+        raise ValueError(f"role must be server or agent, not {role!r}")
+    if not token:
+        raise ValueError("a token is required")
+    if cluster_init and server_url:
+        raise ValueError("a server either starts the cluster (cluster_init) or joins one (server_url)")
+    if role == "agent" and not server_url:
+        raise ValueError("an agent needs server_url")
+    if role == "agent" and (cluster_init or tls_san or disable or local_storage_path):
+        raise ValueError("cluster_init, tls_san, disable and local_storage_path are server settings")
+    extra = dict(extra or {})
+    reserved = sorted({"token", "server", "cluster-init", "agent-token"} & set(extra))
+    if reserved:
+        raise ValueError(f"k3s_extra_config may not set {', '.join(reserved)} (edgeclu manages them)")
+
+    cfg: dict[str, Any] = {"token": token, "node-name": node_name}
+    if server_url:
+        cfg["server"] = server_url
+    if cluster_init:
+        cfg["cluster-init"] = True
+    if node_ip:
+        cfg["node-ip"] = node_ip
+    if node_iface:
+        cfg["flannel-iface"] = node_iface
+    if labels := _unique(labels):
+        cfg["node-label"] = labels
+    if taints := _unique(taints):
+        cfg["node-taint"] = taints
+    if role == "server":
+        cfg["write-kubeconfig-mode"] = "0600"
+        if sans := _unique(tls_san):
+            cfg["tls-san"] = sans
+        if off := _unique(disable):
+            cfg["disable"] = off
+        if local_storage_path:
+            cfg["default-local-storage-path"] = local_storage_path
+    cfg.update(extra)
+    return cfg
+
+
+# -- systemd and journal ---------------------------------------------------------
+_LOG_MSG_RE = re.compile(r'level=(fatal|error)\s+msg="((?:[^"\\]|\\.)*)"')
+
+
+def journal_error(journal: str) -> str | None:
+    """The last fatal/error message in k3s log lines (``level=fatal msg="..."``), or None."""
+    found = _LOG_MSG_RE.findall(journal or "")
+    if not found:
+        return None
+    fatal = [msg for level, msg in found if level == "fatal"]
+    return (fatal or [msg for _, msg in found])[-1].replace('\\"', '"')
+
+
+# -- Raspberry Pi ----------------------------------------------------------------
+def cmdline_with_cgroups(cmdline: str) -> str:
+    """``cmdline.txt`` with the memory cgroup enabled; unchanged (but for the final newline) if it is.
+
+    The file is one line of space-separated kernel parameters. ``cgroup_memory`` with
+    another value is replaced; everything else keeps its order.
+    """
+    words = cmdline.split()
+    for param in PI_CGROUP_PARAMS:
+        key = param.split("=", 1)[0]
+        if param in words:
+            continue
+        if key == "cgroup_memory" and any(w.startswith("cgroup_memory=") for w in words):
+            words = [param if w.startswith("cgroup_memory=") else w for w in words]
+        else:
+            words.append(param)
+    return " ".join(words) + "\n"
+
+
+# -- deciding what to change ------------------------------------------------------
+def stale_files(wanted: Iterable[Mapping[str, Any]], state: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Paths whose content (sha1), mode or owner on the node differ from ``wanted``.
+
+    ``wanted``: ``{path, content, mode, owner='root', group='root'}``; ``state``: what the
+    ``k3s_node_state`` module reported per path.
+    """
+    import hashlib
+
+    stale = []
+    for f in wanted:
+        have = state.get(f["path"]) or {}
+        want = {"sha1": hashlib.sha1(f["content"].encode()).hexdigest(),  # noqa: S324 - as Ansible
+                "mode": f["mode"], "owner": f.get("owner", "root"), "group": f.get("group", "root")}
+        if not have.get("exists") or any(have.get(k) != v for k, v in want.items()):
+            stale.append(f["path"])
+    return stale
+
+
+def nodes_not_ready(nodes: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
+    """``{name: reason}`` for each of ``names`` that is not Ready in ``kubectl get nodes -o json``."""
+    found = {item["metadata"]["name"]: item for item in nodes.get("items", [])}
+    problems = {}
+    for name in names:
+        node = found.get(name)
+        if node is None:
+            problems[name] = "not registered with the cluster"
+            continue
+        ready = next((c for c in node.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), None)
+        if ready is None:
+            problems[name] = "no Ready condition yet"
+        elif ready.get("status") != "True":
+            problems[name] = f"Ready={ready.get('status')}: {ready.get('message') or ready.get('reason', '')}"
+    return problems
