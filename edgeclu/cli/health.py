@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -97,7 +98,9 @@ def health(
     def remote_factory(host: Host, budget: float):
         from edgeclu.transport import remote_for
 
-        return remote_for(host, known_hosts=kh, accept_new=accept_new, report=say, connect_timeout=budget)
+        # fabric int()s connect_timeout, and 0 means no timeout at all: never hand it less than 1 s
+        return remote_for(host, known_hosts=kh, accept_new=accept_new, report=say,
+                          connect_timeout=max(1, math.ceil(budget)))
 
     def one_round() -> report.Report:
         results, kube_result = collect.gather(

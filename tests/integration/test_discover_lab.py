@@ -27,7 +27,8 @@ def ssh_fp(lab, name):
 def lan(lab3, tmp_path_factory):
     """node1, node2: the edgeclu agent; node3: a plain host announcing _ssh._tcp and _workstation._tcp."""
     inv = tmp_path_factory.mktemp("discover") / "agents.yml"
-    inv.write_text(lab3.inventory_yaml(servers=["node1"], agents=["node2"], user="edge", extra_vars={"k3s_version": K3S}))
+    inv.write_text(lab3.inventory_yaml(servers=["node1"], agents=["node2"], user="edge",
+                                       extra_vars={"k3s_version": K3S}))
     result = run_playbook(inv, "agent.yml", known_hosts=lab3.known_hosts)
     assert result.ok, result.failed_hosts
     lab3.exec("node3", "cp /usr/share/doc/avahi-daemon/examples/ssh.service /etc/avahi/services/ && "
