@@ -1,0 +1,123 @@
+"""The k3s playbooks' structure: defaults in sync, token hygiene, topology, units, filters."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from edgeclu.inventory import DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / "playbooks"
+K3S_ROLES = ("prereq", "raspberrypi", "k3s_install", "k3s_server", "k3s_agent")
+# anything that holds the token (or config.yaml, which contains it)
+SECRETS = re.compile(r"k3s_token_value|k3s_token_existing|k3s_config_file|k3s_config_data"
+                     r"|\bk3s_token\b(?!\s+is\s)")  # the user's k3s_token, not "k3s_token is defined"
+
+
+def _tasks(items):
+    for task in items or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key))
+
+
+def _role_tasks():
+    for role in K3S_ROLES:
+        for path in sorted((PLAYBOOKS / "roles" / role / "tasks").glob("*.yml")):
+            for task in _tasks(yaml.safe_load(path.read_text())):
+                yield f"{role}/{path.name}: {task.get('name', '?')}", task
+
+
+@pytest.mark.parametrize("role, keys", [
+    ("prereq", {"disable_swap"}),
+    ("raspberrypi", {"disable_swap"}),
+    ("k3s_install", {"token_file"}),
+    ("k3s_server", {"api_port", "tls_san", "storage", "storage_path", "ingress", "loadbalancer", "node_labels",
+                    "node_taints", "k3s_extra_config"}),
+    ("k3s_agent", {"api_port", "node_labels", "node_taints", "k3s_extra_config"}),
+])
+def test_role_defaults_mirror_the_inventory_defaults(role, keys):
+    # role defaults, the lowest precedence: an inventory's k3s_cluster vars always win
+    # (playbook group_vars/all would override them)
+    defaults = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text())
+    assert {k: defaults[k] for k in keys} == {k: DEFAULTS[k] for k in keys}
+    assert {k: v for k, v in defaults.items() if k in DEFAULTS} == {k: DEFAULTS[k] for k in keys}
+
+
+def test_no_playbook_group_vars():
+    assert not (PLAYBOOKS / "group_vars").exists()
+
+
+def test_every_task_that_handles_the_token_is_no_log():
+    handling = []
+    for where, task in _role_tasks():
+        skip = {"name", "when", "block", "rescue", "always"}
+        if "ansible.builtin.include_role" in task:
+            skip.add("vars")  # vars handed to an include are templated lazily, never logged
+        body = {k: v for k, v in task.items() if k not in skip}
+        if SECRETS.search(yaml.safe_dump(body)):
+            handling.append(where)
+            assert task.get("no_log") is True, f"{where} handles the token without no_log: true"
+    # the check above looked at the real token paths (it would pass vacuously otherwise)
+    assert len(handling) >= 5, handling
+
+
+def test_config_yaml_and_token_file_are_root_only():
+    write = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/write.yml").read_text())
+    config = next(t for t in write if "config.yaml" in t["name"] or "k3s_config_file" in t["name"])
+    assert config["ansible.builtin.copy"]["mode"] == "0600" and config["ansible.builtin.copy"]["owner"] == "root"
+    create = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/token_create.yml").read_text())
+    token_copy = [t for t in _tasks(create) if "ansible.builtin.copy" in t]
+    assert [t["ansible.builtin.copy"]["mode"] for t in token_copy] == ["0600"]
+
+
+def test_site_starts_servers_one_at_a_time_then_agents_in_parallel():
+    plays = yaml.safe_load((PLAYBOOKS / "site.yml").read_text())
+    shape = [(p["hosts"], p.get("serial")) for p in plays]
+    assert shape == [("k3s_cluster", None), ("server", None), ("server", 1), ("agent", None),
+                     ("k3s_cluster", None)]
+    tasks_from = [p["tasks"][0]["ansible.builtin.include_role"].get("tasks_from") if "tasks" in p else None
+                  for p in plays]
+    assert tasks_from == [None, "configure", "start", None, "ready"]
+    assert [r for r in plays[0]["roles"]] == ["prereq", "raspberrypi"]
+    assert plays[3]["roles"] == ["k3s_agent"]
+
+
+@pytest.mark.parametrize("unit, verb", [("k3s.service.j2", "server"), ("k3s-agent.service.j2", "agent")])
+def test_units_start_k3s_from_config_yaml_only(unit, verb):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    text = env.get_template(unit).render(k3s_install_dir="/usr/local/bin", ansible_managed="managed")
+    lines = text.splitlines()
+    assert lines[0] == "# managed"
+    assert [line for line in lines if line.startswith("ExecStart=")] == [f"ExecStart=/usr/local/bin/k3s {verb}"]
+    assert "Type=notify" in lines and "Restart=always" in lines and "KillMode=process" in lines
+
+
+def test_filter_plugin_finds_edgeclu_without_it_being_installed():
+    # -S: no site-packages, so `import edgeclu` only works through the plugin's path fallback
+    code = (f"import runpy; m = runpy.run_path('{PLAYBOOKS}/filter_plugins/edgeclu_k3s.py'); "
+            "f = m['FilterModule']().filters(); "
+            "print(f['k3s_release_url']('k3s', 'v1.31.4+k3s1', 'http://m'))")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], cwd="/", capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "http://m/v1.31.4%2Bk3s1/k3s\n"
+
+
+def test_site_yml_passes_ansible_syntax_check(tmp_path):
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"k3s_cluster": {
+        "children": {"server": {"hosts": {"s1": None}}, "agent": {"hosts": {"a1": None}}},
+        "vars": {"k3s_version": "v1.31.4+k3s1"}}}))
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inv), str(PLAYBOOKS / "site.yml"),
+                           "--syntax-check"], capture_output=True, text=True,
+                          env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
