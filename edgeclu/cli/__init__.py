@@ -57,6 +57,9 @@ def _register() -> None:
 
     discover.register(app)
     health.register(app)
+    from edgeclu.cli import agent_cmd
+
+    agent_cmd.register(app)
 
 
 _register()
