@@ -1,0 +1,204 @@
+"""playbooks/site.yml with plain ansible-playbook over SSH into lab nodes, k3s = the stand-in.
+
+Converge + idempotence + upgrade + a wrong token; three servers from an air-gap directory;
+checksum failures; check mode; the Raspberry Pi cmdline.txt reboot.
+"""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeclu.k3s import nodes_not_ready
+from tests.k3s_standin.ansible_run import run_playbook
+from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401
+from tests.k3s_standin.release import build_release
+
+pytestmark = pytest.mark.lab
+
+
+def _inventory(tmp_path, lab, servers, agents, host_vars=None, **cluster_vars):
+    text = lab.inventory_yaml(servers, agents, user="edge",
+                              extra_vars={"k3s_version": V1, "token_file": str(tmp_path / "token"), **cluster_vars})
+    data = yaml.safe_load(text)
+    for name, hv in (host_vars or {}).items():
+        for group in data["k3s_cluster"]["children"].values():
+            if name in group["hosts"]:
+                group["hosts"][name].update(hv)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _kubectl_nodes(lab, server="node1"):
+    return json.loads(lab.exec(server, "k3s kubectl get nodes -o json"))
+
+
+def _ok(run):
+    assert run.rc == 0, run.output[-6000:]
+    return run
+
+
+def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+    lab = fresh_lab(3)
+    mirror = k3s_mirror(lab)
+    inv = _inventory(tmp_path, lab, ["node1"], ["node2", "node3"], k3s_mirror=mirror.url)
+
+    first = _ok(run_playbook(inv, lab.known_hosts))
+    assert set(first.recap) == {"node1", "node2", "node3"}
+    assert all(c > 0 for c in first.changed().values())
+    assert nodes_not_ready(_kubectl_nodes(lab), ["node1", "node2", "node3"]) == {}
+    assert lab.exec("node1", "systemctl is-active k3s").strip() == "active"
+    for agent in ("node2", "node3"):
+        assert lab.exec(agent, "systemctl is-active k3s-agent; systemctl is-enabled k3s-agent").split() == [
+            "active", "enabled"]
+        cfg = yaml.safe_load(lab.exec(agent, "cat /etc/rancher/k3s/config.yaml"))
+        assert cfg["server"] == f"https://{lab.nodes['node1'].ip}:6443" and cfg["node-name"] == agent
+        assert cfg["node-ip"] == lab.nodes[agent].ip
+    for name in lab.nodes:
+        assert lab.exec(name, "stat -c '%a %U' /etc/rancher/k3s/config.yaml").split() == ["600", "root"]
+        assert lab.exec(name, "test -x /usr/local/bin/k3s-killall.sh && echo ok").strip() == "ok"
+    assert lab.exec("node2", "ls /usr/local/bin").split() == [
+        "k3s", "k3s-agent-uninstall.sh", "k3s-killall.sh"]
+    server_cfg = yaml.safe_load(lab.exec("node1", "cat /etc/rancher/k3s/config.yaml"))
+    assert "cluster-init" not in server_cfg and "server" not in server_cfg  # a single server: SQLite
+    # the token: generated on the controller, 0600, never printed
+    token = (tmp_path / "token").read_text().strip()
+    assert len(token) == 48 and (tmp_path / "token").stat().st_mode & 0o777 == 0o600
+    assert token not in first.output and server_cfg["token"] == token
+    # the binary came from the mirror, version URL-encoded, checked against the sha256 file
+    assert f"/{V1.replace('+', '%2B')}/k3s" in mirror.requests
+    assert f"/{V1.replace('+', '%2B')}/sha256sum-amd64.txt" in mirror.requests
+    # lab nodes are containers: modprobe/sysctl are skipped, visibly
+    assert "node2 is a container (systemd-nspawn): kernel modules and sysctls come from the host" \
+        in first.output
+
+    fetched = len(mirror.requests)
+    second = _ok(run_playbook(inv, lab.known_hosts))
+    assert second.changed() == {"node1": 0, "node2": 0, "node3": 0}
+    assert len(mirror.requests) == fetched  # version gate: nothing downloaded
+
+    # upgrade: a new k3s_version replaces the binary and restarts every service
+    upgraded = _ok(run_playbook(inv, lab.known_hosts, extra_vars={"k3s_version": V2}))
+    assert all(c > 0 for c in upgraded.changed().values())
+    doc = _kubectl_nodes(lab)
+    assert {i["metadata"]["name"]: i["status"]["nodeInfo"]["kubeletVersion"] for i in doc["items"]} == {
+        "node1": V2, "node2": V2, "node3": V2}
+    assert nodes_not_ready(doc, ["node1", "node2", "node3"]) == {}
+
+    # an agent given a wrong token fails, named, with k3s's reason; the others converge
+    bad = _inventory(tmp_path, lab, ["node1"], ["node2", "node3"], host_vars={"node3": {"k3s_token": "wrong"}},
+                     k3s_mirror=mirror.url, k3s_version=V2)
+    run = run_playbook(bad, lab.known_hosts)
+    assert run.rc != 0
+    assert run.failed_hosts() == {"node3"}
+    assert ("k3s-agent on node3 did not start: Error: the server at "
+            f"https://{lab.nodes['node1'].ip}:6443 rejected the token (401 Unauthorized)") in run.output
+    assert run.recap["node1"]["failed"] == run.recap["node2"]["failed"] == 0
+    assert "wrong" not in lab.exec("node2", "cat /etc/rancher/k3s/config.yaml")
+
+
+def test_three_servers_join_one_at_a_time_from_an_airgap_dir(fresh_lab, k3s_releases, tmp_path):  # noqa: F811
+    lab = fresh_lab(3)
+    inv = _inventory(tmp_path, lab, ["node1", "node2", "node3"], [], k3s_airgap_dir=str(k3s_releases),
+                     api_endpoint="k3s.lab.example", tls_san=["10.77.0.100"])
+    run = _ok(run_playbook(inv, lab.known_hosts))
+    # serial: 1 -> the start play runs once per server, in inventory order
+    starts = run.output.split("PLAY [Start the k3s servers, one at a time")
+    assert len(starts) == 4
+    batches = [s.split("PLAY [")[0] for s in starts[1:]]
+    assert [b.count("changed: [node") for b in batches] == [2, 2, 2]  # enable + start, per batch
+    assert [[n for n in ("node1", "node2", "node3") if f"[{n}]" in b] for b in batches] == [
+        ["node1"], ["node2"], ["node3"]]
+    cfgs = {n: yaml.safe_load(lab.exec(n, "cat /etc/rancher/k3s/config.yaml")) for n in lab.nodes}
+    assert cfgs["node1"].get("cluster-init") is True and "server" not in cfgs["node1"]
+    for n in ("node2", "node3"):
+        assert cfgs[n]["server"] == f"https://{lab.nodes['node1'].ip}:6443" and "cluster-init" not in cfgs[n]
+    assert all(c["tls-san"] == ["k3s.lab.example", "10.77.0.100"] for c in cfgs.values())
+    doc = _kubectl_nodes(lab, "node3")
+    assert nodes_not_ready(doc, ["node1", "node2", "node3"]) == {}
+    state = json.loads(lab.exec("node1", "cat /var/lib/rancher/k3s/server/db/standin-state.json"))
+    joined = sorted(state["etcd_members"], key=lambda m: state["etcd_members"][m]["joined"])
+    assert joined == ["node1", "node2", "node3"]
+
+    # the controller lost its token file: it is recovered from the first server, not replaced
+    (tmp_path / "token").unlink()
+    again = _ok(run_playbook(inv, lab.known_hosts))
+    recovered = (tmp_path / "token").read_text().strip()
+    assert recovered == lab.exec("node1", "cat /var/lib/rancher/k3s/server/token").strip()
+    assert recovered not in again.output
+    assert nodes_not_ready(_kubectl_nodes(lab), ["node1", "node2", "node3"]) == {}
+
+
+def test_check_mode_changes_nothing_and_checksum_mismatch_is_refused(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+    lab = fresh_lab(1)
+    bad_root = tmp_path / "bad-release"
+    build_release(bad_root, V1, tamper=("k3s",))
+    mirror = k3s_mirror(lab, root=bad_root)
+    inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
+
+    dry = _ok(run_playbook(inv, lab.known_hosts, check=True))
+    assert dry.recap["node1"]["changed"] > 0  # it reports what it would do ...
+    assert lab.exec("node1", "ls /usr/local/bin /etc/rancher 2>&1 || true").split() == [
+        "ls:", "cannot", "access", "'/etc/rancher':", "No", "such", "file", "or", "directory", "/usr/local/bin:"]
+    assert not (tmp_path / "token").exists()  # ... and does nothing
+
+    run = run_playbook(inv, lab.known_hosts)
+    assert run.rc != 0 and run.failed_hosts() == {"node1"}
+    url = f"{mirror.url}/{V1.replace('+', '%2B')}/k3s"
+    assert f"k3s from {url} does not match sha256sum-amd64.txt" in run.output
+    assert "refusing to install it" in run.output
+    assert lab.exec("node1", "test -e /usr/local/bin/k3s && echo present || echo absent").strip() == "absent"
+
+    # the same file in an air-gap directory is refused on the controller, before any copy
+    airgap = _inventory(tmp_path, lab, ["node1"], [], k3s_airgap_dir=str(bad_root))
+    run = run_playbook(airgap, lab.known_hosts)
+    assert run.rc != 0
+    assert f"{bad_root}/{V1}/k3s does not match sha256sum-amd64.txt: expected sha256 " in run.output
+    assert lab.exec("node1", "test -e /usr/local/bin/k3s && echo present || echo absent").strip() == "absent"
+
+
+def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+    lab = fresh_lab(1)
+    mirror = k3s_mirror(lab)
+    original = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait\n"
+    lab.exec("node1", f"mkdir -p /boot/firmware && printf '%s' '{original}' > /boot/firmware/cmdline.txt"
+                      " && printf 'has moved to /boot/firmware/cmdline.txt\\n' > /boot/cmdline.txt")
+    boot_id = lab.exec("node1", "cat /proc/sys/kernel/random/boot_id")
+
+    # systemd-nspawn powers the node off on reboot; power it on again like the hardware would
+    stop = threading.Event()
+
+    def power_button():
+        while not stop.is_set():
+            proc = lab._procs.get("node1")
+            if proc is not None and proc.poll() is not None:
+                lab.stop("node1")
+                lab.start("node1")
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=power_button, daemon=True)
+    watcher.start()
+    try:
+        inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
+        first = _ok(run_playbook(inv, lab.known_hosts))
+        assert "TASK [raspberrypi : Reboot so the kernel picks up the new command line]" in first.output
+        assert "changed: [node1]" in first.output.split("Reboot so the kernel picks up")[1].split("TASK")[0]
+        assert lab.exec("node1", "cat /proc/sys/kernel/random/boot_id") != boot_id
+        assert lab.exec("node1", "cat /boot/firmware/cmdline.txt") == original.rstrip("\n") + \
+            " cgroup_memory=1 cgroup_enable=memory\n"
+        backups = lab.exec("node1", "ls /boot/firmware").split()
+        assert len(backups) == 2 and any(b.startswith("cmdline.txt.") for b in backups)
+        assert lab.exec("node1", "cat /boot/cmdline.txt").startswith("has moved to")
+        boot_id = lab.exec("node1", "cat /proc/sys/kernel/random/boot_id")
+
+        second = _ok(run_playbook(inv, lab.known_hosts))
+        assert second.changed() == {"node1": 0}
+        assert lab.exec("node1", "cat /proc/sys/kernel/random/boot_id") == boot_id  # no second reboot
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert Path(lab.known_hosts).exists()

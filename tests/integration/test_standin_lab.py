@@ -1,0 +1,212 @@
+"""The k3s stand-in as real systemd services on lab nodes, driven over SSH (no Ansible).
+
+What the provisioning and lifecycle code relies on: the token and kubeconfig at k3s's
+paths, agents that must present the right token, Ready from heartbeats, kubectl node
+verbs, embedded-etcd joins, snapshots and cluster-reset.
+"""
+
+import base64
+import json
+import shlex
+import time
+import urllib.request
+
+import jinja2
+import pytest
+import yaml
+
+from edgeclu.k3s import nodes_not_ready, parse_version_output
+from edgeclu.transport import SSHRemote
+from tests.k3s_standin.release import build_release
+
+pytestmark = pytest.mark.lab
+
+VERSION = "v1.31.4+k3s1"
+TOKEN = "lab-token-0123456789"
+FAST = {"kubelet-arg": ["node-status-update-frequency=1s"],
+        "kube-controller-manager-arg": ["node-monitor-grace-period=4s"]}
+
+
+@pytest.fixture(scope="module")
+def nodes(lab3, tmp_path_factory):
+    """node1..node3 with the stand-in binary and both units installed (nothing started)."""
+    rel = build_release(tmp_path_factory.mktemp("rel"), VERSION)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader("templates"), undefined=jinja2.StrictUndefined)
+    units = tmp_path_factory.mktemp("units")
+    for unit in ("k3s.service", "k3s-agent.service"):
+        (units / unit).write_text(env.get_template(f"{unit}.j2").render(k3s_install_dir="/usr/local/bin"))
+    remotes = {}
+    for name, node in lab3.nodes.items():
+        r = SSHRemote(name, node.ip, user="root", key_file=str(lab3.key), known_hosts=lab3.known_hosts)
+        r.put(rel / "k3s", "/usr/local/bin/k3s", mode=0o755)
+        r.put(rel / "k3s-arm64", "/root/k3s-arm64", mode=0o755)
+        for unit in ("k3s.service", "k3s-agent.service"):
+            r.put(units / unit, f"/etc/systemd/system/{unit}")
+        r.run("systemctl daemon-reload")
+        remotes[name] = r
+    yield remotes
+    for r in remotes.values():
+        r.close()
+
+
+def _reset(nodes):
+    for r in nodes.values():
+        r.run("systemctl stop k3s k3s-agent; systemctl reset-failed k3s k3s-agent; "
+              "rm -rf /var/lib/rancher /etc/rancher", check=False)
+
+
+def _config(r, data):
+    r.run("mkdir -p /etc/rancher/k3s && umask 077 && cat > /etc/rancher/k3s/config.yaml <<'EOF'\n"
+          f"{yaml.safe_dump(data)}EOF")
+
+
+def _nodes_json(r):
+    return json.loads(r.run("k3s kubectl get nodes -o json").stdout)
+
+
+def _wait(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def test_server_agents_tokens_and_node_verbs(nodes, lab3):
+    _reset(nodes)
+    s, a, bad = nodes["node1"], nodes["node2"], nodes["node3"]
+    assert parse_version_output(s.run("k3s --version").stdout) == VERSION
+
+    _config(s, {"token": TOKEN, "node-name": "node1", **FAST})
+    s.run("systemctl start k3s")  # Type=notify: returns once the stand-in is up
+    # the token at k3s's path, root-only, in k3s's full format
+    assert s.run("stat -c '%a %U' /var/lib/rancher/k3s/server/token").stdout.split() == ["600", "root"]
+    full_token = s.run("cat /var/lib/rancher/k3s/server/token").stdout.strip()
+    assert full_token.startswith("K10") and full_token.endswith(f"::server:{TOKEN}")
+    # the kubeconfig at k3s's path, 0600, the real shape
+    assert s.run("stat -c %a /etc/rancher/k3s/k3s.yaml").stdout.strip() == "600"
+    kubeconfig = yaml.safe_load(s.run("cat /etc/rancher/k3s/k3s.yaml").stdout)
+    assert kubeconfig["clusters"][0]["name"] == "default"
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    assert base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
+    assert kubeconfig["contexts"] == [{"name": "default", "context": {"cluster": "default", "user": "default"}}]
+    assert kubeconfig["current-context"] == "default" and kubeconfig["users"][0]["name"] == "default"
+    # listening on 6443 on the LAN (plain HTTP: the stand-in has no TLS)
+    ip1 = lab3.nodes["node1"].ip
+    assert urllib.request.urlopen(f"http://{ip1}:6443/ping", timeout=5).read() == b"pong"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://{ip1}:6443/v1-standin/state", timeout=5)
+    assert e.value.code == 401
+
+    # an agent with the full token joins
+    _config(a, {"server": f"https://{ip1}:6443", "token": full_token, **FAST})
+    a.run("systemctl start k3s-agent")
+    # an agent with a wrong token fails: non-zero, a clear fatal line in its journal
+    _config(bad, {"server": f"https://{ip1}:6443", "token": "not-the-token"})
+    started = bad.run("systemctl start k3s-agent", check=False)
+    assert started.exit_code != 0
+    journal = bad.run("journalctl -u k3s-agent -o cat --no-pager").stdout
+    assert "level=fatal" in journal and "rejected the token (401 Unauthorized)" in journal
+    # a K10 token whose CA hash is not this cluster's is refused before the password is sent
+    _config(bad, {"server": f"https://{ip1}:6443", "token": "K10" + "0" * 64 + f"::server:{TOKEN}"})
+    bad.run("systemctl reset-failed k3s-agent")
+    assert bad.run("systemctl start k3s-agent", check=False).exit_code != 0
+    assert "token CA hash does not match the Cluster CA certificate hash" in \
+        bad.run("journalctl -u k3s-agent -o cat --no-pager -n 5").stdout
+    bad.run("systemctl stop k3s-agent")
+
+    doc = _nodes_json(s)
+    assert [i["metadata"]["name"] for i in doc["items"]] == ["node1", "node2"]
+    assert nodes_not_ready(doc, ["node1", "node2"]) == {}
+    n2 = doc["items"][1]
+    assert n2["status"]["nodeInfo"]["kubeletVersion"] == VERSION
+    assert n2["status"]["addresses"][0] == {"type": "InternalIP", "address": lab3.nodes["node2"].ip}
+    assert "node-role.kubernetes.io/control-plane" in doc["items"][0]["metadata"]["labels"]
+    table = s.run("k3s kubectl get nodes").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert table[2].split()[:3] == ["node2", "Ready", "<none>"]
+    assert s.run("kubectl get nodes -o name", check=False).exit_code != 0  # no kubectl link: we made none
+
+    # cordon / uncordon
+    assert s.run("k3s kubectl cordon node2").stdout == "node/node2 cordoned\n"
+    node2 = json.loads(s.run("k3s kubectl get node node2 -o json").stdout)
+    assert node2["kind"] == "Node" and node2["spec"]["unschedulable"] is True
+    assert "Ready,SchedulingDisabled" in s.run("k3s kubectl get nodes").stdout
+    assert s.run("k3s kubectl uncordon node2").stdout == "node/node2 uncordoned\n"
+    assert "unschedulable" not in json.loads(s.run("k3s kubectl get node node2 -o json").stdout)["spec"]
+
+    # Ready follows the heartbeat: the agent stops -> NotReady after the grace period -> back
+    a.run("systemctl stop k3s-agent")
+    _wait(lambda: "node2" in nodes_not_ready(_nodes_json(s), ["node2"]), what="node2 NotReady")
+    assert nodes_not_ready(_nodes_json(s), ["node2"])["node2"].startswith("Ready=Unknown")
+    a.run("systemctl start k3s-agent")
+    _wait(lambda: not nodes_not_ready(_nodes_json(s), ["node2"]), what="node2 Ready again")
+
+    # delete: gone from the list; the still-running agent cannot re-register by heartbeat
+    assert s.run("k3s kubectl delete node node2").stdout == 'node "node2" deleted\n'
+    missing = s.run("k3s kubectl get node node2", check=False)
+    assert missing.exit_code == 1 and missing.stderr == 'Error from server (NotFound): nodes "node2" not found\n'
+    _wait(lambda: "not found" in a.run("journalctl -u k3s-agent -o cat -n 3 --no-pager").stdout,
+          what="the agent's heartbeat to be refused")
+    assert [i["metadata"]["name"] for i in _nodes_json(s)["items"]] == ["node1"]
+    # a single server (SQLite) has no etcd to snapshot
+    snap = s.run("k3s etcd-snapshot save", check=False)
+    assert snap.exit_code == 1 and "etcd datastore disabled" in snap.stderr
+
+
+def test_wrong_arch_binary_and_kubectl_without_a_server(nodes):
+    _reset(nodes)
+    r = nodes["node3"]
+    wrong = r.run("/root/k3s-arm64 --version", check=False)
+    assert wrong.exit_code == 126
+    assert "Exec format error (stand-in built for arm64, this machine is x86_64)" in wrong.stderr
+    _config(r, {"token": TOKEN})
+    r.run("systemctl start k3s && systemctl stop k3s")
+    refused = r.run("k3s kubectl get nodes", check=False)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("The connection to the server 127.0.0.1:6443 was refused")
+
+
+def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
+    _reset(nodes)
+    s1, s2 = nodes["node1"], nodes["node2"]
+    ip1 = lab3.nodes["node1"].ip
+    _config(s1, {"token": TOKEN, "cluster-init": True, **FAST})
+    s1.run("systemctl start k3s")
+    _config(s2, {"token": TOKEN, "server": f"https://{ip1}:6443", **FAST})
+    s2.run("systemctl start k3s")
+    # the joined server answers kubectl too (it forwards to the first one)
+    for r in (s1, s2):
+        doc = _nodes_json(r)
+        assert [i["metadata"]["name"] for i in doc["items"]] == ["node1", "node2"]
+        assert all(i["metadata"]["labels"].get("node-role.kubernetes.io/etcd") == "true" for i in doc["items"])
+    state = lambda r: json.loads(r.run("cat /var/lib/rancher/k3s/server/db/standin-state.json").stdout)  # noqa: E731
+    assert sorted(state(s1)["etcd_members"]) == ["node1", "node2"]
+    _wait(lambda: sorted(state(s2)["etcd_members"]) == ["node1", "node2"], what="the replica on node2")
+    # a joining server with the wrong token is refused
+    _config(nodes["node3"], {"token": "wrong", "server": f"https://{ip1}:6443"})
+    assert nodes["node3"].run("systemctl start k3s", check=False).exit_code != 0
+    assert "the server rejected the token (401 Unauthorized)" in \
+        nodes["node3"].run("journalctl -u k3s -o cat -n 5 --no-pager").stdout
+    nodes["node3"].run("systemctl stop k3s")
+
+    path = s1.run("k3s etcd-snapshot save --name pre-remove").stdout.strip()
+    assert path.startswith("/var/lib/rancher/k3s/server/db/snapshots/pre-remove-node1-")
+    assert path.rsplit("/", 1)[1] in s1.run("k3s etcd-snapshot ls").stdout
+
+    # deleting a server's node also removes its etcd member (as k3s does)
+    s2.run("systemctl stop k3s")
+    s1.run("k3s kubectl delete node node2")
+    assert sorted(state(s1)["etcd_members"]) == ["node1"]
+
+    # restore: cluster-reset from the snapshot brings node2 back in the store
+    s1.run("systemctl stop k3s")
+    reset = s1.run(f"k3s server --cluster-reset --cluster-reset-restore-path={shlex.quote(path)}")
+    assert "Managed etcd cluster membership has been reset" in reset.stderr
+    assert sorted(state(s1)["etcd_members"]) == ["node1"]
+    assert sorted(state(s1)["nodes"]) == ["node1", "node2"]
+    s1.run("systemctl start k3s")
+    assert [i["metadata"]["name"] for i in _nodes_json(s1)["items"]] == ["node1", "node2"]

@@ -1,0 +1,213 @@
+"""edgeclu.k3s: the pure builders behind the k3s roles, table-style with exact expected values."""
+
+import hashlib
+
+import pytest
+
+from edgeclu import k3s
+
+TOKEN = "s3cret"
+
+
+@pytest.mark.parametrize("role, kwargs, expected", [
+    # single server: no cluster-init, no server
+    ("server", dict(node_name="pi-1", node_ip="10.0.0.1"),
+     {"token": TOKEN, "node-name": "pi-1", "node-ip": "10.0.0.1", "write-kubeconfig-mode": "0600"}),
+    # first of several servers: cluster-init, tls-san with the API endpoint first, deduplicated
+    ("server", dict(node_name="pi-1", node_ip="10.0.0.1", cluster_init=True,
+                    tls_san=["k3s.home.arpa", "k3s.lan", "k3s.home.arpa"]),
+     {"token": TOKEN, "node-name": "pi-1", "node-ip": "10.0.0.1", "cluster-init": True,
+      "write-kubeconfig-mode": "0600", "tls-san": ["k3s.home.arpa", "k3s.lan"]}),
+    # joining server: server URL, add-ons disabled, local-path storage path
+    ("server", dict(node_name="pi-2", server_url="https://10.0.0.1:6443", disable=["traefik"],
+                    local_storage_path="/srv/k3s"),
+     {"token": TOKEN, "node-name": "pi-2", "server": "https://10.0.0.1:6443",
+      "write-kubeconfig-mode": "0600", "disable": ["traefik"], "default-local-storage-path": "/srv/k3s"}),
+    # agent: labels, taints, interface; no server-only keys
+    ("agent", dict(node_name="nuc", node_ip="10.0.0.9", node_iface="eth1",
+                   server_url="https://k3s.lan:6443", labels=["zone=garage"], taints=["gpu=true:NoSchedule"]),
+     {"token": TOKEN, "node-name": "nuc", "server": "https://k3s.lan:6443", "node-ip": "10.0.0.9",
+      "flannel-iface": "eth1", "node-label": ["zone=garage"], "node-taint": ["gpu=true:NoSchedule"]}),
+    # k3s_extra_config is merged last
+    ("agent", dict(node_name="nuc", server_url="https://a:6443", extra={"kubelet-arg": ["max-pods=50"]}),
+     {"token": TOKEN, "node-name": "nuc", "server": "https://a:6443", "kubelet-arg": ["max-pods=50"]}),
+])
+def test_node_config(role, kwargs, expected):
+    assert k3s.node_config(role, token=TOKEN, **kwargs) == expected
+
+
+@pytest.mark.parametrize("role, kwargs, message", [
+    ("server", dict(cluster_init=True, server_url="https://a:6443"), "either starts the cluster"),
+    ("agent", {}, "an agent needs server_url"),
+    ("agent", dict(server_url="https://a:6443", tls_san=["x"]), "are server settings"),
+    ("agent", dict(server_url="https://a:6443", extra={"token": "x"}), "may not set token"),
+    ("server", dict(extra={"server": "https://b:6443", "cluster-init": True}),
+     "may not set cluster-init, server"),
+    ("worker", {}, "role must be server or agent"),
+])
+def test_node_config_refuses(role, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        k3s.node_config(role, token=TOKEN, node_name="n", **kwargs)
+
+
+def test_node_config_needs_a_token():
+    with pytest.raises(ValueError, match="a token is required"):
+        k3s.node_config("server", token="", node_name="n")
+
+
+@pytest.mark.parametrize("ingress, lb, storage, expected", [
+    ("traefik", "servicelb", "local-path", []),
+    ("nginx", "servicelb", "local-path", ["traefik"]),
+    ("none", "metallb", "longhorn", ["traefik", "servicelb", "local-storage"]),
+    ("traefik", "none", "nfs", ["servicelb", "local-storage"]),
+])
+def test_disabled_addons(ingress, lb, storage, expected):
+    assert k3s.disabled_addons(ingress, lb, storage) == expected
+
+
+@pytest.mark.parametrize("machine, expected", [
+    ("x86_64", {"arch": "amd64", "binary": "k3s", "checksums": "sha256sum-amd64.txt"}),
+    ("aarch64", {"arch": "arm64", "binary": "k3s-arm64", "checksums": "sha256sum-arm64.txt"}),
+    ("armv7l", {"arch": "arm", "binary": "k3s-armhf", "checksums": "sha256sum-arm.txt"}),
+])
+def test_release_files(machine, expected):
+    assert k3s.release_files(machine) == expected
+
+
+@pytest.mark.parametrize("machine", ["armv6l", "riscv64", "i686", ""])
+def test_unsupported_arch(machine):
+    with pytest.raises(k3s.UnsupportedArch, match=f"no k3s release for architecture {machine!r}"):
+        k3s.release_files(machine)
+
+
+@pytest.mark.parametrize("version, filename, mirror, expected", [
+    ("v1.31.4+k3s1", "k3s", None,
+     "https://github.com/k3s-io/k3s/releases/download/v1.31.4%2Bk3s1/k3s"),
+    ("v1.31.4+k3s1", "sha256sum-arm64.txt", "http://10.77.0.1:8080/",
+     "http://10.77.0.1:8080/v1.31.4%2Bk3s1/sha256sum-arm64.txt"),
+    ("v1.30.0-rc1+k3s2", "k3s-armhf", "https://mirror.lan/k3s",
+     "https://mirror.lan/k3s/v1.30.0-rc1%2Bk3s2/k3s-armhf"),
+])
+def test_release_url(version, filename, mirror, expected):
+    assert k3s.release_url(version, filename, mirror) == expected
+
+
+SUMS = (
+    "0" * 63 + "1  k3s-airgap-images-amd64.tar\n"
+    + "ab" * 32 + "  k3s\n"
+    + "cd" * 32 + " *k3s-arm64\n"
+    + "not-a-hash  k3s-armhf\n"
+)
+
+
+@pytest.mark.parametrize("filename, expected", [
+    ("k3s", "ab" * 32), ("k3s-arm64", "cd" * 32), ("k3s-armhf", None), ("k3s.exe", None),
+])
+def test_sha256_for(filename, expected):
+    assert k3s.sha256_for(SUMS, filename) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("k3s version v1.31.4+k3s1 (a8d6fd6d)\ngo version go1.22.9\n", "v1.31.4+k3s1"),
+    ("k3s version v1.31.5+k3s1 (standin)\n", "v1.31.5+k3s1"),
+    ("bash: k3s: command not found", None),
+    ("", None),
+    (None, None),
+])
+def test_parse_version_output(text, expected):
+    assert k3s.parse_version_output(text) == expected
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ("v1.31.4+k3s1", "v1.31.4+k3s1", 0),
+    ("v1.31.4+k3s1", "v1.31.5+k3s1", -1),
+    ("v1.31.10+k3s1", "v1.31.9+k3s1", 1),
+    ("v1.31.4+k3s2", "v1.31.4+k3s1", 1),
+    ("v1.31.4-rc1+k3s1", "v1.31.4+k3s1", -1),
+    ("v1.31.4-rc2+k3s1", "v1.31.4-rc1+k3s1", 1),
+    ("v1.30.9+k3s1", "v1.31.0+k3s1", -1),
+])
+def test_compare_versions(a, b, expected):
+    assert k3s.compare_versions(a, b) == expected
+
+
+def test_version_key_rejects_garbage():
+    with pytest.raises(ValueError, match="not a k3s version"):
+        k3s.version_key("1.31.4")
+
+
+def test_kubernetes_minor():
+    assert k3s.kubernetes_minor("v1.29.12+k3s1") == "1.29"
+
+
+@pytest.mark.parametrize("host, port, expected", [
+    ("10.0.0.1", 6443, "https://10.0.0.1:6443"),
+    ("k3s.lan", 443, "https://k3s.lan:443"),
+    ("fd00::1", 6443, "https://[fd00::1]:6443"),
+])
+def test_api_url(host, port, expected):
+    assert k3s.api_url(host, port) == expected
+
+
+@pytest.mark.parametrize("before, after", [
+    ("console=serial0,115200 root=PARTUUID=1-02 rootwait\n",
+     "console=serial0,115200 root=PARTUUID=1-02 rootwait cgroup_memory=1 cgroup_enable=memory\n"),
+    ("root=/dev/mmcblk0p2 cgroup_enable=memory rootwait",
+     "root=/dev/mmcblk0p2 cgroup_enable=memory rootwait cgroup_memory=1\n"),
+    ("root=/dev/sda2 cgroup_memory=0 quiet\n", "root=/dev/sda2 cgroup_memory=1 quiet cgroup_enable=memory\n"),
+    ("root=/dev/sda2 cgroup_memory=1 cgroup_enable=memory\n", "root=/dev/sda2 cgroup_memory=1 cgroup_enable=memory\n"),
+])
+def test_cmdline_with_cgroups(before, after):
+    assert k3s.cmdline_with_cgroups(before) == after
+    assert k3s.cmdline_with_cgroups(after) == after  # idempotent
+
+
+@pytest.mark.parametrize("journal, expected", [
+    ('time="t" level=info msg="Starting"\ntime="t" level=fatal msg="Error: token rejected (401)"\n',
+     "Error: token rejected (401)"),
+    ('level=error msg="first"\nlevel=error msg="second \\"quoted\\""\n', 'second "quoted"'),
+    ('level=fatal msg="the fatal one"\nlevel=error msg="a later error"\n', "the fatal one"),
+    ("Started k3s.service\n", None),
+])
+def test_journal_error(journal, expected):
+    assert k3s.journal_error(journal) == expected
+
+
+def _sha1(text):
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def test_stale_files():
+    wanted = [
+        {"path": "/same", "content": "a\n", "mode": "0644"},
+        {"path": "/content", "content": "new\n", "mode": "0644"},
+        {"path": "/mode", "content": "x", "mode": "0600"},
+        {"path": "/owner", "content": "x", "mode": "0600"},
+        {"path": "/missing", "content": "x", "mode": "0600"},
+    ]
+    ok = {"exists": True, "owner": "root", "group": "root"}
+    state = {
+        "/same": {**ok, "sha1": _sha1("a\n"), "mode": "0644"},
+        "/content": {**ok, "sha1": _sha1("old\n"), "mode": "0644"},
+        "/mode": {**ok, "sha1": _sha1("x"), "mode": "0644"},
+        "/owner": {**ok, "sha1": _sha1("x"), "mode": "0600", "owner": "pi"},
+        "/missing": {"exists": False},
+    }
+    assert k3s.stale_files(wanted, state) == ["/content", "/mode", "/owner", "/missing"]
+
+
+def _node(name, status="True", message="kubelet is posting ready status"):
+    return {"metadata": {"name": name},
+            "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                      {"type": "Ready", "status": status, "message": message}]}}
+
+
+def test_nodes_not_ready():
+    nodes = {"items": [_node("a"), _node("b", "Unknown", "Kubelet stopped posting node status."),
+                       {"metadata": {"name": "c"}, "status": {}}]}
+    assert k3s.nodes_not_ready(nodes, ["a", "b", "c", "d"]) == {
+        "b": "Ready=Unknown: Kubelet stopped posting node status.",
+        "c": "no Ready condition yet",
+        "d": "not registered with the cluster",
+    }
+    assert k3s.nodes_not_ready(nodes, ["a"]) == {}

@@ -1,0 +1,215 @@
+"""The k3s stand-in's pure parts and its release builder (its server/agent run in the lab:
+tests/integration/test_standin_lab.py)."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgeclu import k3s as edgeclu_k3s
+from tests.k3s_standin import k3s as standin
+from tests.k3s_standin.release import build_release, standin_binary
+
+NOW = 1_700_000_000.0
+
+
+# -- release builder ---------------------------------------------------------------
+def test_release_has_the_github_layout_and_valid_checksums(tmp_path):
+    out = build_release(tmp_path, "v1.31.4+k3s1")
+    assert out == tmp_path / "v1.31.4+k3s1"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "k3s", "k3s-arm64", "k3s-armhf", "sha256sum-amd64.txt", "sha256sum-arm.txt", "sha256sum-arm64.txt"]
+    for machine in ("x86_64", "aarch64", "armv7l"):
+        files = edgeclu_k3s.release_files(machine)
+        data = (out / files["binary"]).read_bytes()
+        sums = (out / files["checksums"]).read_text()
+        assert edgeclu_k3s.sha256_for(sums, files["binary"]) == hashlib.sha256(data).hexdigest()
+        assert data.startswith(b"#!/usr/bin/python3\n")
+        assert f'ARCH = "{files["arch"]}"'.encode() in data
+        assert (out / files["binary"]).stat().st_mode & 0o111
+    # the per-arch files differ, like real binaries
+    assert len({(out / n).read_bytes() for n in ("k3s", "k3s-arm64", "k3s-armhf")}) == 3
+
+
+def test_tampered_file_no_longer_matches_its_checksum(tmp_path):
+    out = build_release(tmp_path, "v1.31.4+k3s1", tamper=("k3s",))
+    sums = (out / "sha256sum-amd64.txt").read_text()
+    assert edgeclu_k3s.sha256_for(sums, "k3s") != hashlib.sha256((out / "k3s").read_bytes()).hexdigest()
+    arm = (out / "sha256sum-arm64.txt").read_text()
+    assert edgeclu_k3s.sha256_for(arm, "k3s-arm64") == hashlib.sha256((out / "k3s-arm64").read_bytes()).hexdigest()
+
+
+def test_version_output_is_parsed_like_real_k3s(tmp_path):
+    out = build_release(tmp_path, "v1.31.5+k3s1")
+    proc = subprocess.run([sys.executable, str(out / "k3s"), "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("k3s version v1.31.5+k3s1 (standin)\ngo version ")
+    assert edgeclu_k3s.parse_version_output(proc.stdout) == "v1.31.5+k3s1"
+
+
+def test_binary_for_another_arch_refuses_to_run(tmp_path):
+    out = build_release(tmp_path, "v1.31.4+k3s1")
+    proc = subprocess.run([sys.executable, str(out / "k3s-armhf"), "--version"], capture_output=True, text=True)
+    assert proc.returncode == 126
+    assert proc.stdout == ""
+    assert "cannot execute binary file: Exec format error (stand-in built for arm, this machine is x86_64)" \
+        in proc.stderr
+
+
+def test_standin_binary_bakes_version_and_arch():
+    text = standin_binary("v1.29.0+k3s3", "arm64")
+    assert '\nVERSION = "v1.29.0+k3s3"' in text and '\nARCH = "arm64"' in text
+
+
+# -- flags, config, tokens ---------------------------------------------------------
+def test_parse_flags():
+    flags, rest = standin.parse_flags([
+        "--cluster-init", "--token=abc", "--node-label", "a=b", "--node-label=c=d,e=f",
+        "--data-dir", "/d", "-c", "/cfg.yaml", "extra", "--cluster-reset=false"])
+    assert flags == {"cluster-init": True, "token": "abc", "node-label": ["a=b", "c=d", "e=f"],
+                     "data-dir": "/d", "config": "/cfg.yaml", "cluster-reset": False}
+    assert rest == ["extra"]
+
+
+def test_load_config_merges_flags_and_warns_about_unknown_keys(tmp_path, capsys):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("token: fromfile\nnode-label: single=1\nno-such-flag: 1\ntls-san: [a]\n")
+    config = standin.load_config({"config": str(cfg), "tls-san": ["b"]})
+    assert config == {"token": "fromfile", "node-label": ["single=1"], "tls-san": ["b"], "config": str(cfg)}
+    assert 'level=warning msg="Unknown flag --no-such-flag found in config.yaml, skipping"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("token, expected", [
+    ("plainsecret", (None, "plainsecret")),
+    ("K10abc123::server:pw", ("abc123", "pw")),
+    ("K10abc123::node:pw:with:colons", ("abc123", "pw:with:colons")),
+])
+def test_split_token(token, expected):
+    assert standin.split_token(token) == expected
+
+
+@pytest.mark.parametrize("text, seconds", [("40s", 40), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200)])
+def test_parse_duration(text, seconds):
+    assert standin.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "40", "s40", "1x"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        standin.parse_duration(text)
+
+
+def test_component_arg():
+    config = {"kube-controller-manager-arg": ["node-monitor-grace-period=20s", "other=1"]}
+    assert standin.component_arg(config, "kube-controller-manager-arg", "node-monitor-grace-period", 40) == 20
+    assert standin.component_arg(config, "kubelet-arg", "node-status-update-frequency", 10) == 10
+
+
+# -- the node model ----------------------------------------------------------------
+def _info(name="node2", password="pw", **kw):
+    return {"name": name, "address": "10.77.0.12", "password": password, "roles": [], "labels": ["zone=a"],
+            "taints": ["gpu=yes:NoSchedule"], "version": "v1.31.4+k3s1", "arch": "amd64",
+            "os_image": "Debian GNU/Linux 12 (bookworm)", "kernel": "6.1.0", **kw}
+
+
+def test_register_checks_the_node_password():
+    state = {}
+    standin.register_node(state, _info(), NOW)
+    standin.register_node(state, _info(), NOW + 5)  # same node restarting: fine
+    with pytest.raises(standin.ApiError) as e:
+        standin.register_node(state, _info(password="other"), NOW + 6)
+    assert e.value.status == 403 and "duplicate hostname" in e.value.message
+    assert state["nodes"]["node2"]["created"] == NOW and state["nodes"]["node2"]["heartbeat"] == NOW + 5
+
+
+def test_heartbeat_of_a_deleted_node_is_not_found():
+    state = {}
+    standin.register_node(state, _info(), NOW)
+    standin.heartbeat(state, "node2", "pw", NOW + 1, 40)
+    standin.delete_node(state, "node2")
+    with pytest.raises(standin.ApiError) as e:
+        standin.heartbeat(state, "node2", "pw", NOW + 2, 40)
+    assert (e.value.status, e.value.message) == (404, 'nodes "node2" not found')
+
+
+def test_deleting_a_server_removes_its_etcd_member():
+    state = {"etcd_members": {"node1": {}, "node2": {}}}
+    standin.register_node(state, _info(roles=["control-plane", "master", "etcd"]), NOW)
+    standin.delete_node(state, "node2")
+    assert state["etcd_members"] == {"node1": {}} and state["nodes"] == {} and state["node_passwords"] == {}
+
+
+def test_node_object_has_the_kubernetes_shape():
+    state = {}
+    node = standin.register_node(state, _info(roles=["control-plane", "master"]), NOW)
+    obj = standin.node_object(node, NOW + 10, grace=40)
+    assert obj["kind"] == "Node" and obj["metadata"]["name"] == "node2"
+    assert obj["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == "true"
+    assert obj["metadata"]["labels"]["zone"] == "a"
+    assert obj["metadata"]["labels"]["kubernetes.io/hostname"] == "node2"
+    assert obj["status"]["addresses"] == [{"type": "InternalIP", "address": "10.77.0.12"},
+                                          {"type": "Hostname", "address": "node2"}]
+    assert obj["status"]["nodeInfo"]["kubeletVersion"] == "v1.31.4+k3s1"
+    ready = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True" and ready[0]["reason"] == "KubeletReady"
+    assert obj["spec"]["taints"] == [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]
+    assert "unschedulable" not in obj["spec"]
+    # what edgeclu reads from it
+    assert edgeclu_k3s.nodes_not_ready({"items": [obj]}, ["node2"]) == {}
+
+
+def test_stale_heartbeat_is_not_ready_and_cordon_shows():
+    state = {}
+    node = standin.register_node(state, _info(), NOW)
+    node["unschedulable"] = True
+    obj = standin.node_object(node, NOW + 41, grace=40)
+    ready = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"][0]
+    assert (ready["status"], ready["message"]) == ("Unknown", "Kubelet stopped posting node status.")
+    assert obj["spec"]["unschedulable"] is True
+    assert [t["key"] for t in obj["spec"]["taints"]] == [
+        "gpu", "node.kubernetes.io/unschedulable", "node.kubernetes.io/unreachable"]
+    assert standin.node_status_word(obj) == "NotReady,SchedulingDisabled"
+    # a fresh heartbeat after the grace period makes it Ready again, with a new transition time
+    standin.heartbeat(state, "node2", "pw", NOW + 50, 40)
+    obj = standin.node_object(state["nodes"]["node2"], NOW + 51, grace=40)
+    assert standin.node_status_word(obj) == "Ready,SchedulingDisabled"
+    assert obj["status"]["conditions"][0]["lastTransitionTime"] == standin.rfc3339(NOW + 50)
+
+
+def test_node_table_is_formatted_like_kubectl():
+    state = {}
+    a = standin.register_node(state, _info("node1", roles=["control-plane", "etcd", "master"]), NOW - 300)
+    b = standin.register_node(state, _info("node10"), NOW - 30)
+    objs = [standin.node_object(n, NOW, 40) for n in (a, b)]
+    assert standin.node_table(objs, NOW) == (
+        "NAME     STATUS     ROLES                       AGE   VERSION\n"
+        "node1    NotReady   control-plane,etcd,master   5m    v1.31.4+k3s1\n"
+        "node10   Ready      <none>                      30s   v1.31.4+k3s1\n"
+    )
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (5, "5s"), (119, "119s"), (150, "2m30s"), (600, "10m"), (7200, "120m"), (3 * 3600 + 60, "3h1m"),
+    (30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (10 * 86400, "10d"),
+])
+def test_human_age(seconds, text):
+    assert standin.human_age(seconds) == text
+
+
+def test_join_refuses_a_sqlite_server():
+    state = {"cluster": {"datastore": "sqlite"}, "etcd_members": {}}
+    with pytest.raises(standin.ApiError) as e:
+        standin.join_member(state, {"name": "node2", "address": "10.77.0.12"})
+    assert e.value.status == 409 and "without cluster-init" in e.value.message
+    state["cluster"] = {"datastore": "etcd", "ca": "CA"}
+    assert standin.join_member(state, {"name": "node2", "address": "10.77.0.12"})["ca"] == "CA"
+    assert list(state["etcd_members"]) == ["node2"]
+
+
+def test_json_output_round_trips():
+    state = {}
+    node = standin.register_node(state, _info(), NOW)
+    doc = {"apiVersion": "v1", "kind": "List", "items": [standin.node_object(node, NOW, 40)]}
+    assert json.loads(json.dumps(doc)) == doc
