@@ -60,6 +60,9 @@ def _register() -> None:
     from edgeclu.cli import agent_cmd
 
     agent_cmd.register(app)
+    from edgeclu.cli import preflight
+
+    preflight.register(app)
 
 
 _register()

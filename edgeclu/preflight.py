@@ -1,0 +1,189 @@
+"""Preflight: can these nodes run k3s? One SSH command per node, then pure checks.
+
+Errors (``edgeclu up`` refuses to start): duplicate hostnames, a server with less than
+1 GB of RAM, an architecture k3s has no release for, a login user without passwordless
+sudo, a node that cannot be reached. Warnings: an agent with less than 512 MB, the
+memory cgroup switched off (on a Pi, ``up`` fixes cmdline.txt and reboots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgeclu.errors import CommandFailed, RemoteError, Unreachable
+from edgeclu.fleet import on_all
+from edgeclu.inventory import Host, Inventory
+from edgeclu.k3s import UnsupportedArch, k3s_arch
+from edgeclu.transport import Remote, remote_for
+
+# MemTotal excludes what firmware and kernel reserve: a 1 GB Pi reports about 920-950 MiB,
+# so the nominal sizes get 10 % slack.
+SERVER_MIN_KIB = int(1024 * 1024 * 0.9)
+AGENT_MIN_KIB = int(512 * 1024 * 0.9)
+
+PROBE = r"""
+echo "hostname=$(hostname)"
+echo "machine=$(uname -m)"
+sed -n 's/^MemTotal: *\([0-9]*\) kB$/mem_kib=\1/p' /proc/meminfo
+awk '$1 == "memory" { print "memory_cgroup=" $4 }' /proc/cgroups 2>/dev/null
+if [ "$(id -u)" = 0 ]; then echo sudo=root; elif sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
+"""
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    name: str
+    role: str
+    user: str
+    hostname: str
+    machine: str
+    mem_kib: int | None
+    sudo: str  # root | yes | no
+    memory_cgroup: bool | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    node: str
+    severity: str  # error | warning
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.severity}: {self.message}"
+
+
+@dataclass
+class Report:
+    facts: dict[str, NodeFacts]
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def unreachable(self) -> list[str]:
+        return [p.node for p in self.problems if p.check == "unreachable"]
+
+
+def parse_probe(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def facts_from(host: Host, probe_output: str) -> NodeFacts:
+    p = parse_probe(probe_output)
+    mem = p.get("mem_kib", "")
+    cgroup = p.get("memory_cgroup")
+    return NodeFacts(name=host.name, role=host.role, user=host.user, hostname=p.get("hostname", ""),
+                     machine=p.get("machine", ""), mem_kib=int(mem) if mem.isdigit() else None,
+                     sudo=p.get("sudo", "no"), memory_cgroup=None if cgroup is None else cgroup == "1")
+
+
+def _gib(kib: int) -> str:
+    return f"{kib / 1024 / 1024:.1f} GiB"
+
+
+def check_node(f: NodeFacts) -> list[Problem]:
+    """The checks that need only this node's facts."""
+    problems = []
+
+    def add(severity: str, check: str, message: str) -> None:
+        problems.append(Problem(f.name, severity, check, message))
+
+    try:
+        k3s_arch(f.machine)
+    except UnsupportedArch as e:
+        add("error", "arch", str(e))
+    if f.mem_kib is None:
+        add("warning", "memory", "could not read MemTotal from /proc/meminfo")
+    elif f.role == "server" and f.mem_kib < SERVER_MIN_KIB:
+        add("error", "memory", f"a k3s server needs at least 1 GB of RAM; this node has {_gib(f.mem_kib)}")
+    elif f.role == "agent" and f.mem_kib < AGENT_MIN_KIB:
+        add("warning", "memory", f"a k3s agent should have at least 512 MB of RAM; this node has {_gib(f.mem_kib)}")
+    if f.sudo == "no":
+        add("error", "sudo", f"user {f.user} has no passwordless sudo (`sudo -n true` failed); "
+                             f"add '{f.user} ALL=(ALL) NOPASSWD:ALL' to /etc/sudoers.d/ or log in as root")
+    if f.memory_cgroup is False:
+        add("warning", "cgroup", "the memory cgroup is disabled; on a Raspberry Pi, `edgeclu up` adds "
+                                 "cgroup_memory=1 cgroup_enable=memory to cmdline.txt and reboots")
+    return problems
+
+
+def check_duplicates(facts: Iterable[NodeFacts]) -> list[Problem]:
+    """Each node whose hostname another node also has."""
+    by_hostname: dict[str, list[str]] = {}
+    for f in facts:
+        if f.hostname:
+            by_hostname.setdefault(f.hostname, []).append(f.name)
+    problems = []
+    for hostname, names in by_hostname.items():
+        if len(names) < 2:
+            continue
+        for name in names:
+            others = ", ".join(n for n in names if n != name)
+            problems.append(Problem(name, "error", "hostname",
+                                    f"hostname {hostname!r} is also the hostname of {others}; give every node "
+                                    "its own (hostnamectl set-hostname NAME)"))
+    return problems
+
+
+def check_facts(facts: list[NodeFacts]) -> list[Problem]:
+    problems = [p for f in facts for p in check_node(f)] + check_duplicates(facts)
+    order = {f.name: i for i, f in enumerate(facts)}
+    return sorted(problems, key=lambda p: (order.get(p.node, len(order)), p.severity != "error", p.check))
+
+
+def gather(remote: Remote, host: Host) -> NodeFacts:
+    return facts_from(host, remote.run(PROBE, timeout=30).stdout)
+
+
+def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, hosts: list[Host] | None = None,
+                  report: Callable[[str], None] = print) -> Report:
+    """Probe every node in parallel; an unreachable node is an error of its own, the rest are checked."""
+    hosts = list(hosts if hosts is not None else inv.hosts)
+    remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report) for h in hosts}
+    try:
+        results = on_all(hosts, lambda h: gather(remotes[h.name], h))
+    finally:
+        for r in remotes.values():
+            r.close()
+    facts = [v for v in results.values() if isinstance(v, NodeFacts)]
+    problems = [Problem(name, "error", _failure_kind(err), str(err).removeprefix(f"{name}: "))
+                for name, err in results.failed.items()]
+    problems += check_facts(facts)
+    order = {h.name: i for i, h in enumerate(hosts)}
+    problems.sort(key=lambda p: order[p.node])
+    return Report({f.name: f for f in facts}, problems)
+
+
+def _failure_kind(err: BaseException) -> str:
+    if isinstance(err, Unreachable):
+        return "unreachable"
+    return "ssh" if isinstance(err, RemoteError) and not isinstance(err, CommandFailed) else "probe"
+
+
+def check_cluster(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
+                  report: Callable[[str], None] = print) -> list[Problem]:
+    """What ``edgeclu up`` runs first: the problems found (an empty list is a pass)."""
+    return run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report).problems
+
+
+def as_json(rep: Report, hosts: Iterable[Host]) -> dict:
+    nodes = {}
+    for h in hosts:
+        f = rep.facts.get(h.name)
+        mine = [p for p in rep.problems if p.node == h.name]
+        nodes[h.name] = {
+            "role": h.role, "reachable": f is not None,
+            "facts": {k: v for k, v in asdict(f).items() if k not in ("name", "role")} if f else None,
+            "problems": [{"severity": p.severity, "check": p.check, "message": p.message} for p in mine],
+        }
+    return {"ok": not rep.errors, "nodes": nodes}
