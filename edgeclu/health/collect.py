@@ -200,6 +200,9 @@ def gather(hosts: list[Host], servers: list[Host], *, port: int, token: str | No
         value = polled[h.name]
         results.append(value if isinstance(value, NodeResult)
                        else NodeResult(h, reachable=False, error=f"internal error: {value!r}"))
-    if kube_thread is not None:
-        kube_thread.join(timeout + 2)
-    return results, (kube_box[0] if kube_box else KubeResult())
+    if kube_thread is None:
+        return results, KubeResult()
+    kube_thread.join(timeout + 2)
+    if not kube_box:
+        return results, KubeResult(error=f"no server answered within {timeout + 2:g}s")
+    return results, kube_box[0]

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from edgeclu.cli import app
 from edgeclu.playbook import run_playbook
+from tests.k3s_standin.fixtures import k3s_mirror, k3s_releases  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.lab
 
@@ -131,3 +132,47 @@ def test_node_without_power_is_down_within_the_timeout(cluster):
     assert r.exit_code == 3
     row = next(line for line in r.stdout.splitlines() if line.startswith("node3"))
     assert row.split()[1] == "down"
+
+
+def test_kubernetes_columns_from_the_k3s_stand_in(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+    """site.yml installs the k3s stand-in (tests/k3s_standin: NOT k3s) from a mirror; health reads kubectl."""
+    lab = fresh_lab(3)
+    mirror = k3s_mirror(lab)
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(lab.inventory_yaml(servers=["node1"], agents=["node2", "node3"], user="edge", extra_vars={
+        "k3s_version": K3S, "k3s_mirror": mirror.url, "token_file": str(tmp_path / "token"),
+        # heartbeats every second; the status turns Unknown 4 s after the last one (as k8s does, only sooner)
+        "k3s_extra_config": {"kubelet-arg": ["node-status-update-frequency=1s"],
+                             "kube-controller-manager-arg": ["node-monitor-grace-period=4s"]}}))
+    for playbook in ("site.yml", "agent.yml"):
+        result = run_playbook(inv, playbook, known_hosts=lab.known_hosts)
+        assert result.ok, (playbook, result.failed_hosts)
+
+    r, _ = _health(inv, "--json", *CALM)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["kubernetes"] == {"source": "node1", "findings": []}
+    for n in doc["nodes"]:
+        role = "server" if n["name"] == "node1" else "agent"
+        assert (n["status"], n["kubernetes"]["ready"], n["kubernetes"]["cordoned"]) == ("ok", True, False)
+        assert n["sample"]["k3s"]["role"] == role and n["sample"]["k3s"]["active"] is True
+        assert n["sample"]["k3s"]["version"] == K3S
+    rows = {line.split()[0]: line for line in _health(inv, *CALM)[0].stdout.splitlines()[1:]}
+    assert "server active v1.31.4+k3s1" in rows["node1"] and rows["node1"].split()[-1] == "Ready"
+
+    # cordon node2, stop k3s on node3: one warning, one critical (unit stopped, kubelet silent)
+    lab.exec("node1", "k3s kubectl cordon node2")
+    lab.exec("node3", "systemctl stop k3s-agent")
+    time.sleep(5)
+    r, _ = _health(inv, "--json", *CALM)
+    assert r.exit_code == 2, r.output
+    nodes = {n["name"]: n for n in json.loads(r.stdout)["nodes"]}
+    assert nodes["node2"]["status"] == "warning"
+    assert nodes["node2"]["findings"] == [
+        {"level": "warning", "check": "kubernetes", "message": "cordoned (unschedulable)"}]
+    assert nodes["node3"]["status"] == "critical"
+    assert nodes["node3"]["findings"] == [
+        {"level": "critical", "check": "k3s", "message": "k3s-agent.service is inactive"},
+        {"level": "warning", "check": "kubernetes", "message": "Ready condition unknown"}]
+    rows = {line.split()[0]: line for line in _health(inv, *CALM)[0].stdout.splitlines()[1:]}
+    assert "Ready,cordoned" in rows["node2"] and " Unknown " in rows["node3"]
