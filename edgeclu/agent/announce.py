@@ -1,4 +1,4 @@
-"""mDNS announcement of ``<hostname>._edgeclu._tcp.local.`` (zeroconf >= 0.47.3 API only).
+"""What the agent announces over mDNS as ``<hostname>._edgeclu._tcp.local.`` (see :mod:`.mdns`).
 
 TXT keys (all strings): ``hostname``, ``arch``, ``model``, ``ram`` (bytes), ``agent``
 (agent version), ``role`` (k3s role, ``none`` without k3s), ``ssh_fp`` (the ed25519 host
@@ -8,10 +8,12 @@ key's OpenSSH SHA256 fingerprint) and ``schema`` (health schema version).
 from __future__ import annotations
 
 import base64
-import hashlib
 import ipaddress
-import sys
-import threading
+
+try:  # the C module without OpenSSL: hashlib would load libcrypto (~3 MiB) for one hash at start
+    from _sha256 import sha256
+except ImportError:  # Python >= 3.12
+    from hashlib import sha256
 
 SERVICE_TYPE = "_edgeclu._tcp.local."
 SKIP_NICS = ("lo", "veth", "cni", "flannel", "docker", "kube-", "cali", "vxlan", "tunl")
@@ -27,7 +29,7 @@ def ssh_fingerprint(pub_line: str) -> str | None:
         blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
         return None
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return "SHA256:" + base64.b64encode(sha256(blob).digest()).decode().rstrip("=")
 
 
 def txt_records(sample: dict, ssh_fp: str | None) -> dict[str, str]:
@@ -69,38 +71,8 @@ def announce_addresses(listen: str, configured: list[str], if_addrs: dict) -> li
     return lan_ipv4(if_addrs)
 
 
-class Announcer:
-    """Registers the service in a background thread (probing takes ~1.5 s); :meth:`close` says goodbye."""
+def responder(hostname: str, port: int, addresses: list[str], txt: dict[str, str]):
+    """The mDNS responder announcing this node (started by the caller)."""
+    from edgeclu.agent.mdns import Responder, Service
 
-    def __init__(self, hostname: str, port: int, addresses: list[str], txt: dict[str, str]):
-        self.hostname, self.port, self.addresses, self.txt = hostname, port, addresses, txt
-        self._zc = None
-        self._lock = threading.Lock()
-        self._closed = False
-        self.registered = threading.Event()
-
-    def start(self) -> None:
-        threading.Thread(target=self._register, name="mdns", daemon=True).start()
-
-    def _register(self) -> None:
-        from zeroconf import IPVersion, ServiceInfo, Zeroconf
-
-        try:
-            with self._lock:
-                if self._closed:
-                    return
-                self._zc = Zeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
-            info = ServiceInfo(SERVICE_TYPE, f"{self.hostname}.{SERVICE_TYPE}", port=self.port,
-                               properties=self.txt, server=f"{self.hostname}.local.",
-                               parsed_addresses=self.addresses)
-            self._zc.register_service(info, allow_name_change=True)
-            self.registered.set()
-        except Exception as e:  # noqa: BLE001 - no mDNS must not stop /health
-            sys.stderr.write(f"edgeclu-agent: mDNS announcement failed: {e!r}\n")
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            zc, self._zc = self._zc, None
-        if zc is not None:
-            zc.close()  # unregisters (goodbye packets), then stops its threads
+    return Responder(Service(hostname, SERVICE_TYPE, hostname, port, txt, addresses))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import signal
 import sys
@@ -29,7 +28,7 @@ def effective_config(args: argparse.Namespace) -> AgentConfig:
     changes = {k: v for k, v in (("listen", args.listen), ("port", args.port)) if v is not None}
     if args.no_announce:
         changes["announce"] = False
-    return dataclasses.replace(cfg, **changes)
+    return cfg.replace(**changes)
 
 
 def once(cfg: AgentConfig) -> dict:
@@ -60,9 +59,15 @@ def serve(cfg: AgentConfig, *, ready: threading.Event | None = None,
         addrs = announce.announce_addresses(
             cfg.listen, cfg.announce_addresses,
             {nic: [(a.family, a.address) for a in al] for nic, al in psutil.net_if_addrs().items()})
-        announcer = announce.Announcer(first["host"]["hostname"], cfg.port, addrs,
+        announcer = announce.responder(first["host"]["hostname"], cfg.port, addrs,
                                        announce.txt_records(first, fp))
-        announcer.start()
+        try:
+            if not addrs:
+                raise OSError("no LAN IPv4 address to announce on")
+            announcer.start()
+        except OSError as e:  # no mDNS must not cost /health
+            sys.stderr.write(f"edgeclu-agent: not announcing over mDNS: {e}\n")
+            announcer = None
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,10 +6,7 @@ helpers (:func:`filesystems`, :func:`root_readonly`, :func:`thermal_zones`) that
 
 from __future__ import annotations
 
-import glob
 import os
-import platform
-import socket
 import time
 
 import psutil
@@ -92,7 +89,11 @@ def read_mounts() -> list[dict]:
 def thermal_zones(thermal_dir: str) -> list[dict]:
     """``<dir>/thermal_zone*/{type,temp}`` (millidegrees) -> [{name, celsius, source}]."""
     found = []
-    for zone in sorted(glob.glob(os.path.join(thermal_dir, "thermal_zone*"))):
+    try:
+        zones = sorted(os.path.join(thermal_dir, z) for z in os.listdir(thermal_dir) if z.startswith("thermal_zone"))
+    except OSError:
+        zones = []
+    for zone in zones:
         try:
             with open(os.path.join(zone, "temp")) as f:
                 celsius = int(f.read().strip()) / 1000.0
@@ -157,14 +158,15 @@ def take_sample(cfg: AgentConfig, *, cpu_interval: float | None = None) -> dict:
     except Exception as e:  # noqa: BLE001 - one failed part must not cost the whole sample
         errors.append(f"k3s: {e}")
         k3s_info = None
+    uname = os.uname()
     return {
         "schema": SCHEMA_VERSION,
         "agent_version": __version__,
         "time": round(now, 3),
         "host": {
-            "hostname": cfg.hostname or socket.gethostname(),
-            "arch": platform.machine(),
-            "kernel": platform.release(),
+            "hostname": cfg.hostname or uname.nodename,
+            "arch": uname.machine,
+            "kernel": uname.release,
             "model": model,
             "boot_time": boot,
             "uptime_seconds": round(now - boot, 1),
