@@ -14,7 +14,6 @@ TXT keys announced by the agent (``edgeclu/agent/announce.py``): ``hostname``,
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -223,10 +222,14 @@ def parse_probe(output: str) -> dict:
 def browse(timeout: float = 3.0, *, types: Iterable[str] = SERVICE_TYPES, ipv6: bool = False,
            interfaces=None) -> list[Sighting]:
     """Listen for ``timeout`` seconds and return every service instance resolved by then."""
+    import asyncio
+
     return asyncio.run(_browse(timeout, tuple(types), ipv6, interfaces))
 
 
 async def _browse(timeout: float, types: tuple[str, ...], ipv6: bool, interfaces) -> list[Sighting]:
+    import asyncio
+
     from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 

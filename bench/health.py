@@ -1,0 +1,100 @@
+"""Benchmark: `edgeclu health` over N lab nodes vs. the same report gathered over plain SSH.
+
+    sudo /path/to/venv/bin/python bench/health.py [--nodes 10] [--rounds 5]
+
+Boots N lab nodes, installs the agent with playbooks/agent.yml (the user's path), then,
+in the same run, alternately times:
+
+- ``edgeclu health -i inventory.yml --json``: a fresh process each round (CLI start-up
+  included), agents polled over HTTP in parallel, kubectl asked on the server over SSH;
+- plain SSH, one command per node, all nodes in parallel (OpenSSH, a new connection
+  each, no multiplexing): ``sudo python3 -m edgeclu.agent --once`` on every node, plus
+  ``sudo k3s kubectl get nodes -o json`` on the server -- the same data, no agent daemon.
+
+Prints the median wall time of each and their ratio. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgeclu.health.collect import ONCE_COMMAND  # noqa: E402
+from edgeclu.health.kube import COMMAND as KUBECTL  # noqa: E402
+from edgeclu.playbook import run_playbook  # noqa: E402
+from tests.lab.fixtures import running_lab  # noqa: E402
+
+K3S = "v1.31.4+k3s1"
+
+
+def edgeclu_health(inv: Path) -> tuple[float, int]:
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "edgeclu", "health", "-i", str(inv), "--json"],
+                       capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    nodes = json.loads(p.stdout)["nodes"]
+    assert all(n["via"] == "agent" for n in nodes), p.stdout
+    return wall, len(nodes)
+
+
+def plain_ssh(lab, user: str) -> tuple[float, int]:
+    base = ["ssh", "-q", "-i", str(lab.key), "-o", f"UserKnownHostsFile={lab.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=no",
+            "-o", "ConnectTimeout=4"]
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([*base, f"{user}@{n.ip}", f"sudo -n sh -c '{ONCE_COMMAND}'"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in lab.nodes.values()]
+    server = next(iter(lab.nodes.values()))
+    kube = subprocess.Popen([*base, f"{user}@{server.ip}", f"sudo -n sh -c '{KUBECTL}'"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = [json.loads(p.communicate()[0]) for p in procs]
+    kube.communicate()
+    wall = time.monotonic() - t0
+    assert all(s["host"]["hostname"] for s in samples)
+    return wall, len(samples)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="edgeclu-bench-"))
+    with running_lab(args.nodes) as lab:
+        names = list(lab.nodes)
+        inv = work / "inventory.yml"
+        inv.write_text(lab.inventory_yaml(servers=names[:1], agents=names[1:], user="edge",
+                                          extra_vars={"k3s_version": K3S}))
+        t0 = time.monotonic()
+        result = run_playbook(inv, "agent.yml", known_hosts=lab.known_hosts)
+        assert result.ok, result.failed_hosts
+        print(f"agent.yml on {len(names)} nodes: {time.monotonic() - t0:.1f}s")
+        edgeclu_health(inv)  # warm the page cache on both sides once
+        plain_ssh(lab, "edge")
+        a, b = [], []
+        for _ in range(args.rounds):
+            a.append(edgeclu_health(inv)[0])
+            b.append(plain_ssh(lab, "edge")[0])
+    ma, mb = statistics.median(a), statistics.median(b)
+    print(f"\n{args.nodes} nodes, {args.rounds} rounds, median wall time:")
+    print(f"  edgeclu health (agents over HTTP, new process each time) {ma:6.3f}s   all: "
+          + " ".join(f"{x:.3f}" for x in a))
+    print(f"  plain SSH, one command per node, in parallel             {mb:6.3f}s   all: "
+          + " ".join(f"{x:.3f}" for x in b))
+    print(f"  ratio plain SSH / edgeclu health: {mb / ma:.2f}x"
+          f"   (goal: edgeclu health under 1 s: {'met' if ma < 1 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
