@@ -130,6 +130,32 @@ def test_simulated_pi_model_throttling_and_temperature(agents):
     assert doc1["host"]["model"] is None and doc1["throttled"] is None
 
 
+BROWSE_ON_NODE = """
+import time
+from zeroconf import IPVersion, ServiceBrowser, Zeroconf
+zc = Zeroconf(ip_version=IPVersion.V4Only)
+names = set()
+class L:
+    def add_service(self, z, t, n): names.add(n)
+    def update_service(self, z, t, n): pass
+    def remove_service(self, z, t, n): pass
+ServiceBrowser(zc, "_edgeclu._tcp.local.", L())
+time.sleep(3)
+for n in sorted(names):
+    i = zc.get_service_info("_edgeclu._tcp.local.", n, 3000)
+    print(n, i.parsed_addresses(IPVersion.V4Only)[0], i.port, i.properties[b"role"].decode())
+zc.close()
+"""
+
+
+def test_debians_old_zeroconf_on_a_node_finds_every_agent(agents):
+    """Another mDNS stack than the controller's (python3-zeroconf 0.47.3 next to avahi on node1)."""
+    lab, _, _ = agents
+    out = lab.exec("node1", f"python3 -c '{BROWSE_ON_NODE}'")
+    assert out.splitlines() == [f"{n}._edgeclu._tcp.local. {lab.nodes[n].ip} 9101 {role}"
+                                for n, role in (("node1", "server"), ("node2", "agent"), ("node3", "agent"))]
+
+
 def test_bad_requests_never_crash_it(agents):
     lab, _, _ = agents
     before = _unit(lab, "node3", "MainPID")["MainPID"]
