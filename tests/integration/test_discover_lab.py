@@ -47,7 +47,7 @@ def _discover(*args):
 def test_finds_all_three_with_correct_facts_within_the_timeout(lan):
     r, wall = _discover("--timeout", "3", "--json")
     assert r.exit_code == 0, r.output
-    assert wall < 3 + 1.0, f"took {wall:.2f}s for --timeout 3"
+    assert wall < 3 + 1.5, f"took {wall:.2f}s for --timeout 3"
     hosts = {h["hostname"]: h for h in json.loads(r.stdout)}
     assert sorted(hosts) == ["node1", "node2", "node3"]
     ram = int(lan.exec("node1", "awk '/^MemTotal:/ {print $2}' /proc/meminfo")) * 1024

@@ -66,7 +66,7 @@ def test_simulated_pi_is_critical_and_shows_model_and_throttling(cluster):
     assert sample["throttled"]["raw"] == "0x50005"
     assert nodes["node1"]["sample"]["host"]["model"] is None and nodes["node1"]["sample"]["throttled"] is None
     assert (doc["status"], doc["exit_code"]) == ("critical", 2)
-    assert wall < 2, f"health of 3 healthy agents took {wall:.2f}s"
+    assert wall < 3, f"health of 3 healthy agents took {wall:.2f}s (no per-node timeout should be hit)"
 
     # the table shows the same, one row per node
     r, _ = _health(inv, *CALM)
