@@ -100,24 +100,46 @@ def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh
     assert run.recap["node1"]["failed"] == run.recap["node2"]["failed"] == 0
     assert "wrong" not in lab.exec("node2", "cat /etc/rancher/k3s/config.yaml")
 
+    # the agent uninstall script the role wrote removes k3s from an agent
+    lab.exec("node2", "/usr/local/bin/k3s-agent-uninstall.sh >/dev/null 2>&1")
+    assert lab.exec("node2", "ls /usr/local/bin /etc/rancher; systemctl cat k3s-agent >/dev/null 2>&1 || echo gone"
+                    ).split() == ["/etc/rancher:", "/usr/local/bin:", "gone"]
+
+
+def _journal_times(lab, node, unit, marker):
+    lines = lab.exec(node, f"journalctl -u {unit} -o short-unix --no-pager").splitlines()
+    return [float(line.split()[0]) for line in lines if marker in line]
+
 
 def test_three_servers_join_one_at_a_time_from_an_airgap_dir(fresh_lab, k3s_releases, tmp_path):  # noqa: F811
-    lab = fresh_lab(3)
-    inv = _inventory(tmp_path, lab, ["node1", "node2", "node3"], [], k3s_airgap_dir=str(k3s_releases),
-                     api_endpoint="k3s.lab.example", tls_san=["10.77.0.100"])
+    lab = fresh_lab(4)
+    servers, agents = ["node1", "node2", "node3"], ["node4"]
+    cluster = dict(k3s_airgap_dir=str(k3s_releases), api_endpoint="k3s.lab.example", tls_san=["10.77.0.100"])
+    # the API endpoint's DNS name points at the second server (any server answers the API)
+    lab.exec("node4", f"echo '{lab.nodes['node2'].ip} k3s.lab.example' >> /etc/hosts")
+    # node3 cannot join (wrong token): it fails alone; the other servers and the agent converge
+    bad = _inventory(tmp_path, lab, servers, agents, host_vars={"node3": {"k3s_token": "wrong"}}, **cluster)
+    run = run_playbook(bad, lab.known_hosts)
+    assert run.rc != 0 and run.failed_hosts() == {"node3"}
+    assert (f"k3s on node3 did not start: failed to join https://{lab.nodes['node1'].ip}:6443: "
+            "the server rejected the token (401 Unauthorized)") in run.output
+    assert nodes_not_ready(_kubectl_nodes(lab), ["node1", "node2", "node4"]) == {}
+    # one at a time: each server started only once the previous one was up (Type=notify)
+    up1 = _journal_times(lab, "node1", "k3s", "Started k3s.service")[0]
+    start2, up2 = (_journal_times(lab, "node2", "k3s", m)[0] for m in ("Starting k3s.service", "Started k3s"))
+    start3 = _journal_times(lab, "node3", "k3s", "Starting k3s.service")[0]
+    assert up1 <= start2 and up2 <= start3
+
+    inv = _inventory(tmp_path, lab, servers, agents, **cluster)
     run = _ok(run_playbook(inv, lab.known_hosts))
-    # serial: 1 -> the start play runs once per server, in inventory order
-    starts = run.output.split("PLAY [Start the k3s servers, one at a time")
-    assert len(starts) == 4
-    batches = [s.split("PLAY [")[0] for s in starts[1:]]
-    assert [b.count("changed: [node") for b in batches] == [2, 2, 2]  # enable + start, per batch
-    assert [[n for n in ("node1", "node2", "node3") if f"[{n}]" in b] for b in batches] == [
-        ["node1"], ["node2"], ["node3"]]
-    cfgs = {n: yaml.safe_load(lab.exec(n, "cat /etc/rancher/k3s/config.yaml")) for n in lab.nodes}
+    assert run.changed()["node1"] == run.changed()["node2"] == 0
+    cfgs = {n: yaml.safe_load(lab.exec(n, "cat /etc/rancher/k3s/config.yaml")) for n in servers}
     assert cfgs["node1"].get("cluster-init") is True and "server" not in cfgs["node1"]
     for n in ("node2", "node3"):
         assert cfgs[n]["server"] == f"https://{lab.nodes['node1'].ip}:6443" and "cluster-init" not in cfgs[n]
     assert all(c["tls-san"] == ["k3s.lab.example", "10.77.0.100"] for c in cfgs.values())
+    agent_cfg = yaml.safe_load(lab.exec("node4", "cat /etc/rancher/k3s/config.yaml"))
+    assert agent_cfg["server"] == "https://k3s.lab.example:6443"  # agents use the API endpoint
     doc = _kubectl_nodes(lab, "node3")
     assert nodes_not_ready(doc, ["node1", "node2", "node3"]) == {}
     state = json.loads(lab.exec("node1", "cat /var/lib/rancher/k3s/server/db/standin-state.json"))
@@ -131,6 +153,14 @@ def test_three_servers_join_one_at_a_time_from_an_airgap_dir(fresh_lab, k3s_rele
     assert recovered == lab.exec("node1", "cat /var/lib/rancher/k3s/server/token").strip()
     assert recovered not in again.output
     assert nodes_not_ready(_kubectl_nodes(lab), ["node1", "node2", "node3"]) == {}
+
+    # the uninstall script the role wrote removes k3s from a server
+    lab.exec("node3", "/usr/local/bin/k3s-uninstall.sh >/dev/null 2>&1")
+    assert lab.exec("node3", "systemctl is-active k3s || true").strip() in ("inactive", "unknown")
+    assert lab.exec("node3", "ls /usr/local/bin; ls -d /etc/rancher/k3s /var/lib/rancher/k3s 2>&1 || true") == (
+        "ls: cannot access '/etc/rancher/k3s': No such file or directory\n"
+        "ls: cannot access '/var/lib/rancher/k3s': No such file or directory\n")
+    assert not lab.exec("node3", "ls /etc/systemd/system/ | grep k3s || true").strip()
 
 
 def test_check_mode_changes_nothing_and_checksum_mismatch_is_refused(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
@@ -166,7 +196,8 @@ def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror,
     mirror = k3s_mirror(lab)
     original = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait\n"
     lab.exec("node1", f"mkdir -p /boot/firmware && printf '%s' '{original}' > /boot/firmware/cmdline.txt"
-                      " && printf 'has moved to /boot/firmware/cmdline.txt\\n' > /boot/cmdline.txt")
+                      " && printf 'has moved to /boot/firmware/cmdline.txt\\n' > /boot/cmdline.txt"
+                      " && echo '/var/swap none swap sw 0 0' >> /etc/fstab")
     boot_id = lab.exec("node1", "cat /proc/sys/kernel/random/boot_id")
 
     # systemd-nspawn powers the node off on reboot; power it on again like the hardware would
@@ -193,6 +224,7 @@ def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror,
         backups = lab.exec("node1", "ls /boot/firmware").split()
         assert len(backups) == 2 and any(b.startswith("cmdline.txt.") for b in backups)
         assert lab.exec("node1", "cat /boot/cmdline.txt").startswith("has moved to")
+        assert "# /var/swap none swap sw 0 0  # disabled for k3s by edgeclu" in lab.exec("node1", "cat /etc/fstab")
         boot_id = lab.exec("node1", "cat /proc/sys/kernel/random/boot_id")
 
         second = _ok(run_playbook(inv, lab.known_hosts))

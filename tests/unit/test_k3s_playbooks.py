@@ -79,14 +79,19 @@ def test_config_yaml_and_token_file_are_root_only():
 
 def test_site_starts_servers_one_at_a_time_then_agents_in_parallel():
     plays = yaml.safe_load((PLAYBOOKS / "site.yml").read_text())
-    shape = [(p["hosts"], p.get("serial")) for p in plays]
-    assert shape == [("k3s_cluster", None), ("server", None), ("server", 1), ("agent", None),
-                     ("k3s_cluster", None)]
-    tasks_from = [p["tasks"][0]["ansible.builtin.include_role"].get("tasks_from") if "tasks" in p else None
-                  for p in plays]
-    assert tasks_from == [None, "configure", "start", None, "ready"]
-    assert [r for r in plays[0]["roles"]] == ["prereq", "raspberrypi"]
-    assert plays[3]["roles"] == ["k3s_agent"]
+    assert [(p["hosts"], p.get("serial")) for p in plays] == [
+        ("k3s_cluster", None), ("server", None), ("agent", None), ("k3s_cluster", None)]
+    includes = [[t["ansible.builtin.include_role"].get("tasks_from") for t in p.get("tasks", [])] for p in plays]
+    assert includes == [[], ["configure", "start"], [], ["ready"]]
+    assert plays[0]["roles"] == ["prereq", "raspberrypi"] and plays[2]["roles"] == ["k3s_agent"]
+    # one at a time = the (blocking, Type=notify) start is throttled to 1 for servers only
+    start = yaml.safe_load((PLAYBOOKS / "roles/k3s_server/tasks/start.yml").read_text())[0]
+    assert start["vars"]["k3s_start_throttle"] == 1
+    defaults = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/defaults/main.yml").read_text())
+    assert defaults["k3s_start_throttle"] == 0
+    start_now = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/start_now.yml").read_text())
+    [systemctl] = [t for t in start_now if "systemctl" in str(t.get("ansible.builtin.command", ""))]
+    assert systemctl["throttle"] == "{{ k3s_start_throttle }}"
 
 
 @pytest.mark.parametrize("unit, verb", [("k3s.service.j2", "server"), ("k3s-agent.service.j2", "agent")])
