@@ -84,6 +84,10 @@ def config_from_dict(data: object, source: str = "config") -> AgentConfig:
     return AgentConfig(**data)
 
 
+class ConfigUnreadable(ValueError):
+    """The file exists but we may not read it (``agent.json`` is root-only)."""
+
+
 def load_config(path: str | None, *, must_exist: bool = False) -> AgentConfig:
     """Read ``path`` (default :data:`DEFAULT_PATH`); a missing file means all defaults."""
     target = path or DEFAULT_PATH
@@ -95,7 +99,7 @@ def load_config(path: str | None, *, must_exist: bool = False) -> AgentConfig:
             raise ValueError(f"{target}: no such file") from None
         return AgentConfig()
     except OSError as e:
-        raise ValueError(f"{target}: cannot read: {e.strerror}") from None
+        raise ConfigUnreadable(f"{target}: cannot read: {e.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -9,7 +9,7 @@ import sys
 import threading
 
 from edgeclu import __version__
-from edgeclu.agent.config import DEFAULT_PATH, AgentConfig, load_config
+from edgeclu.agent.config import DEFAULT_PATH, AgentConfig, ConfigUnreadable, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,7 +24,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def effective_config(args: argparse.Namespace) -> AgentConfig:
-    cfg = load_config(args.config, must_exist=args.config is not None)
+    try:
+        cfg = load_config(args.config, must_exist=args.config is not None)
+    except ConfigUnreadable as e:
+        if not args.once or args.config is not None:
+            raise
+        # a one-shot sample by a user who may not read the root-only config: defaults will do
+        sys.stderr.write(f"edgeclu-agent: {e}; using defaults\n")
+        cfg = AgentConfig()
     changes = {k: v for k, v in (("listen", args.listen), ("port", args.port)) if v is not None}
     if args.no_announce:
         changes["announce"] = False

@@ -34,3 +34,18 @@ def test_a_bad_config_is_exit_2_with_one_line_per_problem(tmp_path):
 def test_a_missing_explicit_config_is_an_error(tmp_path):
     r = CliRunner().invoke(app, ["agent", "--once", "--config", str(tmp_path / "nope.json")])
     assert r.exit_code == 2 and "no such file" in r.stderr
+
+
+def test_once_with_an_unreadable_default_config_uses_defaults(tmp_path, monkeypatch):
+    """On a node the SSH user may not read the root-only agent.json; a one-shot sample still works.
+    (Tests run as root, so "unreadable" is a directory where the file should be: EISDIR, not ENOENT.)"""
+    from edgeclu.agent import config
+
+    monkeypatch.setattr(config, "DEFAULT_PATH", str(tmp_path))
+    r = CliRunner().invoke(app, ["agent", "--once"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["schema"] == 1
+    assert f"{tmp_path}: cannot read: Is a directory; using defaults" in r.stderr
+    # serving (not --once) with an unreadable config is an error, not silently different settings
+    r = CliRunner().invoke(app, ["agent", "--no-announce", "--port", "1"])
+    assert r.exit_code == 2 and "cannot read" in r.stderr
