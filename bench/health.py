@@ -1,6 +1,6 @@
 """Benchmark: `edgeclu health` over N lab nodes vs. the same report gathered over plain SSH.
 
-    sudo /path/to/venv/bin/python bench/health.py [--nodes 10] [--rounds 5]
+    sudo /path/to/venv/bin/python bench/health.py [--nodes 10] [--rounds 5] [--k3s]
 
 Boots N lab nodes, installs the agent with playbooks/agent.yml (the user's path), then,
 in the same run, alternately times:
@@ -11,12 +11,17 @@ in the same run, alternately times:
   each, no multiplexing): ``sudo python3 -m edgeclu.agent --once`` on every node, plus
   ``sudo k3s kubectl get nodes -o json`` on the server -- the same data, no agent daemon.
 
+With ``--k3s`` the cluster first gets k3s (the lab's stand-in, tests/k3s_standin: NOT
+k3s) through site.yml, so kubectl has nodes to list; without it there is no k3s and
+``edgeclu health`` skips kubectl because the servers' agents say so.
+
 Prints the median wall time of each and their ratio. Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -31,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 from edgeclu.health.collect import ONCE_COMMAND  # noqa: E402
 from edgeclu.health.kube import COMMAND as KUBECTL  # noqa: E402
 from edgeclu.playbook import run_playbook  # noqa: E402
+from tests.k3s_standin.mirror import serve  # noqa: E402
+from tests.k3s_standin.release import build_release  # noqa: E402
 from tests.lab.fixtures import running_lab  # noqa: E402
 
 K3S = "v1.31.4+k3s1"
@@ -41,9 +48,9 @@ def edgeclu_health(inv: Path) -> tuple[float, int]:
     p = subprocess.run([sys.executable, "-m", "edgeclu", "health", "-i", str(inv), "--json"],
                        capture_output=True, text=True)
     wall = time.monotonic() - t0
-    nodes = json.loads(p.stdout)["nodes"]
-    assert all(n["via"] == "agent" for n in nodes), p.stdout
-    return wall, len(nodes)
+    doc = json.loads(p.stdout)
+    assert all(n["via"] == "agent" for n in doc["nodes"]), p.stdout
+    return wall, doc
 
 
 def plain_ssh(lab, user: str) -> tuple[float, int]:
@@ -68,25 +75,33 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--k3s", action="store_true", help="install the k3s stand-in first (site.yml)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="edgeclu-bench-"))
-    with running_lab(args.nodes) as lab:
+    with running_lab(args.nodes) as lab, contextlib.ExitStack() as stack:
         names = list(lab.nodes)
         inv = work / "inventory.yml"
-        inv.write_text(lab.inventory_yaml(servers=names[:1], agents=names[1:], user="edge",
-                                          extra_vars={"k3s_version": K3S}))
-        t0 = time.monotonic()
-        result = run_playbook(inv, "agent.yml", known_hosts=lab.known_hosts)
-        assert result.ok, result.failed_hosts
-        print(f"agent.yml on {len(names)} nodes: {time.monotonic() - t0:.1f}s")
-        edgeclu_health(inv)  # warm the page cache on both sides once
+        extra = {"k3s_version": K3S, "token_file": str(work / "token")}
+        if args.k3s:
+            build_release(work / "releases", K3S)
+            extra["k3s_mirror"] = stack.enter_context(serve(work / "releases", lab.ctl_ip)).url
+        inv.write_text(lab.inventory_yaml(servers=names[:1], agents=names[1:], user="edge", extra_vars=extra))
+        for playbook in (["site.yml"] if args.k3s else []) + ["agent.yml"]:
+            t0 = time.monotonic()
+            result = run_playbook(inv, playbook, known_hosts=lab.known_hosts)
+            assert result.ok, result.failed_hosts
+            print(f"{playbook} on {len(names)} nodes: {time.monotonic() - t0:.1f}s")
+        _, doc = edgeclu_health(inv)  # warm the page cache on both sides once
+        print("kubernetes status from:", doc["kubernetes"]["source"] or "- (no k3s)",
+              "| statuses:", sorted({n["status"] for n in doc["nodes"]}))
         plain_ssh(lab, "edge")
         a, b = [], []
         for _ in range(args.rounds):
             a.append(edgeclu_health(inv)[0])
             b.append(plain_ssh(lab, "edge")[0])
     ma, mb = statistics.median(a), statistics.median(b)
-    print(f"\n{args.nodes} nodes, {args.rounds} rounds, median wall time:")
+    print(f"\n{args.nodes} nodes, {'k3s stand-in' if args.k3s else 'no k3s'}, {args.rounds} rounds, "
+          "median wall time:")
     print(f"  edgeclu health (agents over HTTP, new process each time) {ma:6.3f}s   all: "
           + " ".join(f"{x:.3f}" for x in a))
     print(f"  plain SSH, one command per node, in parallel             {mb:6.3f}s   all: "

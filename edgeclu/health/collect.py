@@ -179,6 +179,18 @@ def kube_status(servers: list[Host], *, timeout: float,
     return result
 
 
+def kube_needed(server_samples: list[dict | None]) -> bool:
+    """Ask kubectl unless every server's agent answered and says k3s is not installed there."""
+    return any(s is None or (s.get("k3s") or {}).get("installed") for s in server_samples)
+
+
+def _try_agent(host: Host, port: int, token: str | None, timeout: float) -> dict | None:
+    try:
+        return fetch_agent(host.address, port, token, timeout)
+    except AgentError:
+        return None
+
+
 def gather(hosts: list[Host], servers: list[Host], *, port: int, token: str | None, timeout: float,
            remote_factory: Callable[[Host, float], object], ssh_fallback: bool = True,
            kubernetes: bool = True) -> tuple[list[NodeResult], KubeResult]:
@@ -188,6 +200,10 @@ def gather(hosts: list[Host], servers: list[Host], *, port: int, token: str | No
     if kubernetes and servers:
         def run_kube() -> None:
             try:
+                # the servers' own agents may already say there is no k3s: then no SSH round at all
+                if not kube_needed([_try_agent(h, port, token, min(timeout / 2, 1.0)) for h in servers]):
+                    kube_box.append(KubeResult())
+                    return
                 kube_box.append(kube_status(servers, timeout=timeout, remote_factory=remote_factory))
             except Exception as e:  # noqa: BLE001 - reported, never fatal
                 kube_box.append(KubeResult(error=str(e)))

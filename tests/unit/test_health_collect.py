@@ -205,3 +205,32 @@ def test_read_token(tmp_path):
     token.write_text("\n")
     with pytest.raises(EdgecluError, match="is empty"):
         collect.read_token(parse_inventory(inv_text % token))
+
+
+@pytest.mark.parametrize(("samples", "needed"), [
+    ([{"k3s": None}], False),
+    ([{"k3s": {"installed": False}}, {"k3s": None}], False),
+    ([{"k3s": {"installed": True, "active": False}}], True),
+    ([{"k3s": None}, None], True),  # a server whose agent did not answer may well run k3s
+    ([None], True),
+])
+def test_kubectl_is_skipped_only_when_every_server_agent_says_no_k3s(samples, needed):
+    assert collect.kube_needed(samples) is needed
+
+
+def test_gather_asks_no_server_over_ssh_when_their_agents_say_no_k3s(agent_server):
+    port = agent_server(sample={**SAMPLE, "k3s": {"installed": False}})
+    server = Host("n1", "server", "127.0.0.1", "root", 22, None)
+
+    def no_ssh(host, budget):
+        raise AssertionError("no SSH expected")
+
+    results, kube_result = collect.gather([server], [server], port=port, token=None, timeout=2,
+                                          remote_factory=no_ssh)
+    assert (results[0].via, kube_result.nodes, kube_result.error) == ("agent", None, None)
+    port = agent_server(sample={**SAMPLE, "k3s": {"installed": True}})
+    asked = []
+    results, kube_result = collect.gather(
+        [server], [server], port=port, token=None, timeout=2,
+        remote_factory=lambda h, b: asked.append(h.name) or ScriptedRemote(h.name, (127, "", "")))
+    assert asked == ["n1"] and kube_result.error is None
