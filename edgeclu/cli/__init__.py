@@ -49,20 +49,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register() -> None:
-    from edgeclu.cli import exec_cmd, inventory_cmd
+    from edgeclu.cli import agent_cmd, discover, exec_cmd, health, inventory_cmd, preflight, up
 
     app.add_typer(inventory_cmd.app, name="inventory")
-    exec_cmd.register(app)
-    from edgeclu.cli import discover, health
-
-    discover.register(app)
-    health.register(app)
-    from edgeclu.cli import agent_cmd
-
-    agent_cmd.register(app)
-    from edgeclu.cli import preflight
-
-    preflight.register(app)
+    for module in (discover, up, preflight, health, exec_cmd, agent_cmd):
+        module.register(app)
 
 
 _register()

@@ -1,0 +1,82 @@
+"""``edgeclu up``: converge the cluster to the inventory (idempotent; ``--dry-run`` changes nothing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.converge import converge
+from edgeclu.inventory import load_inventory
+
+
+def up(
+    inventory: opt.Inventory = Path("inventory.yml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change per node; change nothing.")]
+    = False,
+    accept_new: opt.AcceptNew = False,
+    known_hosts: opt.KnownHosts = None,
+    kubeconfig: Annotated[Path | None, typer.Option(
+        help="Merge the cluster's kubeconfig here [default: $KUBECONFIG or ~/.kube/config].")] = None,
+    merge_kubeconfig: Annotated[bool, typer.Option(
+        "--merge-kubeconfig/--no-merge-kubeconfig", help="Merge the kubeconfig after converging.")] = True,
+    skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Do not run the preflight checks.")]
+    = False,
+    as_json: opt.Json = False,
+) -> None:
+    """Converge the cluster to the inventory: preflight, prerequisites, k3s servers and agents, add-ons, node agent, kubeconfig.
+
+    A second run changes nothing. Exit code: 0 converged, 1 some node failed (the others still
+    converge), 2 bad inventory, 4 another run holds the cluster lock.
+    """
+    inv = load_inventory(inventory)
+    kh = known_hosts_path(inv, known_hosts)
+    hosts = [h.name for h in inv.hosts]
+    title = "edgeclu up --dry-run" if dry_run else "edgeclu up"
+    with PlaybookProgress(hosts, title) as progress:
+        outcome = converge(inv, known_hosts=kh, accept_new=accept_new, dry_run=dry_run,
+                           preflight=not skip_preflight, kubeconfig=kubeconfig,
+                           merge_kubeconfig=merge_kubeconfig, on_event=progress, report=say)
+    result = outcome.result
+    if dry_run:
+        plan = {h: rec.changed_tasks for h, rec in result.hosts.items()}
+        if as_json:
+            out.print_json(json.dumps({"dry_run": True, "would_change": plan}))
+        else:
+            for host in hosts:
+                tasks = plan.get(host, [])
+                out.print(f"{host}: " + ("no changes" if not tasks else f"{len(tasks)} change(s)"),
+                          highlight=False)
+                for task in tasks:
+                    out.print(f"  ~ {task}", highlight=False, markup=False)
+        say("dry run: nothing was changed (the token is never shown)")
+    else:
+        print_recap(result)
+        if as_json:
+            out.print_json(json.dumps({
+                "changed": result.changed,
+                "hosts": {h: {"ok": r.healthy, "changed": r.changed, "failures": r.failures}
+                          for h, r in result.hosts.items()},
+                "kubeconfig": str(outcome.kubeconfig) if outcome.kubeconfig else None,
+            }))
+        failed = result.failed_hosts
+        if failed:
+            say(f"[red]{len(failed)} node(s) failed: {', '.join(failed)}[/]; the others converged. "
+                "Fix them and run `edgeclu up` again.")
+        else:
+            say(f"[green]converged[/]: {len(result.hosts)} node(s), {result.changed} change(s)")
+        if outcome.kubeconfig:
+            say(f"kubeconfig: context {inv.vars['cluster_name']!r} merged into {outcome.kubeconfig}"
+                + (f" (backup: {outcome.kubeconfig_backup})" if outcome.kubeconfig_backup else ""))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up", epilog="Example: edgeclu up -i inventory.yml --dry-run")(up)

@@ -1,0 +1,71 @@
+"""Converge a cluster to its inventory: lock, run site.yml, merge the kubeconfig.
+
+The CLI (`edgeclu up`, `edgeclu add`) formats; this module decides what runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeclu import kubeconfig as kc
+from edgeclu.errors import EdgecluError
+from edgeclu.inventory import Inventory
+from edgeclu.lock import ClusterLock
+from edgeclu.playbook import PlaybookResult, TaskEvent, run_playbook
+from edgeclu.transport import remote_for
+
+
+@dataclass
+class Outcome:
+    result: PlaybookResult
+    kubeconfig: Path | None = None
+    kubeconfig_backup: Path | None = None
+
+
+def forks_for(inv: Inventory) -> int:
+    """Enough forks that every agent joins at once (ansible's default of 5 would batch them)."""
+    return max(10, len(inv.hosts))
+
+
+def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report: Callable[[str], None]) -> None:
+    from edgeclu.preflight import check_cluster
+
+    problems = check_cluster(inv, known_hosts=known_hosts, accept_new=accept_new)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        report(f"preflight: {p}")
+    if errors:
+        raise EdgecluError(f"preflight failed on {len({p.node for p in errors})} node(s); nothing was changed")
+
+
+def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry_run: bool = False,
+             preflight: bool = True, limit: str | None = None, kubeconfig: Path | None = None,
+             merge_kubeconfig: bool = True, on_event: Callable[[TaskEvent], None] | None = None,
+             report: Callable[[str], None] = print, lock_action: str = "up") -> Outcome:
+    if preflight:
+        run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    first = inv.servers[0]
+
+    def play() -> PlaybookResult:
+        return run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
+                            check=dry_run, limit=limit, forks=forks_for(inv), on_event=on_event)
+
+    if dry_run:  # read-only: no lock file, no kubeconfig
+        return Outcome(play())
+    lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        with ClusterLock(lock_remote, lock_action, report=report):
+            result = play()
+            outcome = Outcome(result)
+            first_ok = first.name in result.hosts and result.hosts[first.name].healthy
+            if merge_kubeconfig and first_ok:
+                fresh = kc.fetch(lock_remote)
+                server = kc.api_url(inv.api_endpoint, inv.vars["api_port"])
+                installed = kc.install(kc.rewrite(fresh, name=inv.vars["cluster_name"], server=server),
+                                       path=kubeconfig)
+                outcome.kubeconfig, outcome.kubeconfig_backup = installed.path, installed.backup
+            return outcome
+    finally:
+        lock_remote.close()
