@@ -30,7 +30,7 @@ def up(
     = False,
     as_json: opt.Json = False,
 ) -> None:
-    """Converge the cluster to the inventory: preflight, prerequisites, k3s servers and agents, add-ons, node agent, kubeconfig.
+    """Converge the cluster to the inventory: preflight, prerequisites, k3s, add-ons, node agent, kubeconfig.
 
     A second run changes nothing. Exit code: 0 converged, 1 some node failed (the others still
     converge), 2 bad inventory, 4 another run holds the cluster lock.
