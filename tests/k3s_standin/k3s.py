@@ -329,13 +329,131 @@ def heartbeat(state: dict, name: str, password: str, now: float, grace: float) -
     node["heartbeat"] = now
 
 
-def delete_node(state: dict, name: str) -> None:
-    """Delete the Node object; like k3s, a deleted server also leaves etcd."""
+def delete_node(state: dict, name: str, now: float | None = None, grace: float = 40) -> None:
+    """Delete the Node object; like k3s, a deleted server also leaves etcd. Its pods go too
+    (pod garbage collection); owned ones are recreated on other nodes."""
     if name not in (state.get("nodes") or {}):
         raise ApiError(404, "NotFound", f'nodes "{name}" not found')
     del state["nodes"][name]
     state.get("node_passwords", {}).pop(name, None)
     state.get("etcd_members", {}).pop(name, None)
+    for key in [k for k, p in (state.get("pods") or {}).items() if p["node"] == name]:
+        remove_pod(state, key, time.time() if now is None else now, grace)
+
+
+# -- pods and PodDisruptionBudgets: just enough for `kubectl drain` -------------------
+# No container runs: a "pod" is a record bound to a node (the stand-in has no scheduler, so
+# spec.nodeName is required). A pod owned by a ReplicaSet/StatefulSet/... is recreated on
+# another schedulable Ready node when it is evicted (the controller's job in Kubernetes);
+# a bare pod is just deleted; DaemonSet pods are never moved.
+RECREATED_BY = ("ReplicaSet", "StatefulSet", "ReplicationController", "Job")
+
+
+def node_ready(node: dict, now: float, grace: float) -> bool:
+    return now - node["heartbeat"] <= grace
+
+
+def create_object(state: dict, doc: dict, now: float) -> str:
+    """``kubectl create -f``: a Pod or a policy/v1 PodDisruptionBudget (integer budgets)."""
+    kind = doc.get("kind")
+    meta = doc.get("metadata") or {}
+    name, ns = meta.get("name"), meta.get("namespace") or "default"
+    if not name:
+        raise ApiError(422, "Invalid", f"{kind}: metadata.name: Required value")
+    key = f"{ns}/{name}"
+    if kind == "Pod":
+        node = (doc.get("spec") or {}).get("nodeName")
+        if node not in (state.get("nodes") or {}):
+            raise ApiError(422, "Invalid", f'Pod "{name}": spec.nodeName: {node!r} is not a node '
+                                            "(the stand-in has no scheduler: set spec.nodeName)")
+        pods = state.setdefault("pods", {})
+        if key in pods:
+            raise ApiError(409, "AlreadyExists", f'pods "{name}" already exists')
+        owner = (meta.get("ownerReferences") or [{}])[0]
+        pods[key] = {"namespace": ns, "name": name, "node": node, "labels": meta.get("labels") or {},
+                     "owner": {"kind": owner["kind"], "name": owner["name"]} if owner.get("kind") else None,
+                     "created": now}
+        return f"pod/{name} created"
+    if kind == "PodDisruptionBudget":
+        spec = doc.get("spec") or {}
+        budget = {k: spec[k] for k in ("minAvailable", "maxUnavailable") if k in spec}
+        if len(budget) != 1 or not all(isinstance(v, int) and v >= 0 for v in budget.values()):
+            raise ApiError(422, "Invalid", f'PodDisruptionBudget "{name}": set one of minAvailable, '
+                                            "maxUnavailable, as a number (the stand-in has no percentages)")
+        pdbs = state.setdefault("pdbs", {})
+        if key in pdbs:
+            raise ApiError(409, "AlreadyExists", f'poddisruptionbudgets.policy "{name}" already exists')
+        pdbs[key] = {"namespace": ns, "name": name, "created": now,
+                     "selector": (spec.get("selector") or {}).get("matchLabels") or {}, **budget}
+        return f"poddisruptionbudget.policy/{name} created"
+    raise ApiError(400, "BadRequest", f"the k3s stand-in cannot create kind {kind!r} (only Pod, "
+                                      "PodDisruptionBudget)")
+
+
+def pdb_pods(state: dict, pdb: dict) -> list[dict]:
+    return [p for p in (state.get("pods") or {}).values()
+            if p["namespace"] == pdb["namespace"]
+            and all(p["labels"].get(k) == v for k, v in pdb["selector"].items())]
+
+
+def pdb_status(state: dict, pdb: dict, now: float, grace: float) -> dict:
+    """The PDB's status as the disruption controller computes it (healthy = on a Ready node)."""
+    pods = pdb_pods(state, pdb)
+    nodes = state.get("nodes") or {}
+    healthy = sum(1 for p in pods if p["node"] in nodes and node_ready(nodes[p["node"]], now, grace))
+    desired = pdb["minAvailable"] if "minAvailable" in pdb else max(len(pods) - pdb["maxUnavailable"], 0)
+    return {"currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": len(pods),
+            "disruptionsAllowed": max(healthy - desired, 0)}
+
+
+def evict_pod(state: dict, ns: str, name: str, now: float, grace: float) -> dict:
+    """The Eviction API: refused (429) while a matching PDB allows no disruption."""
+    key = f"{ns}/{name}"
+    if key not in (state.get("pods") or {}):
+        raise ApiError(404, "NotFound", f'pods "{name}" not found')
+    pod = state["pods"][key]
+    for pdb in (state.get("pdbs") or {}).values():
+        if pod in pdb_pods(state, pdb) and pdb_status(state, pdb, now, grace)["disruptionsAllowed"] < 1:
+            raise ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.")
+    remove_pod(state, key, now, grace)
+    return {"kind": "Status", "status": "Success"}
+
+
+def remove_pod(state: dict, key: str, now: float, grace: float) -> None:
+    """Delete a pod; its controller (if it has one that does) creates a replacement elsewhere."""
+    pod = state["pods"].pop(key)
+    owner = pod.get("owner") or {}
+    if owner.get("kind") not in RECREATED_BY:
+        return
+    nodes = state.get("nodes") or {}
+    load = {n: sum(1 for p in state["pods"].values() if p["node"] == n) for n in nodes}
+    targets = sorted((load[n], n) for n, node in nodes.items()
+                     if n != pod["node"] and not node.get("unschedulable") and node_ready(node, now, grace))
+    state["pod_seq"] = state.get("pod_seq", 0) + 1
+    name = pod["name"] if owner["kind"] == "StatefulSet" else f"{owner['name']}-{state['pod_seq']:05x}"
+    state["pods"][f"{pod['namespace']}/{name}"] = {
+        **pod, "name": name, "node": targets[0][1] if targets else None, "created": now}
+
+
+def pod_object(pod: dict, nodes: dict, now: float, grace: float) -> dict:
+    node = nodes.get(pod["node"]) if pod["node"] else None
+    phase = "Pending" if not pod["node"] else ("Running" if node and node_ready(node, now, grace) else "Unknown")
+    meta = {"name": pod["name"], "namespace": pod["namespace"], "labels": pod["labels"],
+            "creationTimestamp": rfc3339(pod["created"])}
+    if pod.get("owner"):
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": pod["owner"]["kind"],
+                                    "name": pod["owner"]["name"], "controller": True}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": pod["node"]} if pod["node"] else {}, "status": {"phase": phase}}
+
+
+def pdb_object(state: dict, pdb: dict, now: float, grace: float) -> dict:
+    spec = {"selector": {"matchLabels": pdb["selector"]},
+            **{k: pdb[k] for k in ("minAvailable", "maxUnavailable") if k in pdb}}
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": pdb["name"], "namespace": pdb["namespace"],
+                         "creationTimestamp": rfc3339(pdb["created"])},
+            "spec": spec, "status": pdb_status(state, pdb, now, grace)}
 
 
 # -- kubectl output (pure) --------------------------------------------------------
@@ -456,7 +574,9 @@ class Server:
         ops = {
             "register": lambda st: register_node(st, args[0], now),
             "heartbeat": lambda st: heartbeat(st, args[0], args[1], now, self.grace),
-            "delete": lambda st: delete_node(st, args[0]),
+            "delete": lambda st: delete_node(st, args[0], now, self.grace),
+            "create": lambda st: [create_object(st, doc, now) for doc in args[0]],
+            "evict": lambda st: evict_pod(st, args[0], args[1], now, self.grace),
             "cordon": lambda st: self._set_unschedulable(st, args[0], True),
             "uncordon": lambda st: self._set_unschedulable(st, args[0], False),
         }
@@ -702,6 +822,10 @@ def make_handler(server: Server):
                     return server.apply("delete", parts[2])
                 if method == "POST" and len(parts) == 4 and parts[3] in ("cordon", "uncordon"):
                     return server.apply(parts[3], parts[2])
+            if route == ("POST", "objects") and who == "admin":
+                return server.apply("create", body.get("items") or [])
+            if parts[1:2] == ["pods"] and len(parts) == 5 and parts[4] == "eviction" and who == "admin":
+                return server.apply("evict", parts[2], parts[3])
             raise ApiError(403, "Forbidden", f"{who} may not {method} {path}")
 
     return Handler
@@ -840,8 +964,15 @@ def kubeconfig_target(flags: dict) -> tuple[str, str]:
 
 def cmd_kubectl(argv: list[str]) -> int:
     switches = ("--ignore-daemonsets", "--delete-emptydir-data", "--delete-local-data", "--force",
-                "--disable-eviction")
-    flags, args = parse_flags([a for a in argv if a not in switches])
+                "--disable-eviction", "-A", "--all-namespaces")
+    present = {a for a in argv if a in switches}
+    argv = [a for a in argv if a not in switches]
+    for short, long in (("-n", "--namespace"), ("-f", "--filename")):
+        if short in argv[:-1]:
+            i = argv.index(short)
+            argv[i:i + 2] = [f"{long}={argv[i + 1]}"]
+    flags, args = parse_flags(argv)
+    namespace = flags.get("namespace")
     output = flags.get("output") or ""
     if "-o" in args:
         i = args.index("-o")
@@ -852,9 +983,9 @@ def cmd_kubectl(argv: list[str]) -> int:
     server, auth = kubeconfig_target(flags)
     url = http_url(server)
 
-    def api(method: str, path: str):
+    def api(method: str, path: str, body: dict | None = None):
         try:
-            return request(url, method, path, None, auth)
+            return request(url, method, path, body, auth)
         except ApiError as e:
             if e.status == 401:
                 print("error: You must be logged in to the server (Unauthorized)", file=sys.stderr)
@@ -895,8 +1026,45 @@ def cmd_kubectl(argv: list[str]) -> int:
         print(f"node/{args[1]} {verb}ed")
         return 0
     if verb == "drain" and len(args) == 2:
-        api("POST", f"/v1-standin/nodes/{args[1]}/cordon")
-        print(f"node/{args[1]} cordoned\nnode/{args[1]} drained (stand-in: it runs no pods)")
+        return kubectl_drain(api, url, auth, args[1], flags, present)
+    if verb == "get" and len(args) >= 2 and args[1] in ("pods", "pod", "po", "pdb", "poddisruptionbudgets",
+                                                         "poddisruptionbudget"):
+        state = api("GET", "/v1-standin/state")
+        grace, now = float(state.get("cluster", {}).get("grace") or 40), time.time()
+        ns = None if "-A" in present or "--all-namespaces" in present else (namespace or "default")
+        if args[1] in ("pods", "pod", "po"):
+            on_node = (flags.get("field-selector") or "").removeprefix("spec.nodeName=") or None
+            objs = [pod_object(p, state.get("nodes") or {}, now, grace)
+                    for _, p in sorted((state.get("pods") or {}).items())
+                    if (ns is None or p["namespace"] == ns) and (on_node is None or p["node"] == on_node)]
+        else:
+            objs = [pdb_object(state, b, now, grace) for _, b in sorted((state.get("pdbs") or {}).items())
+                    if ns is None or b["namespace"] == ns]
+        if output == "json":
+            print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objs,
+                              "metadata": {"resourceVersion": ""}}, indent=4))
+        else:  # a short table: NAMESPACE/NAME, then STATUS and NODE, or ALLOWED DISRUPTIONS
+            for o in objs:
+                m, st = o["metadata"], o["status"]
+                cols = [st["phase"], o["spec"].get("nodeName", "<none>")] if o["kind"] == "Pod" \
+                    else [str(st["disruptionsAllowed"])]
+                print(" ".join([f"{m['namespace']}/{m['name']}", *cols]))
+        return 0
+    if verb in ("create", "apply") and flags.get("filename"):
+        path = flags["filename"]
+        text = sys.stdin.read() if path == "-" else read_file(path)
+        if text is None:
+            print(f'error: the path "{path}" does not exist', file=sys.stderr)
+            return 1
+        docs = []
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict):
+                docs += doc.get("items", []) if doc.get("kind") == "List" else [doc]
+        if namespace:
+            for doc in docs:
+                doc.setdefault("metadata", {}).setdefault("namespace", namespace)
+        for line in api("POST", "/v1-standin/objects", {"items": docs}):
+            print(line)
         return 0
     if verb == "delete" and len(args) == 3 and args[1] in ("node", "nodes", "no"):
         api("DELETE", f"/v1-standin/nodes/{args[2]}")
@@ -904,6 +1072,67 @@ def cmd_kubectl(argv: list[str]) -> int:
         return 0
     print(f"error: the k3s stand-in's kubectl does not support: {' '.join(argv)}", file=sys.stderr)
     return 1
+
+
+def kubectl_drain(api, url: str, auth: str, node: str, flags: dict, present: set[str]) -> int:
+    """``kubectl drain``: cordon, then evict every pod through the Eviction API (so PDBs are
+    respected), retrying refused evictions every 5 s until ``--timeout`` (0: forever)."""
+    timeout = parse_duration(flags["timeout"]) if flags.get("timeout") not in (None, "0") else 0
+    api("POST", f"/v1-standin/nodes/{node}/cordon")
+    print(f"node/{node} cordoned")
+    state = api("GET", "/v1-standin/state")
+    pods = [p for _, p in sorted((state.get("pods") or {}).items()) if p["node"] == node]
+    daemons = [p for p in pods if (p.get("owner") or {}).get("kind") == "DaemonSet"]
+    bare = [p for p in pods if not p.get("owner")]
+    problems = []
+    if daemons and "--ignore-daemonsets" not in present:
+        problems.append("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "
+                        + ", ".join(f"{p['namespace']}/{p['name']}" for p in daemons))
+    if bare and "--force" not in present:
+        problems.append("cannot delete Pods that declare no controller (use --force to override): "
+                        + ", ".join(f"{p['namespace']}/{p['name']}" for p in bare))
+    if problems:
+        text = ", ".join(problems)
+        print(f'error: unable to drain node "{node}" due to error: {text}, continuing command...\n'
+              f"There are pending nodes to be drained:\n {node}\n{text}", file=sys.stderr)
+        return 1
+    if daemons:
+        print("Warning: ignoring DaemonSet-managed Pods: "
+              + ", ".join(f"{p['namespace']}/{p['name']}" for p in daemons), file=sys.stderr)
+    pending = [p for p in pods if p not in daemons]
+    for p in pending:
+        print(f"evicting pod {p['namespace']}/{p['name']}")
+    deadline = time.monotonic() + timeout if timeout else None
+    while pending:
+        waiting = []
+        for p in pending:
+            try:
+                request(url, "POST", f"/v1-standin/pods/{p['namespace']}/{p['name']}/eviction", {}, auth)
+                print(f"pod/{p['name']} evicted")
+            except ApiError as e:
+                if e.status == 404:
+                    continue
+                if e.status != 429:
+                    print(f"error: {e.message}", file=sys.stderr)
+                    return 1
+                print(f'error when evicting pods/"{p["name"]}" -n "{p["namespace"]}" (will retry after 5s): '
+                      f"{e.message}", file=sys.stderr)
+                waiting.append(p)
+        pending = waiting
+        if not pending:
+            break
+        if deadline is not None and time.monotonic() + 5 > deadline:
+            time.sleep(max(deadline - time.monotonic(), 0))
+            errs = [f'error when evicting pods/"{p["name"]}" -n "{p["namespace"]}": global timeout reached: '
+                    f"{flags['timeout']}" for p in pending]
+            text = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
+            print(f'There are pending pods in node "{node}" when an error occurred: {text}\n'
+                  f'error: unable to drain node "{node}" due to error: {text}, continuing command...\n'
+                  f"There are pending nodes to be drained:\n {node}\n{text}", file=sys.stderr)
+            return 1
+        time.sleep(5)
+    print(f"node/{node} drained")
+    return 0
 
 
 def cmd_etcd_snapshot(argv: list[str]) -> int:
@@ -921,6 +1150,7 @@ def cmd_etcd_snapshot(argv: list[str]) -> int:
         name = f"{config.get('name') or 'on-demand'}-{node}-{int(time.time())}"
         path = os.path.join(snap_dir, name)
         os.makedirs(snap_dir, mode=0o700, exist_ok=True)
+        log("info", f"Saving etcd snapshot to {path}")
         write_file(path, json.dumps(state, sort_keys=True), 0o600)
         log("info", f"Snapshot {name} saved.")
         print(path)
