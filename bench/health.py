@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,21 +45,26 @@ from tests.lab.fixtures import running_lab  # noqa: E402
 K3S = "v1.31.4+k3s1"
 
 
-def edgeclu_health(inv: Path) -> tuple[float, int]:
-    t0 = time.monotonic()
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def edgeclu_health(inv: Path) -> tuple[float, float, dict]:
+    cpu0, t0 = _children_cpu(), time.monotonic()
     p = subprocess.run([sys.executable, "-m", "edgeclu", "health", "-i", str(inv), "--json"],
                        capture_output=True, text=True)
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, _children_cpu() - cpu0
     doc = json.loads(p.stdout)
     assert all(n["via"] == "agent" for n in doc["nodes"]), p.stdout
-    return wall, doc
+    return wall, cpu, doc
 
 
-def plain_ssh(lab, user: str) -> tuple[float, int]:
+def plain_ssh(lab, user: str) -> tuple[float, float]:
     base = ["ssh", "-q", "-i", str(lab.key), "-o", f"UserKnownHostsFile={lab.known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=no",
             "-o", "ConnectTimeout=4"]
-    t0 = time.monotonic()
+    cpu0, t0 = _children_cpu(), time.monotonic()
     procs = [subprocess.Popen([*base, f"{user}@{n.ip}", f"sudo -n sh -c '{ONCE_COMMAND}'"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for n in lab.nodes.values()]
@@ -66,9 +73,9 @@ def plain_ssh(lab, user: str) -> tuple[float, int]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples = [json.loads(p.communicate()[0]) for p in procs]
     kube.communicate()
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, _children_cpu() - cpu0
     assert all(s["host"]["hostname"] for s in samples)
-    return wall, len(samples)
+    return wall, cpu
 
 
 def main() -> int:
@@ -91,21 +98,28 @@ def main() -> int:
             result = run_playbook(inv, playbook, known_hosts=lab.known_hosts)
             assert result.ok, result.failed_hosts
             print(f"{playbook} on {len(names)} nodes: {time.monotonic() - t0:.1f}s")
-        _, doc = edgeclu_health(inv)  # warm the page cache on both sides once
+        _, _, doc = edgeclu_health(inv)  # warm the page cache on both sides once
         print("kubernetes status from:", doc["kubernetes"]["source"] or "- (no k3s)",
               "| statuses:", sorted({n["status"] for n in doc["nodes"]}))
         plain_ssh(lab, "edge")
-        a, b = [], []
+        a, b, ca, cb = [], [], [], []
+        load0 = os.getloadavg()[0]
         for _ in range(args.rounds):
-            a.append(edgeclu_health(inv)[0])
-            b.append(plain_ssh(lab, "edge")[0])
+            wall, cpu, _ = edgeclu_health(inv)
+            a.append(wall)
+            ca.append(cpu)
+            wall, cpu = plain_ssh(lab, "edge")
+            b.append(wall)
+            cb.append(cpu)
+        load1 = os.getloadavg()[0]
     ma, mb = statistics.median(a), statistics.median(b)
-    print(f"\n{args.nodes} nodes, {'k3s stand-in' if args.k3s else 'no k3s'}, {args.rounds} rounds, "
-          "median wall time:")
-    print(f"  edgeclu health (agents over HTTP, new process each time) {ma:6.3f}s   all: "
-          + " ".join(f"{x:.3f}" for x in a))
-    print(f"  plain SSH, one command per node, in parallel             {mb:6.3f}s   all: "
-          + " ".join(f"{x:.3f}" for x in b))
+    print(f"\n{args.nodes} nodes, {'k3s stand-in' if args.k3s else 'no k3s'}, {args.rounds} rounds "
+          f"(load average {load0:.1f} -> {load1:.1f} on {os.cpu_count()} CPUs); median wall time, "
+          "and CPU time spent on this controller:")
+    print(f"  edgeclu health (agents over HTTP, new process each time) {ma:6.3f}s   cpu {statistics.median(ca):.3f}s"
+          "   all: " + " ".join(f"{x:.3f}" for x in a))
+    print(f"  plain SSH, one command per node, in parallel             {mb:6.3f}s   cpu {statistics.median(cb):.3f}s"
+          "   all: " + " ".join(f"{x:.3f}" for x in b))
     print(f"  ratio plain SSH / edgeclu health: {mb / ma:.2f}x"
           f"   (goal: edgeclu health under 1 s: {'met' if ma < 1 else 'NOT met'})")
     return 0
