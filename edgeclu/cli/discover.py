@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edgeclu import discovery
@@ -113,7 +114,7 @@ def discover(
         kh = known_hosts.expanduser() if known_hosts else Path("~/.ssh/known_hosts").expanduser()
         for host, error in probe(hosts, user=user or "root", key_file=ssh_key, known_hosts=kh,
                                  accept_new=accept_new, timeout=max(timeout, 5.0)).items():
-            say(f"[yellow]probe {host}[/]: {error}")
+            say(f"[yellow]probe {host}[/]: {escape(error)}")
     try:
         servers = discovery.suggest_servers(hosts, server)
     except ValueError as e:
@@ -129,7 +130,7 @@ def discover(
             raise EdgecluError(f"nothing found: {write_inventory} not written")
         skipped = [h.hostname for h in hosts if discovery.inventory_name(h.hostname) is None or not h.addresses]
         for name in skipped:
-            say(f"[yellow]skipped {name}[/]: no usable hostname or IPv4 address")
+            say(f"[yellow]skipped {escape(name)}[/]: no usable hostname or IPv4 address")
         text = discovery.inventory_text(hosts, servers, k3s_version=k3s_version, user=user, key_file=ssh_key)
         write_inventory.write_text(text)
         say(f"wrote {write_inventory}: server(s) {', '.join(servers)}; check it with "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -117,7 +118,7 @@ def health(
             return
         print_table(render(rep))
         for f in rep.cluster:
-            say(f"[yellow]cluster[/]: {f.message}")
+            say(f"[yellow]cluster[/]: {escape(f.message)}")
         counts = {s: sum(n.status == s for n in rep.nodes) for s in ("ok", "warning", "critical", "down")}
         say(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" → {rep.status}")
 
