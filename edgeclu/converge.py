@@ -5,6 +5,7 @@ The CLI (`edgeclu up`, `edgeclu add`) formats; this module decides what runs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report
 def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry_run: bool = False,
              preflight: bool = True, limit: str | None = None, kubeconfig: Path | None = None,
              merge_kubeconfig: bool = True, on_event: Callable[[TaskEvent], None] | None = None,
-             report: Callable[[str], None] = print, lock_action: str = "up") -> Outcome:
+             report: Callable[[str], None] = print, lock_action: str = "up", lock: bool = True) -> Outcome:
+    """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``)."""
     if preflight:
         run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
     first = inv.servers[0]
@@ -56,7 +58,7 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
         return Outcome(play())
     lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, lock_action, report=report):
+        with ClusterLock(lock_remote, lock_action, report=report) if lock else contextlib.nullcontext():
             result = play()
             outcome = Outcome(result)
             first_ok = first.name in result.hosts and result.hosts[first.name].healthy

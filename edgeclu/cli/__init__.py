@@ -54,6 +54,10 @@ def _register() -> None:
     app.add_typer(inventory_cmd.app, name="inventory")
     for module in (discover, up, preflight, health, exec_cmd, agent_cmd):
         module.register(app)
+    from edgeclu.cli import add, backup, remove, reset, restore, upgrade  # lifecycle (issue 5)
+
+    for module in (add, remove, upgrade, backup, restore, reset):
+        module.register(app)
 
 
 _register()

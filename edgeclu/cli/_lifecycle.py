@@ -1,0 +1,28 @@
+"""Bits shared by the lifecycle commands (add, remove, upgrade, backup, restore, reset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeclu.cli._console import err
+
+BackupDir = Annotated[
+    Path | None, typer.Option("--backup-dir", envvar="EDGECLU_BACKUP_DIR",
+                              help="Where backups are kept [default: ~/.local/share/edgeclu/backups].")]
+DrainTimeout = Annotated[
+    float, typer.Option("--drain-timeout", help="Seconds a drain may take before the pods that would not "
+                                                 "move are reported.")]
+
+
+def report(message: str) -> None:
+    """Progress on stderr, as plain text (node lists like [a, b] are not markup)."""
+    err.print(message, markup=False, highlight=False)
+
+
+def backup_root(option: Path | None) -> Path:
+    from edgeclu.lifecycle.backup import default_root
+
+    return option.expanduser() if option else default_root()

@@ -1,0 +1,59 @@
+"""``edgeclu add HOST``: add one machine to the inventory and join it; no other node changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli._lifecycle import report
+from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.inventory import load_inventory
+from edgeclu.lifecycle.nodes import add_node
+
+
+def add(
+    host: Annotated[str, typer.Argument(help="An address (IP or DNS name), or a host name seen by "
+                                             "`edgeclu discover` (mDNS, e.g. pi-5 or pi-5.local).")],
+    role: Annotated[str, typer.Option("--role", help="agent or server.")] = "agent",
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Inventory name [default: the machine's host name].")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="SSH user [default: the inventory's].")] = None,
+    ssh_port: Annotated[int | None, typer.Option("--ssh-port", help="SSH port [default: the inventory's].")] = None,
+    ssh_key: Annotated[str | None, typer.Option("--ssh-key", help="SSH private key [default: the inventory's].")]
+    = None,
+    inventory: opt.Inventory = Path("inventory.yml"),
+    accept_new: opt.AcceptNew = False,
+    known_hosts: opt.KnownHosts = None,
+    discover_timeout: Annotated[float, typer.Option(help="Seconds to listen for HOST on mDNS.")] = 3.0,
+    as_json: opt.Json = False,
+) -> None:
+    """Add a node to the inventory and join it to the cluster; no other node is changed.
+
+    The node is preflighted, written to the inventory, and gets k3s. Only the new node is
+    changed (the first server is read, and holds the cluster lock). If it does not join,
+    the inventory is put back as it was. Exit code: 0 joined and
+    Ready, 1 failed, 2 bad inventory, 4 another run holds the cluster lock.
+    """
+    inv = load_inventory(inventory)
+    kh = known_hosts_path(inv, known_hosts)
+    with PlaybookProgress([], f"edgeclu add {host}") as progress:
+        outcome = add_node(inv, host, role=role, name=name, user=user, port=ssh_port, key_file=ssh_key,
+                           known_hosts=kh, accept_new=accept_new, discover_timeout=discover_timeout,
+                           report=report, on_event=progress)
+    print_recap(outcome.result)
+    if as_json:
+        out.print_json(json.dumps({"name": outcome.name, "role": outcome.role, "address": outcome.address,
+                                   "ok": outcome.ok, "changed": outcome.result.changed}))
+    if not outcome.ok:
+        raise typer.Exit(1)
+    say(f"[green]added[/]: {outcome.name} ({outcome.role}, {outcome.address}) joined and is Ready")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("add", epilog="Example: edgeclu add 192.168.1.23 --role agent -i inventory.yml")(add)

@@ -1,0 +1,58 @@
+"""``edgeclu remove NODE``: drain a node, take it out of the cluster, uninstall k3s on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli._lifecycle import DrainTimeout, report
+from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.inventory import load_inventory
+from edgeclu.lifecycle.nodes import remove_node
+
+
+def remove(
+    node: Annotated[str, typer.Argument(help="The node's inventory name.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Remove it even if etcd would lose quorum (or its failure tolerance), its drain "
+                        "does not finish, or it is unreachable (then its drain and uninstall are skipped).")]
+    = False,
+    drain_timeout: DrainTimeout = 120.0,
+    inventory: opt.Inventory = Path("inventory.yml"),
+    accept_new: opt.AcceptNew = False,
+    known_hosts: opt.KnownHosts = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Drain a node, take it out of the cluster, uninstall k3s on it, drop it from the inventory.
+
+    Cordon and drain (PodDisruptionBudgets respected; what would not move is reported), stop
+    k3s, delete the Node object (k3s removes a server's etcd member), uninstall k3s and the
+    edgeclu agent, and remove the node from the inventory.
+
+    A server whose removal would break etcd quorum, or leave it unable to survive another
+    failure (e.g. 1 of 3 servers), is refused unless --force. Exit code: 0 removed, 1 failed,
+    2 bad inventory, 4 another run holds the cluster lock, 5 refused (nothing was changed).
+    """
+    inv = load_inventory(inventory)
+    outcome = remove_node(inv, node, force=force, drain_timeout=drain_timeout,
+                          known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new, report=report)
+    if as_json:
+        out.print_json(json.dumps({
+            "node": outcome.name, "role": outcome.role, "ok": outcome.ok, "reachable": outcome.reachable,
+            "node_deleted": outcome.node_deleted, "uninstalled": outcome.uninstalled,
+            "would_not_move": outcome.drain.stuck if outcome.drain else [],
+            "quorum": outcome.quorum.message if outcome.quorum else None}))
+    if not outcome.reachable:
+        say(f"[yellow]{node} was unreachable[/]: k3s is still installed on it; wipe it before reusing it")
+    if not outcome.ok:
+        raise typer.Exit(1)
+    say(f"[green]removed[/]: {node}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("remove", epilog="Example: edgeclu remove pi-3 -i inventory.yml")(remove)

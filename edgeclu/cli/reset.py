@@ -1,0 +1,61 @@
+"""``edgeclu reset``: uninstall k3s and the edgeclu agent from every node (after a backup)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli._lifecycle import BackupDir, backup_root, report
+from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.inventory import load_inventory
+from edgeclu.lifecycle.reset import reset_cluster
+
+
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    no_backup: Annotated[bool, typer.Option("--no-backup", help="Do not take a backup first.")] = False,
+    backup_dir: BackupDir = None,
+    inventory: opt.Inventory = Path("inventory.yml"),
+    accept_new: opt.AcceptNew = False,
+    known_hosts: opt.KnownHosts = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Uninstall k3s and the edgeclu agent from every node, after a backup.
+
+    Removes k3s (services, binary, config, data) and the edgeclu agent. Takes a backup first
+    (see `edgeclu backup`) unless --no-backup.
+
+    Asks for confirmation unless --yes. The inventory, the token file and the kubeconfig on
+    this machine are kept, so `edgeclu up` or `edgeclu restore` can bring the cluster back.
+    Exit code: 0 reset, 1 failed on some node or not confirmed, 4 another run holds the cluster lock.
+    """
+    inv = load_inventory(inventory)
+    names = [h.name for h in inv.hosts]
+    question = (f"Uninstall k3s from {len(names)} node(s) ({', '.join(names)}) and delete cluster "
+                f"{inv.vars['cluster_name']!r}'s data on them{'' if no_backup else ' (after a backup)'}?")
+    if not yes and not typer.confirm(question, default=False):
+        say("nothing was changed")
+        raise typer.Exit(1)
+    with PlaybookProgress(names, "edgeclu reset") as progress:
+        outcome = reset_cluster(inv, backup=not no_backup, backup_root=backup_root(backup_dir),
+                                known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
+                                report=report, on_event=progress)
+    print_recap(outcome.result)
+    if as_json:
+        out.print_json(json.dumps({"ok": outcome.result.ok, "backup": outcome.backup.name if outcome.backup else None,
+                                   "failed": list(outcome.result.failed_hosts)}))
+    if outcome.backup:
+        say(f"backup: {outcome.backup.name} (edgeclu restore {outcome.backup.name})")
+    if not outcome.result.ok:
+        raise typer.Exit(1)
+    say(f"[green]reset[/]: k3s uninstalled from {len(outcome.result.hosts)} node(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reset", epilog="Example: edgeclu reset --yes -i inventory.yml")(reset)

@@ -1,0 +1,61 @@
+"""``edgeclu restore BACKUP``: put the cluster's datastore back from a backup (k3s cluster-reset)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeclu.cli import _options as opt
+from edgeclu.cli._console import out, say
+from edgeclu.cli._lifecycle import BackupDir, backup_root, report
+from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._progress import print_recap
+from edgeclu.inventory import load_inventory
+from edgeclu.lifecycle.backup import load_backup
+from edgeclu.lifecycle.restore import restore_backup
+
+
+def restore(
+    name: Annotated[str, typer.Argument(help="A backup name from `edgeclu backup --list`, or its directory.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    backup_dir: BackupDir = None,
+    inventory: opt.Inventory = Path("inventory.yml"),
+    accept_new: opt.AcceptNew = False,
+    known_hosts: opt.KnownHosts = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Restore a backup (k3s cluster-reset), on a running cluster or after `edgeclu reset`.
+
+    Stops k3s on the servers, resets the first one onto the backup (cluster-reset with the
+    snapshot, or its SQLite files), rejoins the other servers, then converges every node.
+
+    Everything written to the cluster since the backup is lost. Exit code: 0 restored and
+    every node Ready, 1 failed, 2 bad inventory, 4 another run holds the cluster lock.
+    """
+    inv = load_inventory(inventory)
+    chosen = load_backup(name, backup_root(backup_dir))
+    m = chosen.meta
+    say(f"backup {chosen.name}: {m['datastore']} datastore of {m['server']}, taken {m['created']}, "
+        f"nodes: {', '.join(m.get('nodes', []))}")
+    if not yes and not typer.confirm(f"Restore cluster {inv.vars['cluster_name']!r} to this backup? Changes made "
+                                     "since it was taken are lost", default=False):
+        say("nothing was changed")
+        raise typer.Exit(1)
+    outcome = restore_backup(inv, chosen, known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
+                             report=report)
+    result = outcome.converge.result
+    print_recap(result)
+    if as_json:
+        out.print_json(json.dumps({"backup": chosen.name, "ok": outcome.ok, "token_replaced": outcome.token_replaced,
+                                   "node_passwords_restored": outcome.passwords_restored,
+                                   "failed": list(result.failed_hosts)}))
+    if not outcome.ok:
+        raise typer.Exit(1)
+    say(f"[green]restored[/]: {chosen.name}; {len(result.hosts)} node(s) Ready")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("restore", epilog="Example: edgeclu restore edgeclu-20250101-120000 -i inventory.yml")(restore)

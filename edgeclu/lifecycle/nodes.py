@@ -1,0 +1,281 @@
+"""``edgeclu add`` and ``edgeclu remove``: grow and shrink a running cluster, one node at a time.
+
+add: the new node is checked (preflight), written to the inventory and converged with
+``site.yml --limit <node>``: only that node is changed; the first server is read (the
+join URL, the token if the controller lost it, Ready) and holds the cluster lock.
+
+remove: cordon and drain (PodDisruptionBudgets respected, with a timeout and a report of
+what would not move), stop k3s on the node, delete the Node object (k3s then removes the
+node's etcd member), uninstall k3s and the edgeclu agent (``reset.yml --limit``), and
+drop the node from the inventory. A server whose removal would cost etcd its quorum (or
+its ability to survive another failure) is refused unless ``force``; ``force`` also
+removes a node that cannot be reached (its drain and uninstall are skipped).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeclu import discovery
+from edgeclu.converge import Outcome, converge
+from edgeclu.errors import EdgecluError, RemoteError
+from edgeclu.inventory import ROLES, Inventory, edit_hosts, parse_inventory
+from edgeclu.lifecycle.invfile import write_inventory
+from edgeclu.lifecycle.kubectl import Drain, connect_api
+from edgeclu.lifecycle.plan import QuorumCheck, check_member_removal
+from edgeclu.lock import ClusterLock
+from edgeclu.playbook import PlaybookResult, TaskEvent, run_playbook
+from edgeclu.preflight import run_preflight
+from edgeclu.transport import SSHRemote, remote_for
+
+Report = Callable[[str], None]
+
+
+# -- add: pure parts -----------------------------------------------------------------
+def is_address(text: str) -> bool:
+    """An IP address or a DNS name with a dot (``pi-5.lan``); not a bare or ``.local`` mDNS name."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return "." in text and not text.lower().rstrip(".").endswith(".local")
+
+
+def find_discovered(name: str, hosts: list[discovery.FoundHost]) -> discovery.FoundHost | None:
+    want = name.lower().rstrip(".").removesuffix(".local")
+    return next((h for h in hosts if h.hostname == want and h.addresses), None)
+
+
+def new_host_vars(address: str, *, user: str | None, port: int | None, key_file: str | None,
+                  cluster_vars: dict) -> dict:
+    """Host vars for the inventory: the address, plus SSH settings that differ from the cluster's."""
+    hvars: dict = {"ansible_host": address}
+    for key, value in (("ansible_user", user), ("ansible_port", port), ("ansible_ssh_private_key_file", key_file)):
+        if value is not None and value != cluster_vars.get(key):
+            hvars[key] = value
+    return hvars
+
+
+# -- add ---------------------------------------------------------------------------------
+@dataclass
+class AddOutcome:
+    name: str
+    role: str
+    address: str
+    result: PlaybookResult
+    inventory_backup: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+def resolve(host: str, *, name: str | None, user: str, port: int, key_file: str | None, known_hosts: Path,
+            accept_new: bool, discover_timeout: float, report: Report) -> tuple[str, str]:
+    """``(inventory name, address)`` for HOST: an address, or a host name found by discovery."""
+    if is_address(host):
+        address = host
+        if not name:  # ask the machine for its name (a read)
+            remote = SSHRemote(host, address, user=user, port=port, key_file=key_file, known_hosts=known_hosts,
+                               accept_new=accept_new, report=report)
+            try:
+                hostname = remote.run("hostname", timeout=15).stdout.strip()
+            finally:
+                remote.close()
+            name = discovery.inventory_name(hostname)
+            if not name:
+                raise EdgecluError(f"{host} calls itself {hostname!r}, not a valid inventory name; "
+                                   "give one with --name")
+    else:
+        report(f"looking for {host} on the LAN (mDNS, {discover_timeout:g}s)")
+        found = discovery.merge(discovery.browse(discover_timeout))
+        match = find_discovered(host, found)
+        if match is None:
+            seen = ", ".join(h.hostname for h in found) or "nothing"
+            raise EdgecluError(f"{host} was not found by discovery (found: {seen}); give its address instead")
+        address = match.addresses[0]
+        name = name or discovery.inventory_name(match.hostname)
+        if not name:
+            raise EdgecluError(f"{match.hostname!r} is not a valid inventory name; give one with --name")
+        report(f"found {match.hostname} at {address}")
+    return name, address
+
+
+def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None = None, user: str | None = None,
+             port: int | None = None, key_file: str | None = None, known_hosts: Path, accept_new: bool = False,
+             discover_timeout: float = 3.0, report: Report = print,
+             on_event: Callable[[TaskEvent], None] | None = None) -> AddOutcome:
+    if role not in ROLES:
+        raise EdgecluError(f"--role must be server or agent, not {role!r}")
+    v = inv.vars
+    ssh_user = user or v["ansible_user"]
+    ssh_port = port or v["ansible_port"]
+    ssh_key = key_file or v.get("ansible_ssh_private_key_file")
+    name, address = resolve(host, name=name, user=ssh_user, port=ssh_port, key_file=ssh_key,
+                            known_hosts=known_hosts, accept_new=accept_new, discover_timeout=discover_timeout,
+                            report=report)
+    for h in inv.hosts:
+        if h.name == name or h.address == address:
+            raise EdgecluError(f"{h.name} ({h.address}) is already in {inv.path}; "
+                               "run `edgeclu up` to converge it")
+    if role == "server" and len(inv.servers) == 1:
+        raise EdgecluError(
+            f"{inv.servers[0].name} is this cluster's only server, so it runs k3s with SQLite, which other "
+            "servers cannot join. `edgeclu add` changes only the new node; to get more servers, add them to "
+            "the inventory and run `edgeclu up` (it restarts the first server with cluster-init)")
+    text = edit_hosts(inv.path, add=(name, role, new_host_vars(address, user=user, port=port, key_file=key_file,
+                                                                 cluster_vars=v)))
+    new_inv = parse_inventory(text, str(inv.path))
+    pre = run_preflight(new_inv, known_hosts=known_hosts, accept_new=accept_new, hosts=[new_inv.host(name)],
+                        report=report)
+    for p in pre.problems:
+        report(f"preflight: {p}")
+    if pre.errors:
+        raise EdgecluError(f"preflight failed on {name}; nothing was changed")
+
+    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        with ClusterLock(lock_remote, "add", report=report):
+            old_text = inv.path.read_text()
+            backup = write_inventory(inv.path, text)
+            report(f"{name} ({role}, {address}) added to {inv.path} (previous version: {backup})")
+            try:
+                outcome: Outcome = converge(new_inv, known_hosts=known_hosts, accept_new=accept_new,
+                                            preflight=False, limit=name, merge_kubeconfig=False,
+                                            on_event=on_event, report=report, lock=False)
+            except BaseException:
+                write_inventory(inv.path, old_text, backup=False)
+                raise
+            if not outcome.result.ok:
+                write_inventory(inv.path, old_text, backup=False)
+                report(f"{name} did not join: {inv.path} is back as it was; fix the problem and run "
+                       f"`edgeclu add` again")
+            return AddOutcome(name, role, address, outcome.result, backup)
+    finally:
+        lock_remote.close()
+
+
+# -- remove --------------------------------------------------------------------------------
+@dataclass
+class RemoveOutcome:
+    name: str
+    role: str
+    reachable: bool
+    quorum: QuorumCheck | None = None
+    drain: Drain | None = None
+    node_deleted: bool = False
+    uninstalled: bool = False
+    inventory_backup: Path | None = None
+    uninstall_failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.node_deleted and (self.uninstalled or not self.reachable) and self.inventory_backup is not None
+
+
+class Refused(EdgecluError):
+    """The removal was refused before anything changed (or after the drain was rolled back)."""
+
+    exit_code = 5
+
+
+def _stop_k3s(remote, role: str) -> None:
+    service = "k3s" if role == "server" else "k3s-agent"
+    remote.run(f"systemctl stop {service} 2>/dev/null || true", sudo=True, timeout=120)
+
+
+def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout: float = 120,
+                known_hosts: Path, accept_new: bool = False, report: Report = print,
+                on_event: Callable[[TaskEvent], None] | None = None) -> RemoveOutcome:
+    try:
+        host = inv.host(name)
+    except KeyError:
+        raise EdgecluError(f"{name} is not in {inv.path} (hosts: {', '.join(h.name for h in inv.hosts)})") from None
+    if host.role == "server" and len(inv.servers) == 1:
+        raise Refused(f"{name} is the cluster's only server: removing it removes the cluster "
+                      "(use `edgeclu reset` for that)")
+    outcome = RemoveOutcome(name, host.role, reachable=True)
+
+    target = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        target.run("true", timeout=15)
+    except RemoteError as e:
+        outcome.reachable = False
+        if not force:
+            raise Refused(f"{e}. Use --force to remove it anyway: its Node object, etcd member and inventory "
+                          "entry go; k3s stays on the machine (wipe it before reusing it)") from None
+        report(f"{name} is unreachable ({e}); --force: skipping its drain and uninstall")
+    finally:
+        target.close()
+
+    # the lock lives on the first server; when that is the node going away and it is down, the next one
+    lock_host = next(h for h in inv.servers if outcome.reachable or h.name != name)
+    lock_remote = remote_for(lock_host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        with ClusterLock(lock_remote, "remove", report=report):
+            _remove_locked(inv, host, outcome, force=force, drain_timeout=drain_timeout, known_hosts=known_hosts,
+                           accept_new=accept_new, report=report, on_event=on_event)
+    finally:
+        lock_remote.close()
+    return outcome
+
+
+def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, *, force: bool, drain_timeout: float,
+                   known_hosts: Path, accept_new: bool, report: Report, on_event) -> None:
+    name = host.name
+    api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, exclude=[name], report=report)
+    try:
+        nodes = api.nodes()
+        if host.role == "server":
+            members = {n.name: n.ready is True for n in nodes.values() if "etcd" in n.roles}
+            outcome.quorum = check_member_removal(name, members)
+            if not outcome.quorum.ok:
+                if not force:
+                    raise Refused(f"{outcome.quorum.message}. Nothing was changed; --force removes it anyway")
+                report(f"warning: {outcome.quorum.message}; --force: removing it anyway")
+            else:
+                report(outcome.quorum.message)
+        in_cluster = name in nodes
+        if not in_cluster:
+            report(f"{name} is not in the cluster's node list (kubectl via {api.server})")
+        if in_cluster and outcome.reachable:
+            report(f"draining {name} (timeout {drain_timeout:g}s)")
+            outcome.drain = api.drain(name, drain_timeout)
+            if not outcome.drain.ok:
+                for line in outcome.drain.stuck:
+                    report(f"  would not move: {line}")
+                if not force:
+                    api.node("uncordon", name)
+                    raise Refused(f"{name} could not be drained ({len(outcome.drain.stuck)} pod(s) would not "
+                                  f"move); it is uncordoned again and nothing else changed. Fix that, or use "
+                                  "--force to remove it anyway (those pods go with the node)")
+                report("--force: removing it anyway")
+        if outcome.reachable:
+            remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+            try:
+                _stop_k3s(remote, host.role)  # so the kubelet cannot register the node again
+            finally:
+                remote.close()
+        if in_cluster:
+            api.node("delete", name)
+            report(f"Node {name} deleted" + (" (k3s removes its etcd member)" if host.role == "server" else ""))
+        outcome.node_deleted = True
+        if in_cluster and not api.wait_gone(name, 30):
+            report(f"warning: {name} is still listed by kubectl 30s after its deletion")
+    finally:
+        api.close()
+
+    if outcome.reachable:
+        result = run_playbook(inv.path, "reset.yml", known_hosts=known_hosts, accept_new=accept_new, limit=name,
+                              on_event=on_event)
+        outcome.uninstalled = result.ok
+        outcome.uninstall_failures = [f for h in result.hosts.values() for f in h.failures]
+        if result.ok:
+            report(f"k3s and the edgeclu agent uninstalled from {name}")
+        else:
+            report(f"uninstall on {name} failed: " + "; ".join(outcome.uninstall_failures[:3]))
+    outcome.inventory_backup = write_inventory(inv.path, edit_hosts(inv.path, remove=name))
+    report(f"{name} removed from {inv.path} (previous version: {outcome.inventory_backup})")

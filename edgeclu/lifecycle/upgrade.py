@@ -1,0 +1,158 @@
+"""``edgeclu upgrade --k3s-version vX``: a rolling k3s upgrade.
+
+Servers one at a time (inventory order), then agents in batches of
+``upgrade_batch_percent`` % (at least one node). Each node is drained, upgraded
+(``site.yml --limit`` with the new ``k3s_version``: the role swaps the binary and
+restarts the service), uncordoned, and waited for until it is Ready on the new
+version. The run stops at the first step where a node does not come back, and says
+which. Nodes already on the target are skipped, so a re-run resumes. The inventory's
+``k3s_version`` is updated once every node runs the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeclu.converge import forks_for
+from edgeclu.errors import EdgecluError
+from edgeclu.inventory import Inventory
+from edgeclu.k3s import compare_versions, version_key
+from edgeclu.lifecycle.invfile import set_cluster_var, write_inventory
+from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
+from edgeclu.lifecycle.plan import Step, upgrade_steps
+from edgeclu.lock import ClusterLock
+from edgeclu.playbook import TaskEvent, run_playbook
+from edgeclu.transport import remote_for
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class UpgradeOutcome:
+    target: str
+    steps: list[Step]
+    before: dict[str, str | None]
+    upgraded: list[str] = field(default_factory=list)  # in the order they were done
+    failed: dict[str, str] = field(default_factory=dict)  # node -> why
+    not_started: list[str] = field(default_factory=list)
+    inventory_backup: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_started
+
+    @property
+    def skipped(self) -> list[str]:
+        """Already on the target before this run."""
+        return [n for n, v in self.before.items() if v == self.target]
+
+
+def describe(steps: list[Step]) -> str:
+    """``node1 (server) -> node2 (server) -> [node3, node4] (agents)`` (pure)."""
+    parts = [f"{s.nodes[0]} (server)" if s.role == "server" else f"[{', '.join(s.nodes)}] (agents)" for s in steps]
+    return " -> ".join(parts) or "nothing to do"
+
+
+def check_target(target: str) -> None:
+    try:
+        version_key(target)
+    except ValueError as e:
+        raise EdgecluError(f"--k3s-version: {e}") from None
+
+
+def plan_upgrade(inv: Inventory, api: ClusterApi, target: str, percent: int | None = None
+                 ) -> tuple[list[Step], dict[str, str | None]]:
+    """The steps for this cluster, from the versions its nodes report now (reads only)."""
+    check_target(target)
+    nodes = api.nodes()
+    missing = [h.name for h in inv.hosts if h.name not in nodes]
+    if missing:
+        raise EdgecluError(f"not part of the cluster yet: {', '.join(missing)}; run `edgeclu up` first")
+    before = {h.name: nodes[h.name].version for h in inv.hosts}
+    newer = [f"{n} ({v})" for n, v in before.items() if v and compare_versions(v, target) > 0]
+    if newer:
+        raise EdgecluError(f"{', '.join(newer)} already run a newer k3s than {target}; k3s cannot be downgraded")
+    steps = upgrade_steps([h.name for h in inv.servers], [h.name for h in inv.agents],
+                          percent or inv.vars["upgrade_batch_percent"], before, target)
+    return steps, before
+
+
+def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_new: bool = False,
+                    percent: int | None = None, drain_timeout: float = 120, ready_timeout: float = 300,
+                    report: Report = print, on_event: Callable[[TaskEvent], None] | None = None) -> UpgradeOutcome:
+    check_target(target)
+    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        with ClusterLock(lock_remote, "upgrade", report=report):
+            api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+            try:
+                steps, before = plan_upgrade(inv, api, target, percent)
+                outcome = UpgradeOutcome(target, steps, before)
+                report(f"upgrade to {target}: {describe(steps)}")
+                if outcome.skipped:
+                    report(f"already on {target}: {', '.join(outcome.skipped)}")
+                for i, step in enumerate(steps):
+                    if not _step(inv, api, step, f"[{i + 1}/{len(steps)}]", outcome, known_hosts=known_hosts,
+                                 accept_new=accept_new, drain_timeout=drain_timeout, ready_timeout=ready_timeout,
+                                 single=len(before) == 1, report=report, on_event=on_event):
+                        outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
+                        if outcome.not_started:
+                            report(f"stopped: not upgraded: {', '.join(outcome.not_started)}")
+                        return outcome
+            finally:
+                api.close()
+            if inv.vars["k3s_version"] != target:
+                outcome.inventory_backup = write_inventory(inv.path, set_cluster_var(inv.path, "k3s_version", target))
+                report(f"{inv.path}: k3s_version is now {target} (previous version: {outcome.inventory_backup})")
+            return outcome
+    finally:
+        lock_remote.close()
+
+
+def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: UpgradeOutcome, *, known_hosts: Path,
+          accept_new: bool, drain_timeout: float, ready_timeout: float, single: bool, report: Report,
+          on_event) -> bool:
+    target = outcome.target
+    drained: list[str] = []
+    for n in step.nodes:
+        if single:
+            report(f"{label} {n}: the only node, not drained")
+            continue
+        report(f"{label} {n}: draining")
+        d = api.drain(n, drain_timeout)
+        if not d.ok:
+            for line in d.stuck:
+                report(f"  would not move: {line}")
+            for m in [*drained, n]:
+                api.node("uncordon", m)
+            outcome.failed[n] = f"drain did not finish ({len(d.stuck)} pod(s) would not move); uncordoned, not upgraded"
+            outcome.not_started += [m for m in step.nodes if m != n and m not in drained]
+            report(f"{label} {n}: {outcome.failed[n]}")
+            return False
+        drained.append(n)
+    names = ", ".join(step.nodes)
+    report(f"{label} {names}: installing k3s {target}")
+    result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
+                          extravars={"k3s_version": target}, limit=",".join(step.nodes), forks=forks_for(inv),
+                          on_event=on_event)
+    failed = {}
+    for n in step.nodes:
+        rec = result.hosts.get(n)
+        if rec is None or not rec.healthy:
+            failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
+    back = [n for n in step.nodes if n not in failed]
+    for n in back:
+        api.node("uncordon", n)
+    waiting = api.wait_nodes(back, ready_timeout, want=lambda k: k.ready is True and k.version == target)
+    for n, why in waiting.items():
+        failed[n] = f"not Ready on {target} after {ready_timeout:g}s ({why})"
+    for n in step.nodes:
+        if n in failed:
+            report(f"{label} {n}: FAILED: {failed[n]}")
+        else:
+            outcome.upgraded.append(n)
+            report(f"{label} {n}: upgraded {outcome.before.get(n)} -> {target}, uncordoned, Ready")
+    outcome.failed.update(failed)
+    return not failed

@@ -1,0 +1,90 @@
+"""kubectl commands and the reading of `kubectl drain` failures (pure)."""
+
+import json
+
+import pytest
+
+from edgeclu.lifecycle.kubectl import (
+    PDBS_COMMAND,
+    drain_command,
+    eviction_errors,
+    explain_stuck,
+    node_command,
+    pods_on_command,
+)
+
+
+@pytest.mark.parametrize(("fn", "args", "want"), [
+    (drain_command, ("pi-3", 120.0),
+     "k3s kubectl drain pi-3 --ignore-daemonsets --delete-emptydir-data --timeout=120s"),
+    (drain_command, ("pi-3", 7.9), "k3s kubectl drain pi-3 --ignore-daemonsets --delete-emptydir-data --timeout=7s"),
+    (node_command, ("cordon", "pi-3"), "k3s kubectl cordon pi-3"),
+    (node_command, ("uncordon", "pi-3"), "k3s kubectl uncordon pi-3"),
+    (node_command, ("delete", "pi-3"), "k3s kubectl delete node pi-3"),
+    (pods_on_command, ("pi-3",), "k3s kubectl get pods -A --field-selector spec.nodeName=pi-3 -o json"),
+    (drain_command, ("a b", 1), "k3s kubectl drain 'a b' --ignore-daemonsets --delete-emptydir-data --timeout=1s"),
+])
+def test_commands(fn, args, want):
+    assert fn(*args) == want
+
+
+def test_pdbs_command_and_unknown_verb():
+    assert PDBS_COMMAND == "k3s kubectl get pdb -A -o json"
+    with pytest.raises(ValueError):
+        node_command("drain", "x")
+
+
+# kubectl 1.31 output when a PDB blocks two pods until --timeout
+REFUSED = "(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."
+DRAIN_TIMEOUT = "\n".join([
+    "node/pi-3 cordoned",
+    "evicting pod default/web-7c9f-abcde",
+    "evicting pod shop/db-0",
+    f'error when evicting pods/"web-7c9f-abcde" -n "default" {REFUSED}',
+    f'error when evicting pods/"db-0" -n "shop" {REFUSED}',
+    f'error when evicting pods/"web-7c9f-abcde" -n "default" {REFUSED}',
+    'There are pending pods in node "pi-3" when an error occurred: [error when evicting pods/"web-7c9f-abcde" '
+    '-n "default": global timeout reached: 20s, error when evicting pods/"db-0" -n "shop": global timeout '
+    "reached: 20s]",
+])
+
+
+def test_eviction_errors_lists_each_refused_pod_once_in_order():
+    assert eviction_errors(DRAIN_TIMEOUT) == ["default/web-7c9f-abcde", "shop/db-0"]
+    assert eviction_errors("node/pi-3 cordoned\nnode/pi-3 drained\n") == []
+
+
+def _pod(name, ns="default", owner="ReplicaSet", labels=None):
+    meta = {"name": name, "namespace": ns, "labels": labels or {"app": "web"}}
+    if owner:
+        meta["ownerReferences"] = [{"kind": owner, "name": "x"}]
+    return {"metadata": meta}
+
+
+def _pdb(name, ns="default", allowed=0, **spec):
+    return {"metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec},
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 2, "expectedPods": 2}}
+
+
+def test_explain_stuck_names_the_blocking_budget_and_other_reasons():
+    pods = {"items": [_pod("web-1"), _pod("web-2", ns="other"), _pod("bare", owner=None, labels={"app": "tool"}),
+                      _pod("svclb-x", ns="kube-system", owner="DaemonSet"), _pod("slow", labels={"app": "slow"})]}
+    pdbs = {"items": [_pdb("web", minAvailable=2), _pdb("web", ns="other", allowed=1, maxUnavailable=1)]}
+    assert explain_stuck(pods, pdbs, refused=["other/web-2"]) == [
+        "default/web-1: PodDisruptionBudget default/web allows 0 disruptions (minAvailable 2; 2 healthy of 2)",
+        "other/web-2: its eviction was refused until the timeout",
+        "default/bare: not managed by a controller: it would be deleted, not moved (kubectl drain refuses)",
+        "default/slow: still on the node when the drain timed out",
+    ]
+    assert explain_stuck({"items": []}, pdbs) == []
+
+
+def test_explain_stuck_reads_real_json_shapes():
+    pods = json.loads('{"items": [{"metadata": {"name": "w", "namespace": "default", "labels": {"app": "web"},'
+                      ' "ownerReferences": [{"kind": "ReplicaSet", "name": "w-1"}]}, "spec": {"nodeName": "n"}}]}')
+    pdbs = json.loads('{"items": [{"metadata": {"name": "p", "namespace": "default"}, "spec": {"maxUnavailable":'
+                      ' 0, "selector": {"matchLabels": {"app": "web"}}}, "status": {"disruptionsAllowed": 0,'
+                      ' "currentHealthy": 1, "expectedPods": 1}}]}')
+    assert explain_stuck(pods, pdbs) == [
+        "default/w: PodDisruptionBudget default/p allows 0 disruptions (maxUnavailable 0; 1 healthy of 1)"]
