@@ -1,0 +1,115 @@
+"""`edgeclu up` end to end, as a user runs it: the real CLI, real SSH, real ansible-runner, lab nodes.
+
+k3s itself cannot be downloaded here: the nodes get the k3s STAND-IN (tests/k3s_standin/) from a
+mirror on the controller, through the same `k3s_mirror` + sha256 path a user's air-gapped setup uses.
+"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.k3s_standin.fixtures import V1, k3s_mirror, k3s_releases  # noqa: F401
+
+pytestmark = pytest.mark.lab
+
+
+def _inventory(tmp_path, lab, mirror, servers, agents):
+    path = tmp_path / "inventory.yml"
+    path.write_text(lab.inventory_yaml(servers, agents, user="edge", extra_vars={
+        "k3s_version": V1, "token_file": str(tmp_path / "secrets" / "token"), "k3s_mirror": mirror.url,
+        "cluster_name": "lab"}))
+    return path
+
+
+def _up(inv, kubeconfig, *args, timeout=600):
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ready(lab, server="node1"):
+    doc = json.loads(lab.exec(server, "k3s kubectl get nodes -o json"))
+    return {n["metadata"]["name"]: next(c["status"] for c in n["status"]["conditions"] if c["type"] == "Ready")
+            for n in doc["items"]}
+
+
+def test_up_one_server_three_agents_then_no_changes(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+    lab = fresh_lab(4)
+    mirror = k3s_mirror(lab)
+    inv = _inventory(tmp_path, lab, mirror, ["node1"], ["node2", "node3", "node4"])
+    kubeconfig = tmp_path / "kube" / "config"
+    kubeconfig.parent.mkdir()
+    other = {"apiVersion": "v1", "kind": "Config", "current-context": "work",
+             "clusters": [{"name": "work", "cluster": {"server": "https://work.example:6443"}}],
+             "users": [{"name": "work", "user": {"token": "keep-me"}}],
+             "contexts": [{"name": "work", "context": {"cluster": "work", "user": "work"}}]}
+    kubeconfig.write_text(yaml.safe_dump(other))
+
+    # --dry-run: a plan per node, and nothing on the nodes
+    dry = _up(inv, kubeconfig, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    for node in ("node1", "node2", "node3", "node4"):
+        assert f"{node}: " in dry.stdout and "change(s)" in dry.stdout
+        assert not (lab.nodes[node].upper / "usr/local/bin/k3s").exists()
+
+    first = _up(inv, kubeconfig, "--json")
+    assert first.returncode == 0, first.stderr[-6000:]
+    assert _ready(lab) == {"node1": "True", "node2": "True", "node3": "True", "node4": "True"}
+    for node in lab.nodes:
+        assert lab.exec(node, "systemctl is-active edgeclu-agent").strip() == "active"
+    token_file = tmp_path / "secrets" / "token"
+    token = token_file.read_text().strip()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert token and token not in first.stdout + first.stderr + dry.stdout + dry.stderr
+    # kubeconfig merged: our context added and current, the user's other context untouched, 0600
+    merged = yaml.safe_load(kubeconfig.read_text())
+    assert merged["current-context"] == "lab"
+    assert {c["name"] for c in merged["contexts"]} == {"work", "lab"}
+    lab_cluster = next(c for c in merged["clusters"] if c["name"] == "lab")
+    assert lab_cluster["cluster"]["server"] == f"https://{lab.nodes['node1'].ip}:6443"
+    assert next(u for u in merged["users"] if u["name"] == "work")["user"] == {"token": "keep-me"}
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    assert list(kubeconfig.parent.glob("config.bak-*")), "no backup of the old kubeconfig"
+
+    second = _up(inv, kubeconfig, "--json")
+    assert second.returncode == 0, second.stderr[-6000:]
+    doc = json.loads(second.stdout)
+    assert doc["changed"] == 0, {h: v for h, v in doc["hosts"].items() if v["changed"]}
+    assert "0 change(s)" in second.stderr
+
+
+def test_node_powered_off_mid_up_fails_alone_and_rerun_converges(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+    lab = fresh_lab(3)
+    mirror = k3s_mirror(lab)
+    inv = _inventory(tmp_path, lab, mirror, ["node1"], ["node2", "node3"])
+    kubeconfig = tmp_path / "kubeconfig"
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+    proc = subprocess.Popen([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # pull node3's plug once up has started working on it
+    marker = lab.nodes["node3"].upper / "etc/rancher/k3s"
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "up never reached node3"
+        time.sleep(0.1)
+    lab.stop("node3", hard=True)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err[-6000:]
+    doc = json.loads(out)
+    assert doc["hosts"]["node3"]["ok"] is False
+    assert doc["hosts"]["node1"]["ok"] and doc["hosts"]["node2"]["ok"]
+    assert "node3" in err and "the others converged" in err
+    assert _ready(lab)["node2"] == "True"
+
+    lab.start("node3")
+    lab.wait_ssh([lab.nodes["node3"]])
+    again = _up(inv, kubeconfig, "--json")
+    assert again.returncode == 0, again.stderr[-6000:]
+    assert _ready(lab) == {"node1": "True", "node2": "True", "node3": "True"}
