@@ -1,0 +1,70 @@
+"""Benchmark `edgeclu up` on lab nodes: 1+1 vs 1+8 nodes, and a no-change re-run.
+
+    sudo python bench/up.py [--agents-small 1] [--agents-large 8]
+
+Everything is measured in this one run, side by side, with the real CLI over real SSH into lab nodes
+(k3s is the lab's stand-in, served from a mirror). Prints wall times and the ratios:
+  (1+8)/(1+1)  goal <= 1.5   (agents join in parallel)
+  re-run/first goal <= 0.25  (a converged cluster is only checked)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.k3s_standin.fixtures import V1  # noqa: E402
+from tests.k3s_standin.mirror import serve  # noqa: E402
+from tests.k3s_standin.release import build_release  # noqa: E402
+from tests.lab.fixtures import running_lab  # noqa: E402
+
+
+def timed_up(inv: Path, kubeconfig: Path) -> float:
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv)], env=env,
+                       capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"up failed:\n{r.stderr[-4000:]}")
+    return wall
+
+
+def measure(agents: int, releases: Path) -> tuple[float, float]:
+    with running_lab(1 + agents) as lab, serve(releases, lab.ctl_ip) as mirror:
+        names = list(lab.nodes)
+        work = Path(tempfile.mkdtemp(prefix="bench-up-"))
+        inv = work / "inventory.yml"
+        inv.write_text(lab.inventory_yaml(names[:1], names[1:], user="edge", extra_vars={
+            "k3s_version": V1, "token_file": str(work / "token"), "k3s_mirror": mirror.url}))
+        first = timed_up(inv, work / "kubeconfig")
+        rerun = timed_up(inv, work / "kubeconfig")
+        return first, rerun
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--agents-small", type=int, default=1)
+    ap.add_argument("--agents-large", type=int, default=8)
+    args = ap.parse_args()
+    releases = Path(tempfile.mkdtemp(prefix="bench-releases-"))
+    build_release(releases, V1)
+    small_first, small_rerun = measure(args.agents_small, releases)
+    large_first, large_rerun = measure(args.agents_large, releases)
+    print(f"up 1+{args.agents_small}: first {small_first:.1f}s, re-run {small_rerun:.1f}s")
+    print(f"up 1+{args.agents_large}: first {large_first:.1f}s, re-run {large_rerun:.1f}s")
+    print(f"ratio (1+{args.agents_large})/(1+{args.agents_small}) first run: {large_first / small_first:.2f}"
+          "  (goal <= 1.5)")
+    print(f"ratio re-run/first, 1+{args.agents_small}: {small_rerun / small_first:.2f}; "
+          f"1+{args.agents_large}: {large_rerun / large_first:.2f}  (goal <= 0.25)")
+
+
+if __name__ == "__main__":
+    main()
