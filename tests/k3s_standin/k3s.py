@@ -419,6 +419,12 @@ def evict_pod(state: dict, ns: str, name: str, now: float, grace: float) -> dict
     return {"kind": "Status", "status": "Success"}
 
 
+def delete_pdb(state: dict, ns: str, name: str) -> str:
+    if (state.get("pdbs") or {}).pop(f"{ns}/{name}", None) is None:
+        raise ApiError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
+    return f'poddisruptionbudget.policy "{name}" deleted'
+
+
 def remove_pod(state: dict, key: str, now: float, grace: float) -> None:
     """Delete a pod; its controller (if it has one that does) creates a replacement elsewhere."""
     pod = state["pods"].pop(key)
@@ -577,6 +583,7 @@ class Server:
             "delete": lambda st: delete_node(st, args[0], now, self.grace),
             "create": lambda st: [create_object(st, doc, now) for doc in args[0]],
             "evict": lambda st: evict_pod(st, args[0], args[1], now, self.grace),
+            "delete_pdb": lambda st: delete_pdb(st, args[0], args[1]),
             "cordon": lambda st: self._set_unschedulable(st, args[0], True),
             "uncordon": lambda st: self._set_unschedulable(st, args[0], False),
         }
@@ -826,6 +833,8 @@ def make_handler(server: Server):
                 return server.apply("create", body.get("items") or [])
             if parts[1:2] == ["pods"] and len(parts) == 5 and parts[4] == "eviction" and who == "admin":
                 return server.apply("evict", parts[2], parts[3])
+            if method == "DELETE" and parts[1:2] == ["pdbs"] and len(parts) == 4 and who == "admin":
+                return server.apply("delete_pdb", parts[2], parts[3])
             raise ApiError(403, "Forbidden", f"{who} may not {method} {path}")
 
     return Handler
@@ -1065,6 +1074,9 @@ def cmd_kubectl(argv: list[str]) -> int:
                 doc.setdefault("metadata", {}).setdefault("namespace", namespace)
         for line in api("POST", "/v1-standin/objects", {"items": docs}):
             print(line)
+        return 0
+    if verb == "delete" and len(args) == 3 and args[1] in ("pdb", "poddisruptionbudget", "poddisruptionbudgets"):
+        print(api("DELETE", f"/v1-standin/pdbs/{namespace or 'default'}/{args[2]}"))
         return 0
     if verb == "delete" and len(args) == 3 and args[1] in ("node", "nodes", "no"):
         api("DELETE", f"/v1-standin/nodes/{args[2]}")

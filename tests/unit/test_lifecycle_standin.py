@@ -122,3 +122,12 @@ def test_pod_and_pdb_objects_look_like_kubectl_json():
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"] == {"selector": {"matchLabels": {"app": "web"}}, "maxUnavailable": 0}
     assert pdb["status"] == {"currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1, "disruptionsAllowed": 0}
+
+
+def test_delete_pdb():
+    st = _state("node1")
+    standin.create_object(st, _pdb("web", minAvailable=1), NOW)
+    assert standin.delete_pdb(st, "default", "web") == 'poddisruptionbudget.policy "web" deleted'
+    with pytest.raises(standin.ApiError) as e:
+        standin.delete_pdb(st, "default", "web")
+    assert e.value.status == 404 and st["pdbs"] == {}
