@@ -12,7 +12,7 @@ from rich.table import Table
 
 from edgeclu import discovery
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import say
 from edgeclu.cli.health import print_table
 from edgeclu.errors import EdgecluError
 
@@ -120,8 +120,8 @@ def discover(
     except ValueError as e:
         raise EdgecluError(str(e)) from None
     if as_json:
-        out.print_json(json.dumps([{**h.as_dict(), "suggested_role": "server" if h.hostname in servers
-                                    else "agent"} for h in hosts]))
+        typer.echo(json.dumps([{**h.as_dict(), "suggested_role": "server" if h.hostname in servers else "agent"}
+                               for h in hosts], indent=2, ensure_ascii=False))
     elif hosts:
         print_table(table(hosts, servers))
     say(f"{len(hosts)} host(s) found, {sum(h.has_agent for h in hosts)} with the edgeclu agent")
