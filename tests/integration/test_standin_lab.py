@@ -130,6 +130,11 @@ def test_server_agents_tokens_and_node_verbs(nodes, lab3):
     assert table[2].split()[:3] == ["node2", "Ready", "<none>"]
     assert s.run("kubectl get nodes -o name", check=False).exit_code != 0  # no kubectl link: we made none
 
+    # no pods run on the stand-in: pod and PDB lists are empty, in kubectl's shape
+    assert json.loads(s.run("k3s kubectl get pods -A --field-selector spec.nodeName=node2 -o json").stdout)[
+        "items"] == []
+    assert json.loads(s.run("k3s kubectl get pdb -A -o json").stdout)["kind"] == "List"
+
     # cordon / uncordon
     assert s.run("k3s kubectl cordon node2").stdout == "node/node2 cordoned\n"
     node2 = json.loads(s.run("k3s kubectl get node node2 -o json").stdout)
@@ -193,8 +198,11 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
         nodes["node3"].run("journalctl -u k3s -o cat -n 5 --no-pager").stdout
     nodes["node3"].run("systemctl stop k3s")
 
-    path = s1.run("k3s etcd-snapshot save --name pre-remove").stdout.strip()
+    saved = s1.run("k3s etcd-snapshot save --name pre-remove")
+    assert saved.stdout == ""  # like k3s: it only logs, on stderr
+    path = saved.stderr.split("Saving etcd snapshot to ", 1)[1].split('"')[0]
     assert path.startswith("/var/lib/rancher/k3s/server/db/snapshots/pre-remove-node1-")
+    assert "Snapshot pre-remove-node1-" in saved.stderr and "saved." in saved.stderr
     assert path.rsplit("/", 1)[1] in s1.run("k3s etcd-snapshot ls").stdout
 
     # deleting a server's node also removes its etcd member (as k3s does)
