@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from edgeclu.errors import EdgecluError
+from edgeclu.k3s import disabled_addons
 
 MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
 #: every manifest edgeclu writes starts with this, so stale ones can be found and removed
@@ -97,13 +98,7 @@ def k3s_server_config(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
     load balancer and one default StorageClass. ``disable`` is a list: merge it with any other.
     """
     v = _settings(cluster_vars)
-    disable = []
-    if v["ingress"] != "traefik":
-        disable.append("traefik")
-    if v["loadbalancer"] != "servicelb":
-        disable.append("servicelb")
-    if v["storage"] != "local-path":
-        disable.append("local-storage")
+    disable = disabled_addons(v["ingress"], v["loadbalancer"], v["storage"])
     config: dict[str, Any] = {}
     if disable:
         config["disable"] = disable

@@ -63,10 +63,7 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
             outcome = Outcome(result)
             first_ok = first.name in result.hosts and result.hosts[first.name].healthy
             if merge_kubeconfig and first_ok:
-                fresh = kc.fetch(lock_remote)
-                server = kc.api_url(inv.api_endpoint, inv.vars["api_port"])
-                installed = kc.install(kc.rewrite(fresh, name=inv.vars["cluster_name"], server=server),
-                                       path=kubeconfig)
+                installed = kc.install_from_server(inv, lock_remote, path=kubeconfig)
                 outcome.kubeconfig, outcome.kubeconfig_backup = installed.path, installed.backup
             return outcome
     finally:

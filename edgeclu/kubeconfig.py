@@ -13,7 +13,6 @@ The kubeconfig holds the cluster-admin key: nothing here prints or logs its cont
 from __future__ import annotations
 
 import copy
-import ipaddress
 import os
 import shutil
 import tempfile
@@ -26,19 +25,10 @@ from typing import Any
 import yaml
 
 from edgeclu.errors import EdgecluError
+from edgeclu.k3s import api_url
 
 K3S_YAML = "/etc/rancher/k3s/k3s.yaml"
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
-
-
-def api_url(endpoint: str, port: int) -> str:
-    """``https://host:port``, with an IPv6 address in brackets."""
-    try:
-        if ipaddress.ip_address(endpoint).version == 6:
-            endpoint = f"[{endpoint}]"
-    except ValueError:
-        pass  # a DNS name
-    return f"https://{endpoint}:{port}"
 
 
 def parse(text: str, source: str) -> dict[str, Any]:
@@ -177,12 +167,14 @@ def fetch(remote, *, local_dir: Path | None = None) -> dict[str, Any]:
         return parse(dst.read_text(), f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
 
 
-def install_from_server(inventory, remote, *, env: Mapping[str, str] | None = None) -> Installed:
+def install_from_server(inventory, remote, *, path: Path | None = None,
+                        env: Mapping[str, str] | None = None) -> Installed:
     """The whole step for ``edgeclu up``: fetch k3s.yaml from ``remote`` (a server), point it at the
-    inventory's API endpoint, name it ``cluster_name``, and merge it into the inventory's
+    inventory's API endpoint, name it ``cluster_name``, and merge it into ``path``, else the inventory's
     ``kubeconfig`` path if set, else ``$KUBECONFIG`` / ``~/.kube/config``."""
     v = inventory.vars
-    path = Path(v["kubeconfig"]).expanduser() if v.get("kubeconfig") else target_path(env)
+    if path is None:
+        path = Path(v["kubeconfig"]).expanduser() if v.get("kubeconfig") else target_path(env)
     new = rewrite(fetch(remote), name=v["cluster_name"], server=api_url(inventory.api_endpoint, v["api_port"]),
                   source=f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
     return install(new, path=path)

@@ -291,12 +291,7 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
                     with contextlib.suppress(ProcessLookupError, ValueError):
                         os.kill(int(p), signal.SIGKILL)
                 time.sleep(0.1)
-            for sub in sorted(cg.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir():
-                    with contextlib.suppress(OSError):
-                        sub.rmdir()
-            with contextlib.suppress(OSError):
-                cg.rmdir()
+            _rmdir_tree(cg)
 
     def down(self) -> None:
         for node in self.nodes.values():
@@ -306,14 +301,7 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
         for name in list(self.nodes):
             self.stop(name)
         for h in CG_HIERARCHIES:
-            top = Path(h) / self.prefix
-            if top.exists():
-                for sub in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                    if sub.is_dir():
-                        with contextlib.suppress(OSError):
-                            sub.rmdir()
-                with contextlib.suppress(OSError):
-                    top.rmdir()
+            _rmdir_tree(Path(h) / self.prefix)
         for ns in [n.netns for n in self.nodes.values()] + [self.ctl_netns, self.lan_netns]:
             _sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -371,6 +359,18 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
         if not agents:
             del data["k3s_cluster"]["children"]["agent"]
         return yaml.safe_dump(data, sort_keys=False)
+
+
+def _rmdir_tree(top: Path) -> None:
+    """Remove an (empty) cgroup directory tree, deepest first."""
+    if not top.exists():
+        return
+    for sub in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if sub.is_dir():
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+    with contextlib.suppress(OSError):
+        top.rmdir()
 
 
 def _container_leader(nspawn_pid: int) -> int:
