@@ -111,8 +111,9 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
     remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
                for h in inv.hosts}
     first = inv.servers[0]
+    lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(remotes[first.name], "restore", report=report):
+        with ClusterLock(lock_remote, "restore", report=report):
             outcome.token_replaced = sync_token(inv, backup, report)
             outcome.passwords_restored = _put_node_passwords(inv, backup, remotes, report)
             if remotes[first.name].run(INSTALLED, sudo=True, check=False).exit_code != 0:
@@ -138,7 +139,7 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
             remotes[first.name].run(f"rm -rf {STAGE}", sudo=True, check=False)
         return outcome
     finally:
-        for r in remotes.values():
+        for r in [lock_remote, *remotes.values()]:
             r.close()
 
 
