@@ -122,12 +122,13 @@ class SSHRemote:
         from fabric import Config, Connection
 
         config = Config(overrides={"load_ssh_configs": False})
+        # the timeout goes to paramiko directly: fabric's connect_timeout= is cast to int (0.9 s -> 0 = none)
         kwargs = {"look_for_keys": self.key_file is None, "allow_agent": self.key_file is None,
+                  "timeout": self.connect_timeout,
                   "banner_timeout": self.connect_timeout, "auth_timeout": self.connect_timeout}
         if self.key_file:
             kwargs["key_filename"] = self.key_file
-        conn = Connection(self.host, user=self.user, port=self.port, config=config,
-                          connect_timeout=self.connect_timeout, connect_kwargs=kwargs)
+        conn = Connection(self.host, user=self.user, port=self.port, config=config, connect_kwargs=kwargs)
         client = conn.client
         client._host_keys = paramiko.HostKeys()  # fabric pre-loads ~/.ssh/known_hosts; use ours only
         if self.known_hosts.exists():

@@ -83,3 +83,16 @@ def test_changed_host_key_is_refused_even_with_accept_new(lab3, inventory, tmp_p
     r = _exec("-i", str(inv), "--known-hosts", str(wrong), "--accept-new", "--", "true")
     assert r.exit_code == 1
     assert "HOST KEY CHANGED" in r.stderr
+
+
+def test_sub_second_connect_timeout_is_honoured(lab3):
+    from edgeclu.errors import Unreachable
+    from edgeclu.transport import SSHRemote
+
+    # nobody has this address on the lab LAN: without a timeout, ARP/SYN retries would take seconds
+    r = SSHRemote("ghost", "10.77.0.99", key_file=str(lab3.key), known_hosts=lab3.known_hosts,
+                  connect_timeout=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(Unreachable, match="ghost: 10.77.0.99:22"):
+        r.run("true")
+    assert time.monotonic() - t0 < 2.0
