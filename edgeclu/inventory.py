@@ -121,6 +121,7 @@ HOST_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "node_labels": _str_list,
     "node_taints": _str_list,
     "k3s_extra_config": _mapping,
+    "k3s_token": _str,  # override of the cluster token for one host (migrations, tests); token_file is preferred
 }
 
 # Fields only the cluster (k3s_cluster.vars) may set.
