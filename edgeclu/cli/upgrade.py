@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
@@ -66,7 +67,7 @@ def upgrade(
                                    "not_started": outcome.not_started}))
     if not outcome.ok:
         for node, why in outcome.failed.items():
-            say(f"[red]✗ {node}[/]: {why}")
+            say(f"[red]✗ {node}[/]: {escape(why)}")
         raise typer.Exit(1)
     say(f"[green]upgraded[/]: {len(outcome.upgraded)} node(s) to {outcome.target}"
         + (f", {len(outcome.skipped)} already on it" if outcome.skipped else ""))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclu.converge import forks_for
-from edgeclu.errors import EdgecluError
+from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.inventory import Inventory
 from edgeclu.k3s import compare_versions, version_key
 from edgeclu.lifecycle.invfile import set_cluster_var, write_inventory
@@ -148,9 +148,14 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
     waiting = api.wait_nodes(back, ready_timeout, want=lambda k: k.ready is True and k.version == target)
     for n, why in waiting.items():
         failed[n] = f"not Ready on {target} after {ready_timeout:g}s ({why})"
+    for n in failed:  # a node that is not Ready takes no pods anyway; do not leave it cordoned for later
+        try:
+            api.node("uncordon", n)
+        except RemoteError as e:
+            report(f"{label} {n}: could not uncordon it: {e}")
     for n in step.nodes:
         if n in failed:
-            report(f"{label} {n}: FAILED: {failed[n]}")
+            report(f"{label} {n}: FAILED: {failed[n]} (uncordoned: it takes pods again once it is Ready)")
         else:
             outcome.upgraded.append(n)
             report(f"{label} {n}: upgraded {outcome.before.get(n)} -> {target}, uncordoned, Ready")
