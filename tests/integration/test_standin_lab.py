@@ -130,7 +130,7 @@ def test_server_agents_tokens_and_node_verbs(nodes, lab3):
     assert table[2].split()[:3] == ["node2", "Ready", "<none>"]
     assert s.run("kubectl get nodes -o name", check=False).exit_code != 0  # no kubectl link: we made none
 
-    # no pods run on the stand-in: pod and PDB lists are empty, in kubectl's shape
+    # a fresh cluster has no pods and no PDBs: empty lists, in kubectl's shape
     assert json.loads(s.run("k3s kubectl get pods -A --field-selector spec.nodeName=node2 -o json").stdout)[
         "items"] == []
     assert json.loads(s.run("k3s kubectl get pdb -A -o json").stdout)["kind"] == "List"

@@ -15,9 +15,9 @@ that provisioning and lifecycle code observes:
 * ``k3s agent``: must present the right token to a reachable server or exit non-zero
   with a ``level=fatal`` line in the journal; then it heartbeats. A node is Ready while
   its heartbeat is younger than node-monitor-grace-period.
-* ``k3s kubectl get/cordon/uncordon/drain/delete node`` (``get pods``/``get pdb``: always
-  empty), ``k3s etcd-snapshot save/ls/delete``, ``k3s server --cluster-reset
-  [--cluster-reset-restore-path]``.
+* ``k3s kubectl get/cordon/uncordon/drain/delete node``, ``get pods``/``get pdb`` (a minimal
+  model of pods and PodDisruptionBudgets, enough for drains), ``k3s etcd-snapshot
+  save/ls/delete``, ``k3s server --cluster-reset [--cluster-reset-restore-path]``.
 
 What it does NOT do: TLS (the API on 6443 is plain HTTP; ``https://`` URLs are
 dialled as ``http://``), containers, pods, networking, real etcd consensus (the first
@@ -1030,11 +1030,6 @@ def cmd_kubectl(argv: list[str]) -> int:
             print("".join(f"node/{o['metadata']['name']}\n" for o in objs), end="")
         else:
             print(node_table(objs, now, wide=output == "wide"), end="")
-        return 0
-    if verb == "get" and len(args) >= 2 and args[1] in ("pods", "pod", "po", "pdb", "poddisruptionbudgets"):
-        api("GET", "/v1-standin/state")  # the same errors as for nodes when the API is away
-        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": [], "metadata": {"resourceVersion": ""}},
-                         indent=4) if output == "json" else "No resources found")
         return 0
     if verb in ("cordon", "uncordon") and len(args) == 2:
         api("POST", f"/v1-standin/nodes/{args[1]}/{verb}")
