@@ -81,6 +81,12 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     inv = write_inventory(tmp_path, lab, k3s_mirror(lab), ["node1"], ["node2"])
     ok(edgeclu(tmp_path, "up", "-i", str(inv)))
     before = {n: service_marks(lab, n) for n in ("node1", "node2")}
+    text = inv.read_text()
+
+    # a machine that does not answer is refused by preflight, before anything is written
+    ghost = edgeclu(tmp_path, "add", "10.77.0.99", "--name", "ghost", "-i", str(inv))
+    assert ghost.returncode == 1 and "preflight failed on ghost; nothing was changed" in ghost.stderr
+    assert inv.read_text() == text and not (tmp_path / "inventory.yml.bak").exists()
 
     # node3: a fresh machine that announces itself the way Raspberry Pi OS does (avahi, _ssh._tcp)
     lab.exec("node3", "cp /usr/share/doc/avahi-daemon/examples/ssh.service /etc/avahi/services/ && "
