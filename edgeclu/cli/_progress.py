@@ -31,7 +31,7 @@ class PlaybookProgress:
         if self.live:
             self.live.__enter__()
         else:
-            say(f"{self.title}: {len(self.rows)} host(s)")
+            say(f"{self.title}: {len(self.rows)} host(s)" if self.rows else self.title)
         return self
 
     def __exit__(self, *exc) -> None:

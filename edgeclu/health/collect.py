@@ -22,7 +22,7 @@ from edgeclu.fleet import on_all
 from edgeclu.health import kube
 from edgeclu.inventory import Host, Inventory
 
-ONCE_COMMAND = "PYTHONPATH=/opt/edgeclu python3 -m edgeclu.agent --once"
+ONCE_COMMAND = "PYTHONPATH=/opt/edgeclu/edgeclu-agent.zip python3 -m edgeclu.agent --once"
 SCHEMAS = (1,)  # /health schema versions this controller understands
 
 

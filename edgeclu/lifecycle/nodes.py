@@ -25,7 +25,7 @@ from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.inventory import ROLES, Inventory, edit_hosts, parse_inventory
 from edgeclu.lifecycle.invfile import write_inventory
 from edgeclu.lifecycle.kubectl import Drain, connect_api
-from edgeclu.lifecycle.plan import QuorumCheck, check_member_removal
+from edgeclu.lifecycle.plan import QuorumCheck, check_leftover_node, check_member_removal
 from edgeclu.lock import ClusterLock
 from edgeclu.playbook import PlaybookResult, TaskEvent, run_playbook
 from edgeclu.preflight import run_preflight
@@ -139,6 +139,7 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
     lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
         with ClusterLock(lock_remote, "add", report=report):
+            _clear_leftover(inv, new_inv.host(name), known_hosts=known_hosts, accept_new=accept_new, report=report)
             old_text = inv.path.read_text()
             backup = write_inventory(inv.path, text)
             report(f"{name} ({role}, {address}) added to {inv.path} (previous version: {backup})")
@@ -156,6 +157,34 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
             return AddOutcome(name, role, address, outcome.result, backup)
     finally:
         lock_remote.close()
+
+
+K3S_RUNNING = "systemctl is-active --quiet k3s || systemctl is-active --quiet k3s-agent"
+
+
+def _clear_leftover(inv: Inventory, host, *, known_hosts: Path, accept_new: bool, report: Report) -> None:
+    """Delete a stale Node object with the new host's name (see :func:`check_leftover_node`)."""
+    api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        node = api.nodes().get(host.name)
+        if node is None:
+            return
+        remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+        try:
+            running = remote.run(K3S_RUNNING, check=False, timeout=30).exit_code == 0
+        finally:
+            remote.close()
+        check = check_leftover_node(host.name, host.address, node, running)
+        if check.action == "refuse":
+            raise EdgecluError(f"{check.message}. Nothing was changed")
+        report(check.message)
+        if check.action == "delete":
+            api.node("delete", host.name)
+            if not api.wait_gone(host.name, 30):
+                raise EdgecluError(f"the old Node object {host.name} is still listed 30s after its deletion; "
+                                   "nothing else was changed")
+    finally:
+        api.close()
 
 
 # -- remove --------------------------------------------------------------------------------

@@ -69,3 +69,32 @@ def check_member_removal(target: str, members: Mapping[str, bool]) -> QuorumChec
         return QuorumCheck(False, f"removing {target} would leave etcd unable to survive losing another "
                                   f"server: {state} (now {n} members survive {before} failure(s))")
     return QuorumCheck(True, f"etcd keeps quorum: {state}")
+
+
+@dataclass(frozen=True)
+class LeftoverCheck:
+    action: str  # "join": nothing in the way | "keep": the host is that node | "delete" | "refuse"
+    message: str = ""
+
+
+def check_leftover_node(name: str, address: str, node, k3s_running: bool) -> LeftoverCheck:
+    """A Node object named like the host being added (``node``: a KubeNode or None).
+
+    k3s remembers a node's password under its name; a machine that was wiped (or is new)
+    and has that name is refused until the old Node object is deleted. So: no such node ->
+    join; k3s running on the host -> it is that node, keep it; Ready at another address ->
+    another machine uses the name, refuse; otherwise it is a leftover of an earlier
+    install of this name -> delete it, then join.
+    """
+    if node is None:
+        return LeftoverCheck("join")
+    state = node.summary + (f" at {', '.join(node.addresses)}" if node.addresses else "")
+    if k3s_running:
+        return LeftoverCheck("keep", f"{name} already runs k3s and is in the cluster ({state}): joining it as is")
+    if node.ready is True and node.addresses and address not in node.addresses:
+        return LeftoverCheck("refuse", f"a node named {name} is in the cluster and Ready ({state}), and it is not "
+                                       f"{address}: another machine uses that name. Give this one another "
+                                       "host name (or --name), or remove the other first")
+    return LeftoverCheck("delete", f"{name} is in the cluster's node list from an earlier install ({state}) but "
+                                   f"k3s is not running on {address}: deleting that Node object so {name} can "
+                                   "join again (k3s would refuse its new node password)")

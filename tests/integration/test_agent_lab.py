@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgeclu.health import collect
 from edgeclu.playbook import run_playbook
 from edgeclu.transport import SSHRemote
 
@@ -178,7 +179,7 @@ def test_once_over_ssh_as_the_fallback_runs_it(agents):
     lab, _, _ = agents
     r = SSHRemote("node3", lab.nodes["node3"].ip, user="edge", key_file=str(lab.key), known_hosts=lab.known_hosts)
     try:
-        res = r.run("PYTHONPATH=/opt/edgeclu python3 -m edgeclu.agent --once", sudo=True, timeout=20)
+        res = r.run(collect.ONCE_COMMAND, sudo=True, timeout=20)
     finally:
         r.close()
     doc = json.loads(res.stdout)

@@ -166,11 +166,16 @@ def test_three_servers_quorum_refusal_dead_server_and_replacement(fresh_lab, k3s
     assert inventory_hosts(inv) == {"server": ["node1", "node2"]}
 
     # the machine is repaired, wiped, and added back as a server by its address
+    # (k3s is still enabled on it: on boot it registers node3 again before the wipe, so a Node
+    # object named node3 is left whose node password the wiped machine no longer has)
     lab.start("node3")
     lab.wait_ssh([lab.nodes["node3"]])
+    wait_for(lambda: "node3" in kube_nodes(lab), timeout=90, what="the old k3s on node3 registering again")
     lab.exec("node3", "/usr/local/bin/k3s-uninstall.sh >/dev/null 2>&1; true")
     back = ok(edgeclu(tmp_path, "add", lab.nodes["node3"].ip, "--role", "server", "-i", str(inv)))
     assert "node3 (server" in back.stderr
+    assert ("node3 is in the cluster's node list from an earlier install" in back.stderr
+            and "deleting that Node object" in back.stderr), back.stderr[-3000:]
     assert inventory_hosts(inv) == {"server": ["node1", "node2", "node3"]}
     nodes = kube_nodes(lab)
     assert set(nodes) == {"node1", "node2", "node3"} and nodes["node3"]["ready"] and "etcd" in nodes["node3"]["roles"]

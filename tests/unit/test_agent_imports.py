@@ -1,10 +1,14 @@
 """The agent runs on nodes with python3 + psutil only, and its memory budget (node_exporter's RSS)
 leaves no room for heavy imports: check what loading and running it really imports."""
 
+import importlib.util
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import psutil
@@ -15,7 +19,13 @@ HEAVY = {"zeroconf", "asyncio", "ssl", "http.server", "http.client", "email", "h
          "dataclasses", "inspect", "typer", "rich", "paramiko", "fabric", "yaml", "jinja2", "ansible_runner"}
 SCRIPT = """
 import json, sys
+
+def edgeclu_from_zip(zip_path):
+    import edgeclu
+    return edgeclu.__file__.startswith(zip_path)
+
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
+assert edgeclu_from_zip(sys.argv[1])
 import edgeclu.agent.main, edgeclu.agent.server, edgeclu.agent.mdns, edgeclu.agent.announce, edgeclu.agent.prom
 from edgeclu.agent.config import AgentConfig
 sample = edgeclu.agent.main.once(AgentConfig())
@@ -24,15 +34,39 @@ print(json.dumps({"modules": sorted(sys.modules), "hostname": sample["host"]["ho
 """
 
 
+def _zip_builder():
+    """The edgeclu_agent role's lookup plugin: it builds the zip that nodes run."""
+    path = ROOT / "playbooks/roles/edgeclu_agent/lookup_plugins/edgeclu_agent_zip.py"
+    spec = importlib.util.spec_from_file_location("edgeclu_agent_zip", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_zip_is_deterministic_and_holds_exactly_the_agent(tmp_path):
+    builder = _zip_builder()
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "edgeclu", src, ignore=shutil.ignore_patterns("__pycache__"))
+    first = builder.build(str(src))
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        names = zf.namelist()
+        assert {zf.getinfo(n).date_time for n in names} == {(1980, 1, 1, 0, 0, 0)}
+    want = ["edgeclu/__init__.py"] + sorted(f"edgeclu/agent/{p.name}" for p in (ROOT / "edgeclu/agent").glob("*.py"))
+    assert names == sorted(want)
+    os.utime(src / "agent/main.py", (1e9, 1e9))  # a new checkout: other mtimes, same code
+    assert builder.build(str(src)) == first
+    with open(src / "agent/main.py", "a") as f:
+        f.write("# changed\n")
+    assert builder.build(str(src)) != first
+    a, b = builder.ensure(str(src), str(tmp_path)), builder.ensure(str(src), str(tmp_path))
+    assert a == b and Path(a).read_bytes() == builder.build(str(src))
+
+
 def test_only_stdlib_and_psutil_and_nothing_heavy(tmp_path):
-    pkg = tmp_path / "edgeclu"
-    (pkg / "agent").mkdir(parents=True)
-    shutil.copy(ROOT / "edgeclu/__init__.py", pkg)
-    for f in (ROOT / "edgeclu/agent").glob("*.py"):
-        shutil.copy(f, pkg / "agent")
+    zip_path = _zip_builder().ensure(str(ROOT / "edgeclu"), str(tmp_path))
     psutil_dir = str(Path(psutil.__file__).parent.parent)
-    # -I: no site-packages, no PYTHONPATH: only the copied package and psutil can be found
-    r = subprocess.run([sys.executable, "-I", "-c", SCRIPT, str(tmp_path), psutil_dir],
+    # -I: no site-packages, no PYTHONPATH: only the zipped package and psutil can be found
+    r = subprocess.run([sys.executable, "-I", "-c", SCRIPT, zip_path, psutil_dir],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)

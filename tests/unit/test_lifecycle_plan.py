@@ -57,3 +57,27 @@ def test_tolerance(members, healthy, tol):
 def test_member_removal(target, members, ok, message):
     check = check_member_removal(target, members)
     assert (check.ok, check.message) == (ok, message)
+
+
+# -- add: a Node object left with the new host's name --------------------------------------
+def _node(ready, addresses=("10.0.0.3",)):
+    from edgeclu.health.kube import KubeNode
+    return KubeNode("n3", ready, False, "v1.31.4+k3s1", ("control-plane",), tuple(addresses))
+
+
+@pytest.mark.parametrize(("node", "running", "action", "words"), [
+    (None, False, "join", ""),
+    ("ready", True, "keep", "already runs k3s and is in the cluster (Ready at 10.0.0.3)"),
+    ("unknown", True, "keep", "(Unknown at 10.0.0.3)"),
+    ("ready", False, "delete", "from an earlier install (Ready at 10.0.0.3) but k3s is not running on 10.0.0.3"),
+    ("unknown", False, "delete", "from an earlier install (Unknown at 10.0.0.3)"),
+    ("other-unknown", False, "delete", "(Unknown at 10.0.0.9)"),
+    ("other-ready", False, "refuse", "Ready (Ready at 10.0.0.9), and it is not 10.0.0.3: another machine"),
+])
+def test_leftover_node_with_the_new_hosts_name(node, running, action, words):
+    from edgeclu.lifecycle.plan import check_leftover_node
+    obj = {None: None, "ready": _node(True), "unknown": _node(None),
+           "other-unknown": _node(None, ["10.0.0.9"]), "other-ready": _node(True, ["10.0.0.9"])}[node]
+    check = check_leftover_node("n3", "10.0.0.3", obj, running)
+    assert check.action == action
+    assert words in check.message
