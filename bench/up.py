@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edgeclu.playbook import ssh_args  # noqa: E402
 from tests.k3s_standin.fixtures import V1  # noqa: E402
 from tests.k3s_standin.mirror import serve  # noqa: E402
 from tests.k3s_standin.release import build_release  # noqa: E402
@@ -37,16 +38,30 @@ def timed_up(inv: Path, kubeconfig: Path) -> float:
     return wall
 
 
-def measure(agents: int, releases: Path) -> tuple[float, float]:
+def timed_noop(inv: Path, known_hosts: Path, forks: int) -> float:
+    """The reference: bench/noop.yml (20 no-op module calls per node) over the same lab."""
+    env = dict(os.environ, ANSIBLE_SSH_ARGS=ssh_args(known_hosts), ANSIBLE_HOST_KEY_CHECKING="True",
+               ANSIBLE_PIPELINING="True", ANSIBLE_FORKS=str(forks))
+    t0 = time.monotonic()
+    r = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv),
+                        str(Path(__file__).with_name("noop.yml"))], env=env, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"noop.yml failed:\n{r.stdout[-4000:]}")
+    return wall
+
+
+def measure(agents: int, releases: Path) -> tuple[float, float, float]:
     with running_lab(1 + agents) as lab, serve(releases, lab.ctl_ip) as mirror:
         names = list(lab.nodes)
         work = Path(tempfile.mkdtemp(prefix="bench-up-"))
         inv = work / "inventory.yml"
         inv.write_text(lab.inventory_yaml(names[:1], names[1:], user="edge", extra_vars={
             "k3s_version": V1, "token_file": str(work / "token"), "k3s_mirror": mirror.url}))
+        noop = timed_noop(inv, lab.known_hosts, 1 + agents)
         first = timed_up(inv, work / "kubeconfig")
         rerun = timed_up(inv, work / "kubeconfig")
-        return first, rerun
+        return first, rerun, noop
 
 
 def main() -> None:
@@ -56,12 +71,15 @@ def main() -> None:
     args = ap.parse_args()
     releases = Path(tempfile.mkdtemp(prefix="bench-releases-"))
     build_release(releases, V1)
-    small_first, small_rerun = measure(args.agents_small, releases)
-    large_first, large_rerun = measure(args.agents_large, releases)
+    small_first, small_rerun, small_noop = measure(args.agents_small, releases)
+    large_first, large_rerun, large_noop = measure(args.agents_large, releases)
     print(f"up 1+{args.agents_small}: first {small_first:.1f}s, re-run {small_rerun:.1f}s")
     print(f"up 1+{args.agents_large}: first {large_first:.1f}s, re-run {large_rerun:.1f}s")
     print(f"ratio (1+{args.agents_large})/(1+{args.agents_small}) first run: {large_first / small_first:.2f}"
           "  (goal <= 1.5)")
+    print(f"reference, 20 no-op Ansible module calls per node: 1+{args.agents_small} {small_noop:.1f}s, "
+          f"1+{args.agents_large} {large_noop:.1f}s, ratio {large_noop / small_noop:.2f} (this machine's "
+          f"{os.cpu_count()} CPU(s) run the controller and every node)")
     print(f"ratio re-run/first, 1+{args.agents_small}: {small_rerun / small_first:.2f}; "
           f"1+{args.agents_large}: {large_rerun / large_first:.2f}  (goal <= 0.25)")
 

@@ -212,7 +212,8 @@ def cmdline_with_cgroups(cmdline: str) -> str:
 def stale_files(wanted: Iterable[Mapping[str, Any]], state: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Paths whose content (sha1), mode or owner on the node differ from ``wanted``.
 
-    ``wanted``: ``{path, content, mode, owner='root', group='root'}``; ``state``: what the
+    ``wanted``: ``{path, content | sha1 | directory: true, mode, owner='root', group='root'}``
+    (``sha1`` for a file whose bytes the controller has elsewhere); ``state``: what the
     ``k3s_node_state`` module reported per path.
     """
     import hashlib
@@ -220,8 +221,12 @@ def stale_files(wanted: Iterable[Mapping[str, Any]], state: Mapping[str, Mapping
     stale = []
     for f in wanted:
         have = state.get(f["path"]) or {}
-        want = {"sha1": hashlib.sha1(f["content"].encode()).hexdigest(),  # noqa: S324 - as Ansible
-                "mode": f["mode"], "owner": f.get("owner", "root"), "group": f.get("group", "root")}
+        want = {"mode": f["mode"], "owner": f.get("owner", "root"), "group": f.get("group", "root")}
+        if f.get("directory"):
+            want["isdir"] = True
+        else:
+            want["sha1"] = (hashlib.sha1(f["content"].encode()).hexdigest()  # noqa: S324 - as Ansible
+                            if "content" in f else f["sha1"])
         if not have.get("exists") or any(have.get(k) != v for k, v in want.items()):
             stale.append(f["path"])
     return stale

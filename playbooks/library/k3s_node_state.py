@@ -12,6 +12,7 @@ reboot what differs, so a run with nothing to do costs one call per node. Read-o
 from __future__ import annotations
 
 import fcntl
+import glob
 import grp
 import hashlib
 import os
@@ -19,6 +20,7 @@ import pwd
 import socket
 import struct
 import subprocess
+import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -31,6 +33,9 @@ options:
   services: {type: list, elements: str, default: []}
   modules: {type: list, elements: str, default: []}
   iface: {type: str, description: report this interface's IPv4 address}
+  globs: {type: list, elements: str, default: [], description: list the files matching these patterns}
+  python: {type: path, description: the interpreter to try I(imports) with}
+  imports: {type: list, elements: str, default: [], description: Python modules to try importing}
 """
 
 PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
@@ -42,9 +47,10 @@ def file_state(path: str) -> dict:
     except FileNotFoundError:
         return {"exists": False}
     digest = hashlib.sha1()  # noqa: S324 - the digest Ansible's copy module compares with
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            digest.update(chunk)
+    if not os.path.isdir(path):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 16), b""):
+                digest.update(chunk)
     try:
         owner = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:
@@ -53,8 +59,16 @@ def file_state(path: str) -> dict:
         group = grp.getgrgid(st.st_gid).gr_name
     except KeyError:
         group = str(st.st_gid)
-    return {"exists": True, "sha1": digest.hexdigest(), "mode": f"{st.st_mode & 0o7777:04o}",
-            "owner": owner, "group": group}
+    return {"exists": True, "isdir": os.path.isdir(path),
+            "sha1": None if os.path.isdir(path) else digest.hexdigest(),
+            "mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
+
+
+def importable(python: str, name: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", f"import {name}"], capture_output=True).returncode == 0
+    except OSError:
+        return False
 
 
 def service_state(name: str) -> dict:
@@ -131,7 +145,10 @@ def main() -> None:
                        "paths": {"type": "list", "elements": "path", "default": []},
                        "services": {"type": "list", "elements": "str", "default": []},
                        "modules": {"type": "list", "elements": "str", "default": []},
-                       "iface": {"type": "str"}},
+                       "iface": {"type": "str"},
+                       "globs": {"type": "list", "elements": "str", "default": []},
+                       "python": {"type": "path"},
+                       "imports": {"type": "list", "elements": "str", "default": []}},
         supports_check_mode=True,
     )
     p = module.params
@@ -151,6 +168,8 @@ def main() -> None:
         default_ipv4=default_ipv4(),
         iface_ipv4=iface_ipv4(p["iface"]) if p["iface"] else None,
         container=container(),
+        globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
+        imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
     )
 
 

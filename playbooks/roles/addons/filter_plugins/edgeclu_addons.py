@@ -3,7 +3,8 @@ manifests (the unit tests validate exactly what these return).
 
 ``{{ settings | edgeclu_addons(node_count) }}`` -> ``{manifests: {file: text}, packages: [...],
 services: [...], k3s_config: {...}}``; ``{{ settings | edgeclu_addons_k3s_config }}`` -> the extra
-k3s server config keys alone.
+k3s server config keys alone; ``edgeclu_addons_files`` / ``edgeclu_addons_stale``: what the first
+server should have, and which of it differs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ except ImportError:  # plain ansible-playbook from a source checkout: playbooks/
 from ansible.errors import AnsibleFilterError
 
 from edgeclu.errors import EdgecluError
+from edgeclu.k3s import stale_files
 
 
 def _plain(value):
@@ -55,6 +57,20 @@ def edgeclu_addons_k3s_config(settings):
     return _call(addons.k3s_server_config, _plain(settings))
 
 
+def edgeclu_addons_files(manifests, directory):
+    """What the first server should have: the manifests directory (0700) and each manifest (0600)."""
+    directory = str(directory).rstrip("/")
+    return [{"path": directory, "directory": True, "mode": "0700"}] + [
+        {"path": f"{directory}/{name}", "content": str(text), "mode": "0600"}
+        for name, text in sorted(_plain(manifests).items())]
+
+
+def edgeclu_addons_stale(wanted, state):
+    """Paths of ``wanted`` that differ on the node (``k3s_node_state`` files): edgeclu.k3s.stale_files."""
+    return stale_files(_plain(wanted), _plain(state))
+
+
 class FilterModule:
     def filters(self):
-        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_k3s_config": edgeclu_addons_k3s_config}
+        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_k3s_config": edgeclu_addons_k3s_config,
+                "edgeclu_addons_files": edgeclu_addons_files, "edgeclu_addons_stale": edgeclu_addons_stale}

@@ -25,6 +25,9 @@ options:
   _terms:
     description: the edgeclu package directory on the controller
     required: true
+  want:
+    description: C(path) of the zip, or its C(sha1)
+    default: path
 """
 
 try:  # the builder below is plain Python; Ansible is only needed to use it as a lookup
@@ -82,6 +85,15 @@ def ensure(src: str, directory: str | None = None) -> str:
     return path
 
 
+def sha1(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()  # noqa: S324 - the digest Ansible's copy module compares
+
+
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):
-        return [ensure(str(term)) for term in terms]
+    def run(self, terms, variables=None, want="path", **kwargs):
+        """``want``: ``path`` (the zip's path) or ``sha1`` (its digest, to compare with the node's)."""
+        if want not in ("path", "sha1"):
+            raise AnsibleError(f"edgeclu_agent_zip: want must be path or sha1, not {want!r}")
+        paths = [ensure(str(term)) for term in terms]
+        return paths if want == "path" else [sha1(p) for p in paths]
