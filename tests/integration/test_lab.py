@@ -70,3 +70,34 @@ def test_teardown_leaves_nothing():
     finally:
         lab.down()
     assert leftovers(lab.prefix) == []
+
+
+def test_labctl_down_sweeps_a_lab_whose_process_was_killed():
+    """A test run killed with SIGKILL cannot tear its lab down: `labctl.py down PREFIX` does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.lab.nodelab import sweep
+
+    prefix = new_prefix()
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(root / "tests/lab/labctl.py"), "up", "1", prefix], cwd=root,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith(f"lab {prefix}: 1 nodes"), first
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        left = leftovers(prefix)
+        assert any(x.startswith("netns") for x in left) and any(x.startswith("process") for x in left), left
+        r = subprocess.run([sys.executable, str(root / "tests/lab/labctl.py"), "down", prefix], cwd=root,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == "none left", r.stdout + r.stderr
+        assert leftovers(prefix) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sweep(prefix)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.lab.nodelab import Lab, ensure_base, leftovers  # noqa: E402
+from tests.lab.nodelab import Lab, ensure_base, leftovers, sweep  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -40,6 +40,10 @@ def main(argv: list[str]) -> int:
             lab.down()
             print("down; leftovers:", leftovers(lab.prefix) or "none")
         return 0
+    if cmd == "down" and len(argv) == 2:
+        left = sweep(argv[1])
+        print("\n".join(left) or "none left")
+        return 1 if left else 0
     if cmd == "leftovers":
         left = leftovers(argv[1])
         print("\n".join(left) or "none")

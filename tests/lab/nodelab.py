@@ -398,3 +398,34 @@ def leftovers(prefix: str) -> list[str]:
             if f"-M {prefix}-" in cmd or f"/run/netns/{prefix}-" in cmd:
                 found.append(f"process {proc.name}: {cmd[:80]}")
     return found
+
+
+def sweep(prefix: str) -> list[str]:
+    """Tear down what a lab with ``prefix`` left (its test process was killed before ``down``):
+    node processes, mounts, cgroups, namespaces, files. Returns what is still left."""
+    def procs() -> list[int]:
+        pids = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if f"-M {prefix}-" in cmd or f"/run/netns/{prefix}-" in cmd:
+                    pids.append(int(proc.name))
+        return pids
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in procs():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while procs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if f"/labs/{prefix}/" in line]
+    for mnt in sorted(mounts, key=len, reverse=True):
+        _sh("umount", "-l", mnt, check=False)
+    for h in CG_HIERARCHIES:
+        _rmdir_tree(Path(h) / prefix)
+    for ns in _sh("ip", "netns", "list").stdout.split():
+        if ns.startswith(prefix + "-"):
+            _sh("ip", "netns", "del", ns, check=False)
+    shutil.rmtree(LAB_ROOT / "labs" / prefix, ignore_errors=True)
+    return leftovers(prefix)

@@ -81,8 +81,9 @@ def test_malformed_requests_get_4xx_and_the_server_survives(agent, raw):
         s.sendall(raw)
         s.shutdown(socket.SHUT_WR)
         reply = s.recv(200)
-    except ConnectionResetError:
-        # the server answered 414 and closed before reading the whole oversized line (a TCP reset)
+    except OSError:
+        # the server answered 414 and closed before reading the whole oversized line: the client then
+        # sees a reset, a broken pipe, or (at shutdown) "not connected", depending on timing
         assert len(raw) > 65536
         reply = b"HTTP/1.0 414"
     finally:

@@ -9,6 +9,7 @@ bytes and an unchanged agent is never copied or restarted again.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -26,7 +27,7 @@ options:
     description: the edgeclu package directory on the controller
     required: true
   want:
-    description: C(path) of the zip, or its C(sha1)
+    description: C(path) of the zip, its C(sha1), or its bytes as C(b64)
     default: path
 """
 
@@ -92,8 +93,11 @@ def sha1(path: str) -> str:
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, want="path", **kwargs):
-        """``want``: ``path`` (the zip's path) or ``sha1`` (its digest, to compare with the node's)."""
-        if want not in ("path", "sha1"):
-            raise AnsibleError(f"edgeclu_agent_zip: want must be path or sha1, not {want!r}")
+        """``want``: ``path`` (the zip's path), ``sha1`` (its digest, to compare with the node's) or
+        ``b64`` (its bytes, base64, for the edgeclu_files module)."""
+        if want not in ("path", "sha1", "b64"):
+            raise AnsibleError(f"edgeclu_agent_zip: want must be path, sha1 or b64, not {want!r}")
         paths = [ensure(str(term)) for term in terms]
+        if want == "b64":
+            return [base64.b64encode(open(p, "rb").read()).decode() for p in paths]  # noqa: SIM115
         return paths if want == "path" else [sha1(p) for p in paths]
