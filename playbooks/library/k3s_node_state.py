@@ -7,6 +7,11 @@ line, and the few facts the roles need (machine arch, the default route's IPv4
 address, an interface's address, container or not) -- so the playbooks skip Ansible's
 fact gathering. The roles compare this with what they want and only write, restart or
 reboot what differs, so a run with nothing to do costs one call per node. Read-only.
+
+It runs as a module, or (what the playbooks do, through
+``action_plugins/k3s_node_state.py``) as a plain script fed to the node's python3 on
+stdin: no AnsiballZ wrapper and no ansible import on the node, which makes a look at
+a node several times cheaper (bench/up.py's re-run is mostly these looks).
 """
 
 from __future__ import annotations
@@ -15,14 +20,13 @@ import fcntl
 import glob
 import grp
 import hashlib
+import json
 import os
 import pwd
 import socket
 import struct
 import subprocess
 import sys
-
-from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: k3s_node_state
@@ -38,6 +42,7 @@ options:
   imports: {type: list, elements: str, default: [], description: Python modules to try importing}
 """
 
+RAW_FLAG = "--edgeclu-raw"
 PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
 
 
@@ -139,24 +144,18 @@ def container() -> str:
         return "docker" if os.path.exists("/.dockerenv") else ""
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={"k3s_bin": {"type": "path"},
-                       "paths": {"type": "list", "elements": "path", "default": []},
-                       "services": {"type": "list", "elements": "str", "default": []},
-                       "modules": {"type": "list", "elements": "str", "default": []},
-                       "iface": {"type": "str"},
-                       "globs": {"type": "list", "elements": "str", "default": []},
-                       "python": {"type": "path"},
-                       "imports": {"type": "list", "elements": "str", "default": []}},
-        supports_check_mode=True,
-    )
-    p = module.params
+DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface": None, "globs": [],
+            "python": None, "imports": []}
+
+
+def gather(p: dict) -> dict:
+    """The node's state for the parameters ``p`` (see DOCUMENTATION)."""
+    p = {**DEFAULTS, **{k: v for k, v in p.items() if v is not None}}
     version_output = ""
     if p["k3s_bin"] and os.path.exists(p["k3s_bin"]):
         proc = subprocess.run([p["k3s_bin"], "--version"], capture_output=True, text=True)
         version_output = proc.stdout if proc.returncode == 0 else ""
-    module.exit_json(
+    return dict(
         changed=False,
         k3s_version_output=version_output,
         files={path: file_state(path) for path in p["paths"]},
@@ -173,5 +172,25 @@ def main() -> None:
     )
 
 
+def main() -> None:
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(
+        argument_spec={"k3s_bin": {"type": "path"},
+                       "paths": {"type": "list", "elements": "path", "default": []},
+                       "services": {"type": "list", "elements": "str", "default": []},
+                       "modules": {"type": "list", "elements": "str", "default": []},
+                       "iface": {"type": "str"},
+                       "globs": {"type": "list", "elements": "str", "default": []},
+                       "python": {"type": "path"},
+                       "imports": {"type": "list", "elements": "str", "default": []}},
+        supports_check_mode=True,
+    )
+    module.exit_json(**gather(module.params))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == [RAW_FLAG]:  # run by the k3s_node_state action plugin: plain Python, no Ansible
+        print(json.dumps(gather(json.loads(sys.argv[2]))))
+    else:
+        main()
