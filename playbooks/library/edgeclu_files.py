@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import grp
-import hashlib
 import os
 import pwd
 import tempfile
@@ -46,8 +45,12 @@ def ids(entry: dict) -> tuple[int, int]:
     return pwd.getpwnam(entry.get("owner") or "root").pw_uid, grp.getgrnam(entry.get("group") or "root").gr_gid
 
 
+def wanted_mode(entry: dict, data: bytes | None) -> int:
+    return int(str(entry.get("mode") or ("0755" if data is None else "0644")), 8)
+
+
 def differs(entry: dict, data: bytes | None) -> bool:
-    path, mode = entry["path"], int(str(entry.get("mode") or ("0755" if data is None else "0644")), 8)
+    path, mode = entry["path"], wanted_mode(entry, data)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -60,11 +63,11 @@ def differs(entry: dict, data: bytes | None) -> bool:
     if not os.path.isfile(path) or st.st_size != len(data):
         return True
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).digest() != hashlib.sha256(data).digest()
+        return f.read() != data
 
 
 def apply(entry: dict, data: bytes | None) -> None:
-    path, mode = entry["path"], int(str(entry.get("mode") or ("0755" if data is None else "0644")), 8)
+    path, mode = entry["path"], wanted_mode(entry, data)
     uid, gid = ids(entry)
     parent = os.path.dirname(path)
     if parent and not os.path.isdir(parent):

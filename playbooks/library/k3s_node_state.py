@@ -24,6 +24,7 @@ import json
 import os
 import pwd
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -51,8 +52,9 @@ def file_state(path: str) -> dict:
         st = os.stat(path)
     except FileNotFoundError:
         return {"exists": False}
+    isdir = stat.S_ISDIR(st.st_mode)
     digest = hashlib.sha1()  # noqa: S324 - the digest Ansible's copy module compares with
-    if not os.path.isdir(path):
+    if not isdir:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 16), b""):
                 digest.update(chunk)
@@ -64,8 +66,7 @@ def file_state(path: str) -> dict:
         group = grp.getgrgid(st.st_gid).gr_name
     except KeyError:
         group = str(st.st_gid)
-    return {"exists": True, "isdir": os.path.isdir(path),
-            "sha1": None if os.path.isdir(path) else digest.hexdigest(),
+    return {"exists": True, "isdir": isdir, "sha1": None if isdir else digest.hexdigest(),
             "mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
 
 

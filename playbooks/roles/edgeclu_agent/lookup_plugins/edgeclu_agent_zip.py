@@ -1,7 +1,8 @@
-"""``lookup('edgeclu_agent_zip', src)``: the agent's code as one zip on the controller.
+"""``lookup('edgeclu_agent_zip', src, want=...)``: the agent's code as one zip, built on the controller.
 
-The node runs it with ``PYTHONPATH=<zip> python3 -m edgeclu.agent`` (zipimport). One
-file means one copy task per node instead of one per module, and a re-run compares one
+The node runs it with ``PYTHONPATH=<zip> python3 -m edgeclu.agent`` (zipimport). The role
+compares the zip's ``sha1`` with the node's file and, where it differs, writes its bytes
+(``b64``) with edgeclu_files: one file instead of one per module, and a re-run compares one
 checksum. The zip is deterministic (sorted names, fixed timestamps and modes, stored,
 not deflated: zipimport then needs no zlib), so the same code always gives the same
 bytes and an unchanged agent is never copied or restarted again.
@@ -21,7 +22,8 @@ name: edgeclu_agent_zip
 short_description: build the edgeclu agent's zip on the controller
 description:
   - Zips edgeclu/__init__.py and edgeclu/agent/*.py from the edgeclu package directory given,
-    deterministically, into the controller's cache directory and returns the zip's path.
+    deterministically, and returns its sha1, its bytes (base64), or the path of a copy written
+    to the controller's cache directory.
 options:
   _terms:
     description: the edgeclu package directory on the controller
@@ -86,18 +88,14 @@ def ensure(src: str, directory: str | None = None) -> str:
     return path
 
 
-def sha1(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()  # noqa: S324 - the digest Ansible's copy module compares
-
-
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, want="path", **kwargs):
-        """``want``: ``path`` (the zip's path), ``sha1`` (its digest, to compare with the node's) or
-        ``b64`` (its bytes, base64, for the edgeclu_files module)."""
-        if want not in ("path", "sha1", "b64"):
-            raise AnsibleError(f"edgeclu_agent_zip: want must be path, sha1 or b64, not {want!r}")
-        paths = [ensure(str(term)) for term in terms]
+        """``want``: ``path`` (the zip, written to the cache directory), ``sha1`` (its digest, to compare
+        with the node's) or ``b64`` (its bytes, base64, for the edgeclu_files module)."""
+        if want == "path":
+            return [ensure(str(term)) for term in terms]
+        if want == "sha1":  # the digest Ansible's copy module compares
+            return [hashlib.sha1(build(str(term))).hexdigest() for term in terms]  # noqa: S324
         if want == "b64":
-            return [base64.b64encode(open(p, "rb").read()).decode() for p in paths]  # noqa: SIM115
-        return paths if want == "path" else [sha1(p) for p in paths]
+            return [base64.b64encode(build(str(term))).decode() for term in terms]
+        raise AnsibleError(f"edgeclu_agent_zip: want must be path, sha1 or b64, not {want!r}")
