@@ -232,6 +232,40 @@ def stale_files(wanted: Iterable[Mapping[str, Any]], state: Mapping[str, Mapping
     return stale
 
 
+def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], files: Iterable[Mapping[str, Any]],
+                 version: str, service: str) -> dict[str, Any]:
+    """What the k3s_install role does on a node, from one ``k3s_node_state`` look at it.
+
+    ``config_file``: config.yaml as ``{path, mode, content}``; ``files``: the unit and scripts,
+    the same way. Each content is read once (in a playbook each read renders a template).
+    A new config, unit or binary (another version than ``version``) means a restart.
+    """
+    config_file = dict(config_file)
+    files = [dict(f) for f in files]
+    stale_paths = stale_files(files, state["files"])
+    config_stale = bool(stale_files([config_file], state["files"]))
+    unit_changed = f"/etc/systemd/system/{service}.service" in stale_paths
+    installed = parse_version_output(state.get("k3s_version_output")) or ""
+    restart = config_stale or unit_changed or installed != version
+    service_state = dict(state["services"][service])
+    start_now = restart or service_state.get("active") != "active"
+    return {
+        "release_files": release_files(state["machine"]),
+        "installed_version": installed,
+        "install": installed != version,
+        "config_file": config_file,
+        "files": files,
+        "config_stale": config_stale,
+        "stale_paths": stale_paths,
+        "write": config_stale or bool(stale_paths),
+        "unit_changed": unit_changed,
+        "service_state": service_state,
+        "restart": restart,
+        "start_now": start_now,
+        "start_needed": start_now or service_state.get("enabled") != "enabled",
+    }
+
+
 def nodes_not_ready(nodes: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
     """``{name: reason}`` for each of ``names`` that is not Ready in ``kubectl get nodes -o json``."""
     found = {item["metadata"]["name"]: item for item in nodes.get("items", [])}

@@ -196,6 +196,58 @@ def test_stale_files():
     assert k3s.stale_files(wanted, state) == ["/content", "/mode", "/owner", "/missing"]
 
 
+UNIT = "/etc/systemd/system/k3s-agent.service"
+CONFIG = {"path": "/etc/rancher/k3s/config.yaml", "mode": "0600", "content": "token: t\n"}
+FILES = [{"path": UNIT, "mode": "0644", "content": "[Unit]\n"},
+         {"path": "/usr/local/bin/k3s-killall.sh", "mode": "0755", "content": "#!/bin/sh\n"}]
+
+
+def _installed(**changes):
+    ok = {"exists": True, "owner": "root", "group": "root"}
+    files = {f["path"]: {**ok, "mode": f["mode"], "sha1": _sha1(f["content"])} for f in [CONFIG, *FILES]}
+    state = {"machine": "aarch64", "k3s_version_output": "k3s version v1.31.4+k3s1 (abc)\n", "files": files,
+             "services": {"k3s-agent": {"active": "active", "enabled": "enabled"}}}
+    for key, value in changes.items():
+        if key in ("active", "enabled"):
+            state["services"]["k3s-agent"][key] = value
+        elif key == "version_output":
+            state["k3s_version_output"] = value
+        else:
+            files[{"config": CONFIG["path"], "unit": UNIT}[key]] = value
+    return state
+
+
+@pytest.mark.parametrize("changes, plan", [
+    # converged: nothing to install, write or start
+    ({}, dict(install=False, write=False, restart=False, start_now=False, start_needed=False)),
+    # a new config.yaml: written, and k3s restarted to read it
+    ({"config": {"exists": False}}, dict(install=False, write=True, config_stale=True, restart=True,
+                                         start_now=True, start_needed=True, stale_paths=[])),
+    # a changed unit: written, daemon-reload, restart
+    ({"unit": {"exists": True, "mode": "0600"}}, dict(write=True, config_stale=False, unit_changed=True,
+                                                      restart=True, stale_paths=[UNIT])),
+    # another version (or none): a new binary, then a restart
+    ({"version_output": "k3s version v1.30.2+k3s1 (x)\n"}, dict(install=True, installed_version="v1.30.2+k3s1",
+                                                               write=False, restart=True, start_now=True)),
+    ({"version_output": ""}, dict(install=True, installed_version="", restart=True)),
+    # stopped: started, not restarted; only disabled: enabled, neither started nor restarted
+    ({"active": "failed"}, dict(restart=False, start_now=True, start_needed=True)),
+    ({"enabled": "disabled"}, dict(restart=False, start_now=False, start_needed=True)),
+])
+def test_install_plan(changes, plan):
+    got = k3s.install_plan(_installed(**changes), config_file=CONFIG, files=FILES, version="v1.31.4+k3s1",
+                           service="k3s-agent")
+    assert {k: got[k] for k in plan} == plan
+    assert got["release_files"] == k3s.release_files("aarch64")
+    assert got["config_file"] == CONFIG and got["files"] == FILES
+
+
+def test_install_plan_refuses_an_unsupported_arch():
+    with pytest.raises(k3s.UnsupportedArch):
+        k3s.install_plan({**_installed(), "machine": "mips"}, config_file=CONFIG, files=FILES,
+                         version="v1.31.4+k3s1", service="k3s-agent")
+
+
 def _node(name, status="True", message="kubelet is posting ready status"):
     return {"metadata": {"name": name},
             "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},

@@ -37,15 +37,15 @@ def _role_tasks():
 @pytest.mark.parametrize("role, keys", [
     ("prereq", {"disable_swap"}),
     ("raspberrypi", {"disable_swap"}),
-    ("k3s_install", {"token_file"}),
-    ("k3s_server", {"api_port", "tls_san", "storage", "storage_path", "ingress", "loadbalancer", "node_labels",
-                    "node_taints", "k3s_extra_config"}),
-    ("k3s_agent", {"api_port", "node_labels", "node_taints", "k3s_extra_config"}),
+    ("k3s_install", {"token_file", "api_port", "tls_san", "storage", "storage_path", "ingress", "loadbalancer",
+                     "node_labels", "node_taints", "k3s_extra_config"}),
+    ("k3s_server", set()),
+    ("k3s_agent", set()),
 ])
 def test_role_defaults_mirror_the_inventory_defaults(role, keys):
     # role defaults, the lowest precedence: an inventory's k3s_cluster vars always win
     # (playbook group_vars/all would override them)
-    defaults = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text())
+    defaults = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text()) or {}
     assert {k: defaults[k] for k in keys} == {k: DEFAULTS[k] for k in keys}
     assert {k: v for k, v in defaults.items() if k in DEFAULTS} == {k: DEFAULTS[k] for k in keys}
 
@@ -58,7 +58,7 @@ def test_every_task_that_handles_the_token_is_no_log():
     handling = []
     for where, task in _role_tasks():
         skip = {"name", "when", "block", "rescue", "always"}
-        if "ansible.builtin.include_role" in task:
+        if "ansible.builtin.include_role" in task or "ansible.builtin.import_tasks" in task:
             skip.add("vars")  # vars handed to an include are templated lazily, never logged
         body = {k: v for k, v in task.items() if k not in skip}
         if task.get("name") == "Check the k3s settings":
@@ -85,22 +85,34 @@ def test_config_yaml_and_token_file_are_root_only():
     assert [t["ansible.builtin.copy"]["mode"] for t in token_copy] == ["0600"]
 
 
-def test_site_starts_servers_one_at_a_time_then_agents_in_parallel():
-    plays = yaml.safe_load((PLAYBOOKS / "site.yml").read_text())
+def _load(path: str):
+    return yaml.safe_load((PLAYBOOKS / path).read_text())
+
+
+def test_site_configures_every_node_at_once_then_starts_servers_one_at_a_time_then_agents():
+    plays = _load("site.yml")
     assert [(p["hosts"], p.get("serial")) for p in plays] == [
-        ("k3s_cluster", None), ("server", None), ("agent", None), ("k3s_cluster", None),
-        ("k3s_cluster", None), ("k3s_cluster", None)]
-    includes = [[t["ansible.builtin.include_role"].get("tasks_from") for t in p.get("tasks", [])] for p in plays]
-    assert includes == [[], ["configure", "start"], [], ["ready"], [], []]
-    assert plays[4]["roles"] == [{"role": "addons"}] and plays[5]["roles"] == ["edgeclu_agent"]
-    assert plays[0]["roles"] == ["prereq", "raspberrypi"] and plays[2]["roles"] == ["k3s_agent"]
-    # one at a time = the (blocking, Type=notify) start is throttled to 1 for servers only
-    start = yaml.safe_load((PLAYBOOKS / "roles/k3s_server/tasks/start.yml").read_text())[0]
-    assert start["vars"]["k3s_start_throttle"] == 1
-    defaults = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/defaults/main.yml").read_text())
+        ("k3s_cluster", None), ("server", None), ("agent", None), ("k3s_cluster", None)]
+    imports = [[(t["ansible.builtin.import_role"]["name"], t["ansible.builtin.import_role"]["tasks_from"])
+                for t in p.get("tasks", []) + p.get("pre_tasks", [])] for p in plays]
+    assert imports == [[("k3s_install", "configure")], [("k3s_server", "start")], [("k3s_agent", "start")],
+                       [("k3s_server", "ready")]]
+    assert plays[0]["roles"] == ["prereq", "raspberrypi"] and plays[3]["roles"] == ["addons", "edgeclu_agent"]
+    # one install path for both kinds of node (the same tasks, so all nodes run them together),
+    # the kind chosen by inventory group
+    defaults = _load("roles/k3s_install/defaults/main.yml")
+    assert "groups.get('server', [])" in defaults["k3s_role"]
+    assert defaults["k3s_config_params"] == (
+        "{{ k3s_server_config_params if k3s_role == 'server' else k3s_agent_config_params }}")
+    # one at a time = the (blocking, Type=notify) start is throttled to 1 for servers only, and
+    # a node is started only where the install found something to do
+    [server_start] = _load("roles/k3s_server/tasks/start.yml")
+    [agent_start] = _load("roles/k3s_agent/tasks/start.yml")
+    assert server_start["vars"]["k3s_start_throttle"] == 1 and "vars" not in agent_start
+    assert server_start["when"] == agent_start["when"] == "k3s_plan.start_needed"
     assert defaults["k3s_start_throttle"] == 0
-    start_now = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/start_now.yml").read_text())
-    [systemctl] = [t for t in start_now if "systemctl" in str(t.get("ansible.builtin.shell", ""))]
+    [systemctl] = [t for t in _load("roles/k3s_install/tasks/start.yml")
+                   if "systemctl" in str(t.get("ansible.builtin.shell", ""))]
     assert systemctl["throttle"] == "{{ k3s_start_throttle }}"
 
 
