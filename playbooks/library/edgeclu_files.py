@@ -10,6 +10,9 @@ are written atomically (a temporary file in the same directory, then rename); a
 missing parent directory is created 0755. ``secret_contents`` (``{path: text}``, under
 ``no_log``) gives the content of entries that hold secrets: it never appears in output
 or logs.
+
+The playbooks run it through ``action_plugins/edgeclu_files.py`` as a plain script
+(``raw_main``: no AnsiballZ, no ansible import on the node); it also works as a module.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ import grp
 import os
 import pwd
 import tempfile
-
-from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: edgeclu_files
@@ -93,26 +94,41 @@ def apply(entry: dict, data: bytes | None) -> None:
         raise
 
 
+def write(files: list, secrets: dict, check_mode: bool) -> dict:
+    """Write what differs; ``{changed, paths, msg}``, or ``failed`` with the path that failed."""
+    changed = []
+    for entry in files:
+        if not entry.get("path"):
+            return {"failed": True, "msg": "every entry needs a path", "paths": changed}
+        try:
+            data = wanted_bytes(entry, secrets)
+            if differs(entry, data):
+                changed.append(entry["path"])
+                if not check_mode:
+                    apply(entry, data)
+        except (OSError, KeyError, ValueError) as e:
+            return {"failed": True, "msg": f"{entry['path']}: {e}", "paths": changed}
+    verb = "would write" if check_mode else "wrote"
+    return {"changed": bool(changed), "paths": changed, "msg": f"{verb} {', '.join(changed)}" if changed else ""}
+
+
+def raw_main(args: dict) -> dict:
+    """Run by the edgeclu_files action plugin: plain Python, no Ansible on the node."""
+    return write(args.get("files") or [], args.get("secret_contents") or {}, bool(args.get("check_mode")))
+
+
 def main() -> None:
+    from ansible.module_utils.basic import AnsibleModule
+
     module = AnsibleModule(
         argument_spec={"files": {"type": "list", "elements": "dict", "default": []},
                        "secret_contents": {"type": "dict", "default": {}, "no_log": True}},
         supports_check_mode=True,
     )
-    changed = []
-    for entry in module.params["files"]:
-        if not entry.get("path"):
-            module.fail_json(msg="every entry needs a path")
-        try:
-            data = wanted_bytes(entry, module.params["secret_contents"])
-            if differs(entry, data):
-                changed.append(entry["path"])
-                if not module.check_mode:
-                    apply(entry, data)
-        except (OSError, KeyError, ValueError) as e:
-            module.fail_json(msg=f"{entry['path']}: {e}", paths=changed)
-    verb = "would write" if module.check_mode else "wrote"
-    module.exit_json(changed=bool(changed), paths=changed, msg=f"{verb} {', '.join(changed)}" if changed else "")
+    result = write(module.params["files"], module.params["secret_contents"], module.check_mode)
+    if result.get("failed"):
+        module.fail_json(**{k: v for k, v in result.items() if k != "failed"})
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

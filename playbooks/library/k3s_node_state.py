@@ -10,8 +10,8 @@ reboot what differs, so a run with nothing to do costs one call per node. Read-o
 
 It runs as a module, or (what the playbooks do, through
 ``action_plugins/k3s_node_state.py``) as a plain script fed to the node's python3 on
-stdin: no AnsiballZ wrapper and no ansible import on the node, which makes a look at
-a node several times cheaper (bench/up.py's re-run is mostly these looks).
+stdin (``raw_main``): no AnsiballZ wrapper and no ansible import on the node, which makes
+a look at a node several times cheaper (bench/up.py's re-run is mostly these looks).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import fcntl
 import glob
 import grp
 import hashlib
-import json
 import os
 import pwd
 import socket
@@ -43,7 +42,6 @@ options:
   imports: {type: list, elements: str, default: [], description: Python modules to try importing}
 """
 
-RAW_FLAG = "--edgeclu-raw"
 PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
 
 
@@ -190,8 +188,10 @@ def main() -> None:
     module.exit_json(**gather(module.params))
 
 
+def raw_main(args: dict) -> dict:
+    """Run by the k3s_node_state action plugin: plain Python, no Ansible on the node."""
+    return gather(args)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == [RAW_FLAG]:  # run by the k3s_node_state action plugin: plain Python, no Ansible
-        print(json.dumps(gather(json.loads(sys.argv[2]))))
-    else:
-        main()
+    main()

@@ -112,7 +112,7 @@ def test_site_configures_every_node_at_once_then_starts_servers_one_at_a_time_th
     assert server_start["when"] == agent_start["when"] == "k3s_plan.start_needed"
     assert defaults["k3s_start_throttle"] == 0
     [systemctl] = [t for t in _load("roles/k3s_install/tasks/start.yml")
-                   if "systemctl" in str(t.get("ansible.builtin.shell", ""))]
+                   if "systemctl" in str(t.get("ansible.builtin.raw", ""))]
     assert systemctl["throttle"] == "{{ k3s_start_throttle }}"
 
 
