@@ -3,7 +3,8 @@
     sudo python bench/up.py [--agents-small 1] [--agents-large 8]
 
 Everything is measured in this one run, side by side, with the real CLI over real SSH into lab nodes
-(k3s is the lab's stand-in, served from a mirror). Prints wall times and the ratios:
+(k3s is the lab's stand-in, served from a mirror). Prints wall times, the CPU time the whole machine
+spent in each run (controller and lab nodes share its CPUs), and the ratios:
   (1+8)/(1+1)  goal <= 1.5   (agents join in parallel)
   re-run/first goal <= 0.25  (a converged cluster is only checked)
 """
@@ -27,15 +28,27 @@ from tests.k3s_standin.release import build_release  # noqa: E402
 from tests.lab.fixtures import running_lab  # noqa: E402
 
 
-def timed_up(inv: Path, kubeconfig: Path) -> float:
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
-    t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv)], env=env,
-                       capture_output=True, text=True)
-    wall = time.monotonic() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"up failed:\n{r.stderr[-4000:]}")
-    return wall
+def cpu_busy() -> float:
+    """Seconds of CPU time the whole machine (controller and every lab node) has spent busy."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+class Run:
+    """Wall time and machine CPU time of one `edgeclu up`."""
+
+    def __init__(self, inv: Path, kubeconfig: Path):
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+        cpu0, t0 = cpu_busy(), time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv)], env=env,
+                           capture_output=True, text=True)
+        self.wall, self.cpu = time.monotonic() - t0, cpu_busy() - cpu0
+        if r.returncode != 0:
+            raise SystemExit(f"up failed:\n{r.stderr[-4000:]}")
+
+    def __str__(self) -> str:
+        return f"{self.wall:.1f}s ({self.cpu:.1f} CPU-s, {self.cpu / self.wall:.1f} of {os.cpu_count()} CPUs busy)"
 
 
 def timed_noop(inv: Path, known_hosts: Path, forks: int) -> float:
@@ -51,7 +64,7 @@ def timed_noop(inv: Path, known_hosts: Path, forks: int) -> float:
     return wall
 
 
-def measure(agents: int, releases: Path) -> tuple[float, float, float]:
+def measure(agents: int, releases: Path) -> tuple[Run, Run, float]:
     with running_lab(1 + agents) as lab, serve(releases, lab.ctl_ip) as mirror:
         names = list(lab.nodes)
         work = Path(tempfile.mkdtemp(prefix="bench-up-"))
@@ -59,8 +72,8 @@ def measure(agents: int, releases: Path) -> tuple[float, float, float]:
         inv.write_text(lab.inventory_yaml(names[:1], names[1:], user="edge", extra_vars={
             "k3s_version": V1, "token_file": str(work / "token"), "k3s_mirror": mirror.url}))
         noop = timed_noop(inv, lab.known_hosts, 1 + agents)
-        first = timed_up(inv, work / "kubeconfig")
-        rerun = timed_up(inv, work / "kubeconfig")
+        first = Run(inv, work / "kubeconfig")
+        rerun = Run(inv, work / "kubeconfig")
         return first, rerun, noop
 
 
@@ -73,15 +86,15 @@ def main() -> None:
     build_release(releases, V1)
     small_first, small_rerun, small_noop = measure(args.agents_small, releases)
     large_first, large_rerun, large_noop = measure(args.agents_large, releases)
-    print(f"up 1+{args.agents_small}: first {small_first:.1f}s, re-run {small_rerun:.1f}s")
-    print(f"up 1+{args.agents_large}: first {large_first:.1f}s, re-run {large_rerun:.1f}s")
-    print(f"ratio (1+{args.agents_large})/(1+{args.agents_small}) first run: {large_first / small_first:.2f}"
-          "  (goal <= 1.5)")
+    print(f"up 1+{args.agents_small}: first {small_first}, re-run {small_rerun}")
+    print(f"up 1+{args.agents_large}: first {large_first}, re-run {large_rerun}")
+    print(f"ratio (1+{args.agents_large})/(1+{args.agents_small}) first run: "
+          f"{large_first.wall / small_first.wall:.2f}  (goal <= 1.5)")
     print(f"reference, 20 no-op Ansible module calls per node: 1+{args.agents_small} {small_noop:.1f}s, "
           f"1+{args.agents_large} {large_noop:.1f}s, ratio {large_noop / small_noop:.2f} (this machine's "
           f"{os.cpu_count()} CPU(s) run the controller and every node)")
-    print(f"ratio re-run/first, 1+{args.agents_small}: {small_rerun / small_first:.2f}; "
-          f"1+{args.agents_large}: {large_rerun / large_first:.2f}  (goal <= 0.25)")
+    print(f"ratio re-run/first, 1+{args.agents_small}: {small_rerun.wall / small_first.wall:.2f}; "
+          f"1+{args.agents_large}: {large_rerun.wall / large_first.wall:.2f}  (goal <= 0.25)")
 
 
 if __name__ == "__main__":
