@@ -20,6 +20,6 @@ class ActionModule(_node_script.NodeScriptAction):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = {k: self._task.args.get(k) for k in ("url", "name", "sums_url", "dest", "timeout")}
+        args = {k: self._task.args.get(k) for k in ("url", "name", "sums_url", "dest", "version", "timeout")}
         result.update(self.run_script({**args, "check_mode": bool(self._task.check_mode)}, task_vars or {}))
         return result

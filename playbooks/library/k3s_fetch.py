@@ -4,10 +4,11 @@
 On the node, in one call: fetch ``sums_url`` (the release's ``sha256sum-<arch>.txt``), find the
 sha256 of ``name`` in it, download ``url`` into a temporary file next to ``dest`` while hashing
 it, refuse it (and leave ``dest`` alone) unless the hash matches, then install it root:root 0755
-by rename and run ``dest --version``. Check mode fetches the checksums only. Run as a plain
-script through ``action_plugins/k3s_fetch.py`` (``raw_main``: no AnsiballZ, no ansible import on
-the node): a first run downloads k3s once per node, and each module run costs a Python start
-with Ansible's imports, which on a Raspberry Pi is seconds.
+by rename and run ``dest --version``, which must name ``version`` when given. Check mode fetches
+the checksums only. http(s) URLs only. Run as a plain script through
+``action_plugins/k3s_fetch.py`` (``raw_main``: no AnsiballZ, no ansible import on the node): one
+Python start instead of three Ansible modules (checksums, download, version), each of which
+costs a Python start with Ansible's imports, which on a Raspberry Pi is seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import subprocess
 import tempfile
+import urllib.parse
 import urllib.request
 
 DOCUMENTATION = r"""
@@ -27,6 +29,7 @@ options:
   name: {type: str, required: true, description: the binary's name in the checksum file (k3s, k3s-arm64, ...)}
   sums_url: {type: str, required: true, description: the release's sha256sum-<arch>.txt}
   dest: {type: path, required: true}
+  version: {type: str, description: the version the new binary must report (k3s --version)}
   timeout: {type: int, default: 60}
 """
 
@@ -45,10 +48,14 @@ def sha256_listed(sums: str, name: str) -> str | None:
 
 
 def _get(url: str, timeout: int):
-    return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "edgeclu"}), timeout=timeout)
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError("not an http(s) URL")
+    request = urllib.request.Request(url, headers={"User-Agent": "edgeclu"})  # noqa: S310 - http(s), checked
+    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only, checked above
 
 
-def fetch(url: str, name: str, sums_url: str, dest: str, timeout: int = 60, check_mode: bool = False) -> dict:
+def fetch(url: str, name: str, sums_url: str, dest: str, version: str | None = None, timeout: int = 60,
+          check_mode: bool = False) -> dict:
     sums_file = sums_url.rsplit("/", 1)[-1]
     try:
         with _get(sums_url, timeout) as r:
@@ -79,20 +86,25 @@ def fetch(url: str, name: str, sums_url: str, dest: str, timeout: int = 60, chec
             return {"failed": True, "msg": f"k3s from {url} does not match {sums_file} (expected sha256 "
                                            f"{expected}, got {digest.hexdigest()}); refusing to install it"}
         os.chown(tmp, 0, 0)
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o755)  # noqa: S103 - an executable in /usr/local/bin, as k3s's installer
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     proc = subprocess.run([dest, "--version"], capture_output=True, text=True)
-    return {"changed": True, "sha256": expected, "version_output": proc.stdout if proc.returncode == 0 else "",
+    output = proc.stdout if proc.returncode == 0 else ""
+    if version and version not in output.split():
+        return {"failed": True, "changed": True, "version_output": output,
+                "msg": f"{dest} from {url} does not run as k3s {version}: `k3s --version` said "
+                       f"{(output or proc.stderr).strip()[:200]!r}"}
+    return {"changed": True, "sha256": expected, "version_output": output,
             "msg": f"installed {dest} from {url} (sha256 {expected})"}
 
 
 def raw_main(args: dict) -> dict:
     """Run by the k3s_fetch action plugin: plain Python, no Ansible on the node."""
-    return fetch(args["url"], args["name"], args["sums_url"], args["dest"], int(args.get("timeout") or 60),
-                 bool(args.get("check_mode")))
+    return fetch(args["url"], args["name"], args["sums_url"], args["dest"], args.get("version"),
+                 int(args.get("timeout") or 60), bool(args.get("check_mode")))
 
 
 def main() -> None:
@@ -102,6 +114,7 @@ def main() -> None:
                                           "name": {"type": "str", "required": True},
                                           "sums_url": {"type": "str", "required": True},
                                           "dest": {"type": "path", "required": True},
+                                          "version": {"type": "str"},
                                           "timeout": {"type": "int", "default": 60}},
                            supports_check_mode=True)
     result = fetch(**module.params, check_mode=module.check_mode)

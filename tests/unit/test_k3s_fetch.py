@@ -33,9 +33,9 @@ def release(tmp_path):
     httpd.shutdown()
 
 
-def _fetch(url, dest, check_mode=False, name="k3s"):
+def _fetch(url, dest, check_mode=False, name="k3s", version="v1.31.4+k3s1"):
     return FETCH["raw_main"]({"url": f"{url}/{name}", "name": name, "sums_url": f"{url}/sha256sum-amd64.txt",
-                              "dest": str(dest), "check_mode": check_mode})
+                              "dest": str(dest), "version": version, "check_mode": check_mode})
 
 
 def test_installs_the_checked_binary_and_reports_its_version(release, tmp_path):
@@ -47,6 +47,9 @@ def test_installs_the_checked_binary_and_reports_its_version(release, tmp_path):
     assert dest.read_bytes() == BINARY and oct(dest.stat().st_mode & 0o777) == "0o755" and dest.stat().st_uid == 0
     assert k3s.parse_version_output(out["version_output"]) == "v1.31.4+k3s1"
     assert [p.name for p in dest.parent.iterdir()] == ["k3s"]  # no temporary file left
+    # a binary that does not say it is the pinned version fails the node
+    out = _fetch(url, dest, version="v1.32.0+k3s1")
+    assert out["failed"] and "does not run as k3s v1.32.0+k3s1: `k3s --version` said 'k3s version v1.31.4" in out["msg"]
 
 
 def test_refuses_a_binary_that_does_not_match_and_keeps_the_old_one(release, tmp_path):
@@ -70,6 +73,9 @@ def test_refuses_a_release_without_a_checksum_and_reports_what_cannot_be_fetched
     out = _fetch(url, tmp_path / "k3s")
     assert out["failed"] and out["msg"].startswith(f"cannot download {url}/sha256sum-amd64.txt: HTTP Error 404")
     assert not (tmp_path / "k3s").exists()
+    out = FETCH["raw_main"]({"url": "file:///etc/passwd", "name": "k3s", "sums_url": "file:///etc/hostname",
+                             "dest": str(tmp_path / "k3s")})
+    assert out == {"failed": True, "msg": "cannot download file:///etc/hostname: not an http(s) URL"}
 
 
 @pytest.mark.parametrize("sums, name", [
