@@ -1,4 +1,5 @@
-"""Converge a cluster to its inventory: lock, run site.yml, merge the kubeconfig.
+"""Converge a cluster to its inventory: lock, run site.yml (unless the stamp says nothing can have
+changed, see :mod:`edgeclu.stamp`), stamp the nodes, merge the kubeconfig.
 
 The CLI (`edgeclu up`, `edgeclu add`) formats; this module decides what runs.
 """
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeclu import kubeconfig as kc
+from edgeclu import stamp
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory
 from edgeclu.lock import ClusterLock
-from edgeclu.playbook import PlaybookResult, TaskEvent, run_playbook
+from edgeclu.playbook import HostRecap, PlaybookResult, TaskEvent, run_playbook
 from edgeclu.transport import remote_for
 
 
@@ -41,11 +43,31 @@ def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report
         raise EdgecluError(f"preflight failed on {len({p.node for p in errors})} node(s); nothing was changed")
 
 
+def _unchanged(inv: Inventory, remotes: dict, report: Callable[[str], None]) -> PlaybookResult | None:
+    """A result with nothing changed when every node is as the last run left it, else None (run)."""
+    why = stamp.unchanged(inv, remotes)
+    if why:
+        report(f"running the playbook: {why}")
+        return None
+    report("every node is as the last run left it, and Ready: nothing to change "
+           "(`edgeclu up --full` runs the playbook anyway)")
+    return PlaybookResult("site.yml", 0, "unchanged", {h.name: HostRecap() for h in inv.hosts})
+
+
+def _stamp(inv: Inventory, result: PlaybookResult, remotes: dict, report: Callable[[str], None]) -> None:
+    converged = [h for h in inv.hosts if h.name in result.hosts and result.hosts[h.name].healthy]
+    for name, err in stamp.write(inv, converged, remotes).items():
+        report(f"{name}: could not write the converged stamp ({err}); the next run looks at it in full")
+
+
 def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry_run: bool = False,
              preflight: bool = True, limit: str | None = None, kubeconfig: Path | None = None,
              merge_kubeconfig: bool = True, on_event: Callable[[TaskEvent], None] | None = None,
-             report: Callable[[str], None] = print, lock_action: str = "up", lock: bool = True) -> Outcome:
-    """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``)."""
+             report: Callable[[str], None] = print, lock_action: str = "up", lock: bool = True,
+             fast: bool = False) -> Outcome:
+    """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``).
+    ``fast``: skip the playbook when the converged stamps say nothing can have changed (``up``).
+    A run over every node (no ``limit``) stamps the nodes that converged."""
     if preflight:
         run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
     first = inv.servers[0]
@@ -57,9 +79,16 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
     if dry_run:  # read-only: no lock file, no kubeconfig
         return Outcome(play())
     lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    remotes = {h.name: lock_remote if h.name == first.name else
+               remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
+               for h in (inv.hosts if limit is None else [])}
     try:
         with ClusterLock(lock_remote, lock_action, report=report) if lock else contextlib.nullcontext():
-            result = play()
+            result = _unchanged(inv, remotes, report) if fast and limit is None else None
+            if result is None:
+                result = play()
+                if limit is None:
+                    _stamp(inv, result, remotes, report)
             outcome = Outcome(result)
             first_ok = first.name in result.hosts and result.hosts[first.name].healthy
             if merge_kubeconfig and first_ok:
@@ -67,4 +96,5 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
                 outcome.kubeconfig, outcome.kubeconfig_backup = installed.path, installed.backup
             return outcome
     finally:
-        lock_remote.close()
+        for r in {id(r): r for r in [lock_remote, *remotes.values()]}.values():
+            r.close()

@@ -28,11 +28,15 @@ def up(
         "--merge-kubeconfig/--no-merge-kubeconfig", help="Merge the kubeconfig after converging.")] = True,
     skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Do not run the preflight checks.")]
     = False,
+    full: Annotated[bool, typer.Option("--full", help=(
+        "Run the playbook even when every node is as the last run left it (see README: the converged stamp)."))]
+    = False,
     as_json: opt.Json = False,
 ) -> None:
     """Converge the cluster to the inventory: preflight, prerequisites, k3s, add-ons, node agent, kubeconfig.
 
-    A second run changes nothing. Exit code: 0 converged, 1 some node failed (the others still
+    A second run changes nothing; when no node and no input changed since the last run (the converged
+    stamp), it only looks. Exit code: 0 converged, 1 some node failed (the others still
     converge), 2 bad inventory, 4 another run holds the cluster lock.
     """
     inv = load_inventory(inventory)
@@ -42,7 +46,7 @@ def up(
     with PlaybookProgress(hosts, title) as progress:
         outcome = converge(inv, known_hosts=kh, accept_new=accept_new, dry_run=dry_run,
                            preflight=not skip_preflight, kubeconfig=kubeconfig,
-                           merge_kubeconfig=merge_kubeconfig, on_event=progress, report=say)
+                           merge_kubeconfig=merge_kubeconfig, on_event=progress, report=say, fast=not full)
     result = outcome.result
     if dry_run:
         plan = {h: rec.changed_tasks for h, rec in result.hosts.items()}

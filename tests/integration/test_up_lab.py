@@ -77,11 +77,36 @@ def test_up_one_server_three_agents_then_no_changes(fresh_lab, k3s_mirror, tmp_p
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     assert list(kubeconfig.parent.glob("config.bak-*")), "no backup of the old kubeconfig"
 
-    second = _up(inv, kubeconfig, "--json")
+    # the playbook itself changes nothing the second time
+    second = _up(inv, kubeconfig, "--json", "--full")
     assert second.returncode == 0, second.stderr[-6000:]
     doc = json.loads(second.stdout)
     assert doc["changed"] == 0, {h: v for h, v in doc["hosts"].items() if v["changed"]}
-    assert "0 change(s)" in second.stderr
+    assert "0 change(s)" in second.stderr and "nothing to change" not in second.stderr
+
+    # ... and every node is stamped: the next run only looks (one SSH command per node)
+    assert all(lab.exec(n, "stat -c '%a %U' /var/lib/edgeclu/converged").split() == ["600", "root"] for n in lab.nodes)
+    third = _up(inv, kubeconfig, "--json")
+    assert third.returncode == 0, third.stderr[-6000:]
+    assert "every node is as the last run left it, and Ready: nothing to change" in third.stderr
+    assert json.loads(third.stdout)["changed"] == 0
+
+    # a node that is no longer as the run left it (here: its agent stopped) gets the playbook again
+    lab.exec("node3", "systemctl stop edgeclu-agent")
+    fourth = _up(inv, kubeconfig, "--json")
+    assert fourth.returncode == 0, fourth.stderr[-6000:]
+    assert "running the playbook: node3 is not as the last run left it" in fourth.stderr
+    changed = {h: v["changed"] for h, v in json.loads(fourth.stdout)["hosts"].items()}
+    assert changed["node3"] > 0 and {c for h, c in changed.items() if h != "node3"} == {0}
+    assert lab.exec("node3", "systemctl is-active edgeclu-agent").strip() == "active"
+    # so does a changed inventory (here: one more node label), on every node
+    data = yaml.safe_load(inv.read_text())
+    data["k3s_cluster"]["vars"]["node_labels"] = ["edge=yes"]
+    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    fifth = _up(inv, kubeconfig, "--json")
+    assert fifth.returncode == 0, fifth.stderr[-6000:]
+    assert "running the playbook: node1 is not as the last run left it" in fifth.stderr
+    assert all(v["changed"] > 0 for v in json.loads(fifth.stdout)["hosts"].values())
 
 
 def test_node_powered_off_mid_up_fails_alone_and_rerun_converges(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
