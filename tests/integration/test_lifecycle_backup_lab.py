@@ -69,6 +69,7 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
     assert len(ok(edgeclu(tmp_path, "backup", "--list")).stdout.splitlines()) == 2
     for node in ("node1", "node2", "node3"):
         assert _left(lab, node) == [], node
+        assert lab.exec(node, "ls /var/lib/edgeclu 2>/dev/null; true").strip() in ("", "cluster.lock"), node
         assert lab.exec(node, "systemctl list-units --all --no-legend 'k3s*' 'edgeclu*'").strip() == "", node
 
     restored = ok(edgeclu(tmp_path, "restore", name, "--yes", "-i", str(inv)))
@@ -81,7 +82,8 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
     nodes = kube_nodes(lab)
     assert all(v["ready"] for v in nodes.values()), nodes
     assert nodes["node3"]["cordoned"]  # as it was when the backup was taken
-    assert lab.exec("node1", "ls /var/lib/edgeclu") == ""  # staging cleaned, lock released
+    # staging cleaned, lock released; the restore's converge stamped the node (edgeclu/stamp.py)
+    assert lab.exec("node1", "ls /var/lib/edgeclu") == "converged\n"
 
 
 def test_sqlite_backup_restore_on_a_running_cluster(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811

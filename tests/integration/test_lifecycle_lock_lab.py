@@ -36,7 +36,8 @@ def test_two_concurrent_ups_one_fails_fast_with_the_lock_message(fresh_lab, k3s_
     assert took[loser] < 15 and took[loser] < took[winner] / 2, took
     assert "k3s" not in results[loser][1]
     assert kube_nodes(lab)["node1"]["ready"]
-    assert lab.exec("node1", "ls /var/lib/edgeclu") == ""  # released by the winner
+    # released by the winner (which stamped the node: see edgeclu/stamp.py)
+    assert lab.exec("node1", "ls /var/lib/edgeclu") == "converged\n"
 
 
 def test_lifecycle_commands_wait_for_nobody(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
