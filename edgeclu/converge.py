@@ -45,7 +45,10 @@ def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report
 
 def _unchanged(inv: Inventory, remotes: dict, report: Callable[[str], None]) -> PlaybookResult | None:
     """A result with nothing changed when every node is as the last run left it, else None (run)."""
-    why = stamp.unchanged(inv, remotes)
+    try:
+        why = stamp.unchanged(inv, remotes)
+    except OSError as e:  # e.g. a token file edgeclu may not read: the playbook will say so
+        why = f"the stamps could not be checked ({e})"
     if why:
         report(f"running the playbook: {why}")
         return None
@@ -56,7 +59,11 @@ def _unchanged(inv: Inventory, remotes: dict, report: Callable[[str], None]) -> 
 
 def _stamp(inv: Inventory, result: PlaybookResult, remotes: dict, report: Callable[[str], None]) -> None:
     converged = [h for h in inv.hosts if h.name in result.hosts and result.hosts[h.name].healthy]
-    for name, err in stamp.write(inv, converged, remotes).items():
+    try:
+        failed = stamp.write(inv, converged, remotes)
+    except OSError as e:
+        failed = {h.name: e for h in converged}
+    for name, err in failed.items():
         report(f"{name}: could not write the converged stamp ({err}); the next run looks at it in full")
 
 

@@ -27,25 +27,14 @@ def k3s_config(params: dict) -> dict:
     return k3s.node_config(params.pop("role"), **params)
 
 
-def _unsupported_arch(e: Exception):
-    from ansible.errors import AnsibleFilterError
-
-    return AnsibleFilterError(str(e))
-
-
-def k3s_release(machine: str) -> dict:
-    try:
-        return k3s.release_files(machine)
-    except k3s.UnsupportedArch as e:
-        raise _unsupported_arch(e) from None
-
-
 def k3s_plan(state: dict, config_file: dict, files: list, version: str, service: str) -> dict:
     """``k3s_state | k3s_plan(config_file, files, version, service)``: see edgeclu.k3s.install_plan."""
     try:
         return k3s.install_plan(state, config_file=config_file, files=files, version=version, service=service)
     except k3s.UnsupportedArch as e:
-        raise _unsupported_arch(e) from None
+        from ansible.errors import AnsibleFilterError
+
+        raise AnsibleFilterError(str(e)) from None
 
 
 def k3s_release_url(filename: str, version: str, mirror: str | None = None) -> str:
@@ -64,7 +53,6 @@ class FilterModule:
     def filters(self):
         return {
             "k3s_config": k3s_config,
-            "k3s_release": k3s_release,
             "k3s_plan": k3s_plan,
             "k3s_release_url": k3s_release_url,
             "k3s_sha256_for": k3s_sha256_for,
