@@ -247,8 +247,8 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
     unit_changed = f"/etc/systemd/system/{service}.service" in stale_paths
     installed = parse_version_output(state.get("k3s_version_output")) or ""
     restart = config_stale or unit_changed or installed != version
-    service_state = dict(state["services"][service])
-    start_now = restart or service_state.get("active") != "active"
+    service = state["services"][service]
+    start_now = restart or service.get("active") != "active"
     return {
         "release_files": release_files(state["machine"]),
         "installed_version": installed,
@@ -259,10 +259,9 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
         "stale_paths": stale_paths,
         "write": config_stale or bool(stale_paths),
         "unit_changed": unit_changed,
-        "service_state": service_state,
         "restart": restart,
         "start_now": start_now,
-        "start_needed": start_now or service_state.get("enabled") != "enabled",
+        "start_needed": start_now or service.get("enabled") != "enabled",
     }
 
 

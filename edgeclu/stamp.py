@@ -81,21 +81,29 @@ def matches(inputs: str, state: str, stamp: str) -> bool:
     return bool(inputs and len(state) == 64) and stamp == f"{inputs} {state}"
 
 
+def _beside(inv: Inventory) -> list[Path]:
+    """The group_vars/host_vars files beside the inventory (Ansible reads them; edgeclu does not)."""
+    dirs = [inv.path.parent / d for d in ("group_vars", "host_vars")]
+    return [f for d in dirs if d.is_dir() for f in sorted(d.rglob("*")) if f.is_file()]
+
+
 def blockers(inv: Inventory) -> list[str]:
     """Why this inventory cannot use the stamp (an empty list: it can): a role path moved, in the
     inventory or in group_vars/host_vars beside it (Ansible reads those; edgeclu does not)."""
     found = {k for v in [inv.vars, *(h.vars for h in inv.hosts)] for k in v if k in PATH_VARS}
-    for extra in ("group_vars", "host_vars"):
-        for f in sorted((inv.path.parent / extra).rglob("*")) if (inv.path.parent / extra).is_dir() else []:
-            if f.is_file():
-                found |= {k for k in PATH_VARS if k in f.read_text(errors="replace")}
+    for f in _beside(inv):
+        found |= {k for k in PATH_VARS if k in f.read_text(errors="replace")}
     return [f"{k} is set (the stamp looks at the default paths)" for k in sorted(found)]
 
 
-def _tree(h: Any, root: Path) -> None:
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+def _files(h: Any, root: Path, paths: Iterable[Path]) -> None:
+    for path in paths:
         h.update(f"\0{path.relative_to(root)}\0".encode())
         h.update(path.read_bytes())
+
+
+def _tree(h: Any, root: Path) -> None:
+    _files(h, root, sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts))
 
 
 def _file(h: Any, label: str, path: str | None) -> None:
@@ -109,9 +117,7 @@ def cluster_digest(inv: Inventory, trees: Iterable[Path]) -> str:
     it, and ``trees`` (edgeclu's playbooks, templates and package)."""
     h = hashlib.sha256(b"edgeclu converged stamp 1\0")
     _file(h, "inventory", str(inv.path))
-    for extra in ("group_vars", "host_vars"):
-        if (inv.path.parent / extra).is_dir():
-            _tree(h, inv.path.parent / extra)
+    _files(h, inv.path.parent, _beside(inv))
     for tree in trees:
         _tree(h, tree)
     return h.hexdigest()
@@ -146,11 +152,12 @@ def unchanged(inv: Inventory, remotes: dict[str, Any]) -> str | None:
                                                                     check=False, timeout=60))
     if looks.failed:
         return f"{sorted(looks.failed)[0]} could not be looked at"
+    seen = {name: parse_check(r.stdout) for name, r in looks.items()}
     for h in inv.hosts:
-        state, stamp, _ = parse_check(looks[h.name].stdout)
+        state, stamp, _ = seen[h.name]
         if not matches(inputs_digest(cluster, inv, h), state, stamp):
             return f"{h.name} is not as the last run left it" if stamp else f"{h.name} has no stamp yet"
-    _, _, nodes = parse_check(looks[first].stdout)
+    nodes = seen[first][2]
     try:
         not_ready = nodes_not_ready(json.loads(nodes or ""), [h.name for h in inv.hosts])
     except ValueError:

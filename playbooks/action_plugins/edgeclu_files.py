@@ -15,14 +15,5 @@ _spec.loader.exec_module(_node_script)
 
 
 class ActionModule(_node_script.NodeScriptAction):
-    _supports_check_mode = True
     SCRIPT = _node_script.LIBRARY / "edgeclu_files.py"
     WHAT = "writing files"
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        args = {"files": self._task.args.get("files") or [],
-                "secret_contents": self._task.args.get("secret_contents") or {},
-                "check_mode": bool(self._task.check_mode)}
-        result.update(self.run_script(args, task_vars or {}))
-        return result

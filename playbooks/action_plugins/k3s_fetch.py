@@ -14,12 +14,5 @@ _spec.loader.exec_module(_node_script)
 
 
 class ActionModule(_node_script.NodeScriptAction):
-    _supports_check_mode = True
     SCRIPT = _node_script.LIBRARY / "k3s_fetch.py"
     WHAT = "installing k3s"
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        args = {k: self._task.args.get(k) for k in ("url", "name", "sums_url", "dest", "version", "timeout")}
-        result.update(self.run_script({**args, "check_mode": bool(self._task.check_mode)}, task_vars or {}))
-        return result

@@ -1,6 +1,7 @@
 """Action plugin for ``k3s_node_state``: run the module's file as a plain script on the node.
 
-``NodeScriptAction`` is the way edgeclu's own modules run (``edgeclu_files`` uses it too): the
+``NodeScriptAction`` is the way edgeclu's own modules run (``edgeclu_files`` and ``k3s_fetch``
+subclass it, naming only their script): the
 node's python3 gets a one-line loader as ``-c`` and, on stdin, the module's file, a NUL byte and
 the arguments as JSON (like pipelining: no temporary files, no tty, nothing on the command line
 but the loader, so arguments may be large and are never in a process listing). The loader runs
@@ -37,9 +38,19 @@ def stdin(script: bytes, args: dict) -> bytes:
 
 
 class NodeScriptAction(ActionBase):
+    """Runs ``SCRIPT``'s ``raw_main`` with the task's arguments (those set) and ``check_mode``;
+    its answer is the task's result."""
+
+    _supports_check_mode = True
     _supports_async = False
     SCRIPT: Path
     WHAT = "reading the node's state"
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = {k: v for k, v in self._task.args.items() if v is not None}
+        result.update(self.run_script({**args, "check_mode": bool(self._task.check_mode)}, task_vars or {}))
+        return result
 
     def run_script(self, args: dict, task_vars: dict) -> dict:
         res = self._low_level_execute_command(command(node_python(task_vars)), sudoable=True,
@@ -55,12 +66,4 @@ class NodeScriptAction(ActionBase):
 
 
 class ActionModule(NodeScriptAction):
-    _supports_check_mode = True
-    SCRIPT = LIBRARY / "k3s_node_state.py"
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        args = {k: v for k, v in self._task.args.items() if v is not None}
-        result.update(self.run_script(args, task_vars or {}))
-        result["changed"] = False
-        return result
+    SCRIPT = LIBRARY / "k3s_node_state.py"  # read-only: its answer says changed=False
