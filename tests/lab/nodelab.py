@@ -280,18 +280,7 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
 
     def _reap_cgroup(self, node: LabNode) -> None:
         for cg in self._cgroup(node):
-            if not cg.exists():
-                continue
-            # kill anything left in the node's cgroup tree (hard power-off leaves orphans)
-            for _ in range(50):
-                pids = [p for f in cg.rglob("cgroup.procs") for p in f.read_text().split()]
-                if not pids:
-                    break
-                for p in pids:
-                    with contextlib.suppress(ProcessLookupError, ValueError):
-                        os.kill(int(p), signal.SIGKILL)
-                time.sleep(0.1)
-            _rmdir_tree(cg)
+            _reap_cgroup_tree(cg)
 
     def down(self) -> None:
         for node in self.nodes.values():
@@ -301,7 +290,7 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
         for name in list(self.nodes):
             self.stop(name)
         for h in CG_HIERARCHIES:
-            _rmdir_tree(Path(h) / self.prefix)
+            _reap_cgroup_tree(Path(h) / self.prefix)
         for ns in [n.netns for n in self.nodes.values()] + [self.ctl_netns, self.lan_netns]:
             _sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -373,6 +362,24 @@ def _rmdir_tree(top: Path) -> None:
         top.rmdir()
 
 
+def _reap_cgroup_tree(cg: Path, timeout: float = 10) -> None:
+    """Kill what is left in a lab cgroup tree and remove it. A node's processes outlive its
+    nspawn for a moment (a hard power-off leaves orphans; the kernel tears a PID namespace
+    down asynchronously), and a cgroup with members cannot be removed: so kill, wait and
+    retry until the tree is gone or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while cg.exists():
+        with contextlib.suppress(OSError):
+            pids = [p for f in cg.rglob("cgroup.procs") for p in f.read_text().split()]
+            for p in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(p), signal.SIGKILL)
+        _rmdir_tree(cg)
+        if not cg.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
 def _container_leader(nspawn_pid: int) -> int:
     """PID of the node's init (the child of systemd-nspawn)."""
     # unshare/bash exec into nspawn, so nspawn_pid is nspawn itself
@@ -423,7 +430,7 @@ def sweep(prefix: str) -> list[str]:
     for mnt in sorted(mounts, key=len, reverse=True):
         _sh("umount", "-l", mnt, check=False)
     for h in CG_HIERARCHIES:
-        _rmdir_tree(Path(h) / prefix)
+        _reap_cgroup_tree(Path(h) / prefix)
     for ns in _sh("ip", "netns", "list").stdout.split():
         if ns.startswith(prefix + "-"):
             _sh("ip", "netns", "del", ns, check=False)
