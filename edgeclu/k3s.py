@@ -193,10 +193,16 @@ def journal_error(journal: str) -> str | None:
 def cmdline_with_cgroups(cmdline: str) -> str:
     """``cmdline.txt`` with the memory cgroup enabled; unchanged (but for the final newline) if it is.
 
-    The file is one line of space-separated kernel parameters. ``cgroup_memory`` with
-    another value is replaced; everything else keeps its order.
+    The file is one line of space-separated kernel parameters, applied in order after the
+    ones the firmware's device tree puts first; current Pi kernels (6.12) get
+    ``cgroup_disable=memory`` from there, and ``cgroup_enable=memory`` later on the line
+    turns the controller back on (raspberrypi/linux#6980, #6439). So a
+    ``cgroup_disable=memory`` in the file itself is dropped (it would win over ours), and
+    ``cgroup_memory`` with another value is replaced; everything else keeps its order.
+    ``cgroup_memory=1`` is what k3s's own error message asks for: older kernels need it,
+    current ones ignore it.
     """
-    words = cmdline.split()
+    words = [w for w in cmdline.split() if w != "cgroup_disable=memory"]
     for param in PI_CGROUP_PARAMS:
         key = param.split("=", 1)[0]
         if param in words:

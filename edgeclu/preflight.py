@@ -3,15 +3,25 @@
 Errors (``edgeclu up`` refuses to start): duplicate hostnames, a server with less than
 1 GB of RAM, an architecture k3s has no release for, a login user without passwordless
 sudo, a node that cannot be reached. Warnings: an agent with less than 512 MB, the
-memory cgroup switched off (on a Pi, ``up`` fixes cmdline.txt and reboots).
+memory cgroup switched off (on a Pi, ``up`` fixes cmdline.txt and reboots), a 32-bit
+armv7 node, an etcd server whose /var/lib/rancher is on an SD card, a Pi that has seen
+under-voltage or throttling since boot.
+
+Where the memory cgroup is read: with cgroup v2 (``/sys/fs/cgroup/cgroup.controllers``)
+from that file; only on v1 (or hybrid) from ``/proc/cgroups``. From Raspberry Pi kernel
+6.12 on, ``/proc/cgroups`` no longer lists the memory controller at all (the kernel
+gained ``CONFIG_MEMCG_V1``, which Pi kernels leave off; raspberrypi/linux#6980), so
+reading it there says nothing about v2.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgeclu.agent.pi import decode_throttled, parse_throttled
 from edgeclu.errors import CommandFailed, RemoteError, Unreachable
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
@@ -27,9 +37,24 @@ PROBE = r"""
 echo "hostname=$(hostname)"
 echo "machine=$(uname -m)"
 sed -n 's/^MemTotal: *\([0-9]*\) kB$/mem_kib=\1/p' /proc/meminfo
-awk '$1 == "memory" { print "memory_cgroup=" $4 }' /proc/cgroups 2>/dev/null
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  echo cgroup=2
+  if grep -qw memory /sys/fs/cgroup/cgroup.controllers; then echo memory_cgroup=1; else echo memory_cgroup=0; fi
+elif [ -r /proc/cgroups ]; then
+  echo cgroup=1
+  awk '$1 == "memory" { v = $4 } END { print "memory_cgroup=" (v == "" ? 0 : v) }' /proc/cgroups
+fi
+d=/var/lib/rancher; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done
+mm=$(findmnt -no MAJ:MIN -T "$d" 2>/dev/null | head -n 1 | tr -d ' ')
+if [ -n "$mm" ] && [ -e "/sys/dev/block/$mm" ]; then
+  echo "rancher_dev=$(basename "$(readlink -f "/sys/dev/block/$mm")")"
+else echo "rancher_dev=$(df -P "$d" 2>/dev/null | awk 'NR == 2 { print $1 }')"; fi
+t=$(cat /sys/devices/platform/soc/soc:firmware/get_throttled 2>/dev/null || vcgencmd get_throttled 2>/dev/null)
+[ -n "$t" ] && echo "throttled=$t"
 if [ "$(id -u)" = 0 ]; then echo sudo=root; elif sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
 """
+
+_SD_CARD = re.compile(r"(?:/dev/)?mmcblk\d+(?:p\d+)?")
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,9 @@ class NodeFacts:
     mem_kib: int | None
     sudo: str  # root | yes | no
     memory_cgroup: bool | None = None
+    cgroup: int | None = None  # 2 (unified), 1 (v1 or hybrid), None (unknown)
+    rancher_dev: str = ""  # the block device under /var/lib/rancher (mmcblk0p2, sda1, overlay, ...)
+    throttled: int | None = None  # the firmware's get_throttled bits, on a Pi
 
 
 @dataclass(frozen=True)
@@ -82,17 +110,29 @@ def facts_from(host: Host, probe_output: str) -> NodeFacts:
     p = parse_probe(probe_output)
     mem = p.get("mem_kib", "")
     cgroup = p.get("memory_cgroup")
+    version = p.get("cgroup", "")
     return NodeFacts(name=host.name, role=host.role, user=host.user, hostname=p.get("hostname", ""),
                      machine=p.get("machine", ""), mem_kib=int(mem) if mem.isdigit() else None,
-                     sudo=p.get("sudo", "no"), memory_cgroup=None if cgroup is None else cgroup == "1")
+                     sudo=p.get("sudo", "no"), memory_cgroup=None if cgroup is None else cgroup == "1",
+                     cgroup=int(version) if version in ("1", "2") else None,
+                     rancher_dev=p.get("rancher_dev", ""), throttled=parse_throttled(p.get("throttled", "")))
+
+
+def on_sd_card(device: str) -> bool:
+    """``mmcblk0p2`` or ``/dev/mmcblk1``: an SD card (or eMMC) slot."""
+    return bool(_SD_CARD.fullmatch(device.strip()))
 
 
 def _gib(kib: int) -> str:
     return f"{kib / 1024 / 1024:.1f} GiB"
 
 
-def check_node(f: NodeFacts) -> list[Problem]:
-    """The checks that need only this node's facts."""
+def _conditions(names: list[str], when: str) -> str:
+    return f"{', '.join(n.replace('_', '-') for n in names)} {when}" if names else ""
+
+
+def check_node(f: NodeFacts, etcd: bool = False) -> list[Problem]:
+    """The checks that need only this node's facts (``etcd``: the servers run embedded etcd)."""
     problems = []
 
     def add(severity: str, check: str, message: str) -> None:
@@ -112,8 +152,25 @@ def check_node(f: NodeFacts) -> list[Problem]:
         add("error", "sudo", f"user {f.user} has no passwordless sudo (`sudo -n true` failed); "
                              f"add '{f.user} ALL=(ALL) NOPASSWD:ALL' to /etc/sudoers.d/ or log in as root")
     if f.memory_cgroup is False:
-        add("warning", "cgroup", "the memory cgroup is disabled; on a Raspberry Pi, `edgeclu up` adds "
+        where = {2: " (not in /sys/fs/cgroup/cgroup.controllers)", 1: " (/proc/cgroups)"}.get(f.cgroup, "")
+        add("warning", "cgroup", f"the memory cgroup is disabled{where}; on a Raspberry Pi, `edgeclu up` adds "
                                  "cgroup_memory=1 cgroup_enable=memory to cmdline.txt and reboots")
+    if f.machine == "armv7l":
+        add("warning", "arch", "32-bit armv7: k3s still ships armhf, but Kubernetes no longer publishes linux/arm "
+                               "images and many charts have none; on a Pi 3, 4 or 5 prefer a 64-bit OS (aarch64), "
+                               "or pin images that have an arm/v7 build")
+    if etcd and f.role == "server" and on_sd_card(f.rancher_dev):
+        add("warning", "storage", f"/var/lib/rancher is on an SD card ({f.rancher_dev}): etcd writes constantly "
+                                  "and k3s's maintainers advise against etcd on SD cards (slow fsync, wear); move "
+                                  "/var/lib/rancher to an SSD or USB disk, or use one server (SQLite)")
+    if f.throttled is not None:
+        seen = decode_throttled(f.throttled)
+        now = [k for k, v in seen["now"].items() if v]
+        since = [k for k, v in seen["since_boot"].items() if v and k not in now]
+        if now or since:
+            what = "; ".join(part for part in (_conditions(now, "now"), _conditions(since, "since boot")) if part)
+            add("warning", "power", f"the Pi reports {what} (get_throttled={seen['raw']}): use the official "
+                                    "power supply and cooling before k3s adds load (edgeclu health shows it too)")
     return problems
 
 
@@ -135,8 +192,8 @@ def check_duplicates(facts: Iterable[NodeFacts]) -> list[Problem]:
     return problems
 
 
-def check_facts(facts: list[NodeFacts]) -> list[Problem]:
-    problems = [p for f in facts for p in check_node(f)] + check_duplicates(facts)
+def check_facts(facts: list[NodeFacts], etcd: bool = False) -> list[Problem]:
+    problems = [p for f in facts for p in check_node(f, etcd)] + check_duplicates(facts)
     order = {f.name: i for i, f in enumerate(facts)}
     return sorted(problems, key=lambda p: (order.get(p.node, len(order)), p.severity != "error", p.check))
 
@@ -158,7 +215,7 @@ def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool = False
     facts = [v for v in results.values() if isinstance(v, NodeFacts)]
     problems = [Problem(name, "error", _failure_kind(err), str(err).removeprefix(f"{name}: "))
                 for name, err in results.failed.items()]
-    problems += check_facts(facts)
+    problems += check_facts(facts, etcd=len(inv.servers) > 1)
     order = {h.name: i for i, h in enumerate(hosts)}
     problems.sort(key=lambda p: order[p.node])
     return Report({f.name: f for f in facts}, problems)

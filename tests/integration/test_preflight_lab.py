@@ -31,6 +31,17 @@ def test_preflight_passes_then_names_each_broken_node(fresh_lab, tmp_path):
         "node3": ("agent", "node3", "x86_64", "yes", []),
     }
     assert "preflight: 0 error(s), 0 warning(s) on 3 node(s)" in r.stderr
+    facts = doc["nodes"]["node1"]["facts"]
+    assert facts["memory_cgroup"] is True and facts["cgroup"] in (1, 2) and facts["rancher_dev"]
+
+    # node2 is a Pi whose firmware saw under-voltage since boot: a test double for the firmware's
+    # `vcgencmd get_throttled` (sysfs is read-only in the lab), printing what the real one prints
+    lab.exec("node2", "printf '#!/bin/sh\\necho throttled=0x50000\\n' > /usr/local/bin/vcgencmd"
+                      " && chmod +x /usr/local/bin/vcgencmd")
+    r = _preflight(inv)
+    assert r.exit_code == 0, r.output
+    assert "node2: warning: the Pi reports under-voltage, throttled since boot (get_throttled=0x50000)" in r.stderr
+    lab.exec("node2", "rm /usr/local/bin/vcgencmd")
 
     # node2 loses passwordless sudo, node3 is renamed to node1's hostname
     lab.exec("node2", "rm /etc/sudoers.d/edge")

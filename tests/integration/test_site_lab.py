@@ -194,8 +194,10 @@ def test_check_mode_changes_nothing_and_checksum_mismatch_is_refused(fresh_lab, 
 def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
     lab = fresh_lab(1)
     mirror = k3s_mirror(lab)
+    # a user's cgroup_disable=memory in the file would win over ours: it goes
     original = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait\n"
-    lab.exec("node1", f"mkdir -p /boot/firmware && printf '%s' '{original}' > /boot/firmware/cmdline.txt"
+    written = original.rstrip("\n") + " cgroup_disable=memory\n"
+    lab.exec("node1", f"mkdir -p /boot/firmware && printf '%s' '{written}' > /boot/firmware/cmdline.txt"
                       " && printf 'has moved to /boot/firmware/cmdline.txt\\n' > /boot/cmdline.txt"
                       " && echo '/var/swap none swap sw 0 0' >> /etc/fstab")
     boot_id = lab.exec("node1", "cat /proc/sys/kernel/random/boot_id")

@@ -156,6 +156,10 @@ def test_api_url(host, port, expected):
      "root=/dev/mmcblk0p2 cgroup_enable=memory rootwait cgroup_memory=1\n"),
     ("root=/dev/sda2 cgroup_memory=0 quiet\n", "root=/dev/sda2 cgroup_memory=1 quiet cgroup_enable=memory\n"),
     ("root=/dev/sda2 cgroup_memory=1 cgroup_enable=memory\n", "root=/dev/sda2 cgroup_memory=1 cgroup_enable=memory\n"),
+    # a cgroup_disable=memory in the file itself comes after ours would and wins: dropped
+    ("root=/dev/sda2 cgroup_enable=memory cgroup_disable=memory rootwait\n",
+     "root=/dev/sda2 cgroup_enable=memory rootwait cgroup_memory=1\n"),
+    ("cgroup_disable=memory root=/dev/mmcblk0p2\n", "root=/dev/mmcblk0p2 cgroup_memory=1 cgroup_enable=memory\n"),
 ])
 def test_cmdline_with_cgroups(before, after):
     assert k3s.cmdline_with_cgroups(before) == after

@@ -11,9 +11,23 @@ GIB = 1024 * 1024  # in KiB
 
 
 def facts(name="n1", role="server", hostname=None, machine="aarch64", mem_kib=4 * GIB, sudo="yes",
-          memory_cgroup=True, user="pi"):
+          memory_cgroup=True, user="pi", cgroup=None, rancher_dev="", throttled=None):
     return pf.NodeFacts(name=name, role=role, user=user, hostname=hostname or name, machine=machine,
-                        mem_kib=mem_kib, sudo=sudo, memory_cgroup=memory_cgroup)
+                        mem_kib=mem_kib, sudo=sudo, memory_cgroup=memory_cgroup, cgroup=cgroup,
+                        rancher_dev=rancher_dev, throttled=throttled)
+
+
+SD_WARNING = ("warning", "storage", "/var/lib/rancher is on an SD card (mmcblk0p2): etcd writes constantly and "
+                                    "k3s's maintainers advise against etcd on SD cards (slow fsync, wear); move "
+                                    "/var/lib/rancher to an SSD or USB disk, or use one server (SQLite)")
+ARMV7_WARNING = ("warning", "arch", "32-bit armv7: k3s still ships armhf, but Kubernetes no longer publishes "
+                                    "linux/arm images and many charts have none; on a Pi 3, 4 or 5 prefer a 64-bit "
+                                    "OS (aarch64), or pin images that have an arm/v7 build")
+
+
+def power(what):
+    return ("warning", "power", f"the Pi reports {what}: use the official power supply and cooling before k3s "
+                                "adds load (edgeclu health shows it too)")
 
 
 @pytest.mark.parametrize("f, expected", [
@@ -35,10 +49,90 @@ def facts(name="n1", role="server", hostname=None, machine="aarch64", mem_kib=4 
     (facts(memory_cgroup=False),
      [("warning", "cgroup", "the memory cgroup is disabled; on a Raspberry Pi, `edgeclu up` adds "
                             "cgroup_memory=1 cgroup_enable=memory to cmdline.txt and reboots")]),
+    (facts(memory_cgroup=False, cgroup=2),
+     [("warning", "cgroup", "the memory cgroup is disabled (not in /sys/fs/cgroup/cgroup.controllers); on a "
+                            "Raspberry Pi, `edgeclu up` adds cgroup_memory=1 cgroup_enable=memory to cmdline.txt "
+                            "and reboots")]),
+    (facts(memory_cgroup=False, cgroup=1),
+     [("warning", "cgroup", "the memory cgroup is disabled (/proc/cgroups); on a Raspberry Pi, `edgeclu up` adds "
+                            "cgroup_memory=1 cgroup_enable=memory to cmdline.txt and reboots")]),
+    (facts(memory_cgroup=True, cgroup=2), []),
     (facts(memory_cgroup=None), []),
+    (facts(machine="armv7l"), [ARMV7_WARNING]),
+    (facts(machine="armv7l", role="agent", mem_kib=int(0.92 * GIB)), [ARMV7_WARNING]),
+    # an SD card matters only under etcd (see test_sd_card_warns_only_etcd_servers)
+    (facts(rancher_dev="mmcblk0p2"), []),
+    (facts(throttled=0), []),
+    (facts(throttled=0x50000), [power("under-voltage, throttled since boot (get_throttled=0x50000)")]),
+    (facts(throttled=0x50005), [power("under-voltage, throttled now (get_throttled=0x50005)")]),
+    (facts(throttled=0x20005),
+     [power("under-voltage, throttled now; freq-capped since boot (get_throttled=0x20005)")]),
+    (facts(throttled=0x1), [power("under-voltage now (get_throttled=0x1)")]),
 ])
 def test_check_node(f, expected):
     assert [(p.severity, p.check, p.message) for p in pf.check_node(f)] == expected
+
+
+@pytest.mark.parametrize("f, etcd, warned", [
+    (facts(rancher_dev="mmcblk0p2"), True, True),
+    (facts(rancher_dev="/dev/mmcblk1"), True, True),
+    (facts(rancher_dev="mmcblk0p2"), False, False),  # one server: SQLite
+    (facts(rancher_dev="mmcblk0p2", role="agent", mem_kib=int(0.92 * GIB)), True, False),  # agents run no etcd
+    (facts(rancher_dev="sda1"), True, False),
+    (facts(rancher_dev="nvme0n1p2"), True, False),
+    (facts(rancher_dev="overlay"), True, False),
+    (facts(rancher_dev=""), True, False),
+])
+def test_sd_card_warns_only_etcd_servers(f, etcd, warned):
+    storage = [(p.severity, p.check, p.message) for p in pf.check_node(f, etcd) if p.check == "storage"]
+    assert storage == ([(SD_WARNING[0], SD_WARNING[1], SD_WARNING[2].replace("mmcblk0p2", f.rancher_dev))]
+                       if warned else [])
+
+
+@pytest.mark.parametrize("probe, expected", [
+    # cgroup v2 with memory (Debian 12, Pi OS with cgroup_enable=memory)
+    ("cgroup=2\nmemory_cgroup=1\n", (2, True)),
+    # cgroup v2 without it (Pi kernel 6.12, cmdline.txt untouched): /proc/cgroups would not even list it
+    ("cgroup=2\nmemory_cgroup=0\n", (2, False)),
+    # v1 / hybrid: from /proc/cgroups, a missing line is "not there"
+    ("cgroup=1\nmemory_cgroup=0\n", (1, False)),
+    ("cgroup=1\nmemory_cgroup=1\n", (1, True)),
+    ("", (None, None)),
+])
+def test_cgroup_facts(probe, expected):
+    f = pf.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), probe)
+    assert (f.cgroup, f.memory_cgroup) == expected
+
+
+@pytest.mark.parametrize("controllers, proc_cgroups, expected", [
+    ("cpuset cpu io memory hugetlb pids rdma misc\n", None, "cgroup=2 memory_cgroup=1"),
+    ("cpuset cpu io hugetlb pids rdma misc\n", None, "cgroup=2 memory_cgroup=0"),
+    # v1: the 6.12 kernel without CONFIG_MEMCG_V1 lists no memory line at all (raspberrypi/linux#6980)
+    (None, "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t0\t99\t1\npids\t0\t99\t1\n",
+     "cgroup=1 memory_cgroup=0"),
+    (None, "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t0\t39\t0\n", "cgroup=1 memory_cgroup=0"),
+    (None, "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t8\t88\t1\n", "cgroup=1 memory_cgroup=1"),
+])
+def test_probe_reads_v2_controllers_first_and_proc_cgroups_only_on_v1(tmp_path, controllers, proc_cgroups,
+                                                                      expected):
+    # the probe's own shell, with its two paths pointed at files made here
+    fs = tmp_path / "cgroup.controllers"
+    proc = tmp_path / "cgroups"
+    if controllers is not None:
+        fs.write_text(controllers)
+    if proc_cgroups is not None:
+        proc.write_text(proc_cgroups)
+    script = pf.PROBE.replace("/sys/fs/cgroup/cgroup.controllers", str(fs)).replace("/proc/cgroups", str(proc))
+    assert script != pf.PROBE
+    out = pf.parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert f"cgroup={out['cgroup']} memory_cgroup={out['memory_cgroup']}" == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("throttled=0x50005", 0x50005), ("50000", 0x50000), ("", None), ("garbage", None)])
+def test_throttled_from_probe(text, expected):
+    f = pf.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), f"throttled={text}\n" if text else "")
+    assert f.throttled == expected
 
 
 def test_duplicate_hostnames_are_reported_on_every_node_that_shares_one():
@@ -71,7 +165,8 @@ def test_probe_runs_in_a_posix_shell_and_parses(tmp_path):
     f = pf.facts_from(host, out)
     assert f.hostname == subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
     assert f.machine == "x86_64" and f.sudo == "root" and f.mem_kib > 100 * 1024
-    assert f.memory_cgroup is True
+    assert f.memory_cgroup is True and f.cgroup in (1, 2)
+    assert f.rancher_dev  # some device or filesystem source
     assert pf.check_node(f) == []
 
 
