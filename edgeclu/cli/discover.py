@@ -12,6 +12,7 @@ from rich.table import Table
 
 from edgeclu import discovery
 from edgeclu.cli import _options as opt
+from edgeclu.cli import _scan
 from edgeclu.cli._console import say
 from edgeclu.cli.health import print_table
 from edgeclu.errors import EdgecluError
@@ -27,6 +28,8 @@ EPILOG = """Examples:
   edgeclu discover --probe --user pi --ssh-key ~/.ssh/id_ed25519 --write-inventory inventory.yml
 
   edgeclu discover --server pi-1 --server pi-2 --write-inventory inventory.yml
+
+  edgeclu discover --scan 192.168.1.0/24 --server pi-1 --write-inventory inventory.yml
 """
 
 
@@ -98,6 +101,12 @@ def discover(
     accept_new: opt.AcceptNew = False,
     ipv6: Annotated[bool, typer.Option("--ipv6", help="Also list IPv6 addresses.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --write-inventory file.")] = False,
+    scan: Annotated[bool, typer.Option("--scan", help="Also look for SSH hosts that announce nothing: port 22 "
+                                                      "of every address in CIDR (default: this machine's own "
+                                                      "subnets), named by their mDNS reverse lookup.")] = False,
+    cidr: Annotated[list[str] | None, typer.Argument(
+        metavar="CIDR", show_default=False,
+        help="Ranges for --scan, e.g. 192.168.1.0/24 (several, or comma-separated; at most a /16).")] = None,
 ) -> None:
     """Find nodes on the LAN: edgeclu agents (_edgeclu._tcp), SSH hosts (_ssh._tcp), workstations.
 
@@ -105,11 +114,16 @@ def discover(
     """
     if write_inventory and write_inventory.exists() and not force:
         raise EdgecluError(f"{write_inventory} exists; use --force to overwrite it")
+    if cidr and not scan:
+        raise EdgecluError(f"{cidr[0]}: a range is only scanned with --scan (edgeclu discover --scan {cidr[0]})")
+    scanning = _scan.start(cidr) if scan else None
     say(f"listening for mDNS announcements for {timeout:g}s…")
     try:
         hosts = discovery.merge(discovery.browse(timeout, ipv6=ipv6), ipv6=ipv6)
     except OSError as e:
         raise EdgecluError(f"mDNS: cannot open a multicast socket: {e}") from None
+    if scanning:
+        hosts = _scan.finish(scanning, hosts)
     if probe_ssh:
         kh = known_hosts.expanduser() if known_hosts else Path("~/.ssh/known_hosts").expanduser()
         for host, error in probe(hosts, user=user or "root", key_file=ssh_key, known_hosts=kh,
