@@ -57,9 +57,9 @@ RASPBERRY_PI_OUIS = frozenset({"28:cd:c1", "2c:cf:67", "b8:27:eb", "d8:3a:dd", "
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-# RFC 4253 §4.2: SSH-protoversion-softwareversion SP comments; versions are printable
-# US-ASCII without whitespace or '-'
-_IDENT_RE = re.compile(r"^SSH-([!-,./-~]+)-([!-,./-~]+)( [ -~]*)?$")
+# RFC 4253 §4.2: SSH-protoversion-softwareversion SP comments, printable US-ASCII. Lenient
+# on a '-' in the software version, which some servers send ("SSH-1.99-Cisco-1.25")
+_IDENT_RE = re.compile(r"^SSH-[0-9]+\.[0-9]+-[!-~]+( [ -~]*)?$")
 # "0.0.0.0/8" (this network) is not special to ipaddress's is_* checks on a network
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
@@ -118,12 +118,17 @@ def parse_ranges(specs: Iterable[str]) -> list[ipaddress.IPv4Network]:
 
 def expand(networks: Iterable[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Address]:
     """Every host address of the ranges (not the network or broadcast address), once, in order."""
-    addresses: set[ipaddress.IPv4Address] = set()
+    numbers: set[int] = set()
     for net in networks:
-        if len(addresses) + net.num_addresses - 2 > MAX_ADDRESSES:
+        if not usable(net.network_address) or not usable(net.broadcast_address):
+            raise ScanError(f"--scan {net}: loopback, link-local, multicast or reserved addresses are never scanned")
+        if len(numbers) + net.num_addresses - 2 > MAX_ADDRESSES:
             raise ScanError(f"--scan: more than {MAX_ADDRESSES} addresses in all; give narrower ranges")
-        addresses.update(ip for ip in net.hosts() if usable(ip))
-    return sorted(addresses)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        if net.prefixlen < 31:  # RFC 3021: a /31 has no network or broadcast address, a /32 is one host
+            first, last = first + 1, last - 1
+        numbers.update(range(first, last + 1))
+    return [ipaddress.IPv4Address(n) for n in sorted(numbers)]
 
 
 def local_networks(adapters) -> tuple[list[ipaddress.IPv4Network], list[str]]:
