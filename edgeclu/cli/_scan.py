@@ -52,3 +52,11 @@ def finish(running: Future, hosts: list[FoundHost]) -> list[FoundHost]:
                    f"`edgeclu add {hit.address}` takes it by address"))
     say(f"scan: {len(hits)} address(es) with SSH open")
     return hosts
+
+
+def model_cell(facts: dict) -> str:
+    """The table's MODEL: the model a host reported, else the vendor its MAC says (marked as such)."""
+    if facts.get("model"):
+        return facts["model"]
+    vendors = sorted({seen["mac_vendor"] for seen in facts.get("scan", []) if seen.get("mac_vendor")})
+    return f"{' / '.join(vendors)} (by MAC)" if vendors else "-"

@@ -51,7 +51,7 @@ def table(hosts: list[discovery.FoundHost], servers: list[str]) -> Table:
     for h in hosts:
         f = h.facts
         t.add_row(h.hostname, ", ".join(h.addresses) or "-", ",".join(h.services), f.get("arch", "-"),
-                  f.get("model", "-"), human_bytes(f.get("ram")), f.get("agent", "-"), f.get("role", "-"),
+                  _scan.model_cell(f), human_bytes(f.get("ram")), f.get("agent", "-"), f.get("role", "-"),
                   "server" if h.hostname in servers else "agent", f.get("ssh_fp", "-"))
     return t
 

@@ -72,6 +72,14 @@ def test_scan_finds_them_with_their_names_within_5s(fresh):
     assert "3 host(s) found" in r.stderr
 
 
+def test_table_names_the_source_of_each_fact(fresh):
+    r, _ = _discover("--scan", "10.77.0.0/24", "--timeout", "1")
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:]}
+    assert rows["node2"].split()[:3] == ["node2", fresh.nodes["node2"].ip, "scan"]
+    assert "Raspberry Pi (by MAC)" in rows["node2"] and "Raspberry Pi" not in rows["node1"]
+
+
 def test_scan_defaults_to_the_controllers_subnet(fresh):
     r, wall = _discover("--scan", "--timeout", "1", "--json")
     assert r.exit_code == 0, r.output

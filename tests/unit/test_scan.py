@@ -234,10 +234,12 @@ def mdns(name, *addresses, services=("ssh",), ssh_port=22):
 def test_merge_a_silent_node_becomes_a_host_seen_only_by_the_scan():
     hosts, unnamed = s.merge([], [hit("10.0.0.12", "pi-2", "dc:a6:32:12:34:56")])
     assert unnamed == []
-    assert [h.as_dict() for h in hosts] == [{
+    [h] = hosts
+    assert {k: v for k, v in h.as_dict().items() if k in ("hostname", "addresses", "services", "ssh_port",
+                                                         "agent_port", "scan")} == {
         "hostname": "pi-2", "addresses": ["10.0.0.12"], "services": ["scan"], "ssh_port": 22, "agent_port": None,
         "scan": [{"address": "10.0.0.12", "port": 22, "ssh_banner": BANNER, "reverse_name": "pi-2",
-                  "mac": "dc:a6:32:12:34:56", "mac_vendor": "Raspberry Pi"}]}]
+                  "mac": "dc:a6:32:12:34:56", "mac_vendor": "Raspberry Pi"}]}
 
 
 def test_merge_into_mdns_hosts():
@@ -266,6 +268,16 @@ def test_merge_two_addresses_answering_one_name():
     hosts, _ = s.merge([], [hit("10.0.0.21", "pi"), hit("10.0.0.9", "pi")])
     assert [(h.hostname, h.addresses) for h in hosts] == [("pi", ["10.0.0.9", "10.0.0.21"])]
     assert [x["address"] for x in hosts[0].facts["scan"]] == ["10.0.0.21", "10.0.0.9"]
+
+
+def test_model_cell_says_a_vendor_comes_from_the_mac():
+    from edgeclu.cli._scan import model_cell
+
+    pi = hit("10.0.0.12", "pi-2", "dc:a6:32:12:34:56").as_dict()
+    assert model_cell({"scan": [pi]}) == "Raspberry Pi (by MAC)"
+    assert model_cell({"model": "Raspberry Pi 4 Model B Rev 1.4", "scan": [pi]}) == "Raspberry Pi 4 Model B Rev 1.4"
+    assert model_cell({"scan": [hit("10.0.0.13", "x", "2a:42:dc:4f:36:03").as_dict()]}) == "-"
+    assert model_cell({}) == "-"
 
 
 # -- the CLI refuses before sending anything ---------------------------------------
