@@ -22,7 +22,7 @@ under the host's ``scan`` fact, one entry per address) and is no more trusted: a
 address an mDNS host already has keeps the mDNS name, and a name only the scan heard
 is shown as such (the host's only service is ``scan``).
 
-Everything but :func:`scan` (the network) and :func:`local_networks`'s caller is pure.
+Everything up to :func:`merge` is pure; :func:`scan` and what follows it is the network.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ import asyncio
 import ipaddress
 import re
 import resource
+import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgeclu.discovery import FoundHost
@@ -282,8 +283,7 @@ def scan(addresses: Iterable[ipaddress.IPv4Address], *, port: int = SSH_PORT,
     limit = max(1, min(concurrency, (soft - 64) // 2)) if soft > 0 else concurrency
     hits = asyncio.run(_scan(targets, port, connect_timeout, read_timeout, limit))
     neighbours = read_neighbours()
-    return [ScanHit(h.address, h.port, h.banner, h.name, neighbours.get(h.address),
-                    mac_vendor(neighbours.get(h.address))) for h in hits]
+    return [replace(h, mac=neighbours.get(h.address), vendor=mac_vendor(neighbours.get(h.address))) for h in hits]
 
 
 def read_neighbours() -> dict[str, str]:
@@ -300,7 +300,7 @@ async def _scan(targets: list[str], port: int, connect_timeout: float, read_time
                 concurrency: int) -> list[ScanHit]:
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(index: int, address: str) -> ScanHit | None:
+    async def one(address: str) -> ScanHit | None:
         async with gate:
             try:
                 async with asyncio.timeout(connect_timeout):
@@ -308,13 +308,14 @@ async def _scan(targets: list[str], port: int, connect_timeout: float, read_time
             except (OSError, TimeoutError):
                 return None
             try:
+                query_id = 1 + secrets.randbelow(0xFFFF)  # the answer must echo it
                 banner, name = await asyncio.gather(_read_banner(reader, read_timeout),
-                                                    _ask_name(address, 1 + index % 0xFFFE, read_timeout))
+                                                    _ask_name(address, query_id, read_timeout))
             finally:
                 writer.close()
             return ScanHit(address, port, parse_banner(banner), name)
 
-    results = await asyncio.gather(*(one(i, a) for i, a in enumerate(targets)))
+    results = await asyncio.gather(*(one(a) for a in targets))
     return [r for r in results if r is not None]
 
 
