@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeclu import __version__
+from edgeclu.cli._console import plain
 from edgeclu.errors import EdgecluError
 
 
@@ -19,7 +20,7 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except EdgecluError as e:
             for line in str(e).splitlines():
-                typer.echo(f"error: {line}", err=True)
+                typer.echo(f"error: {plain(line)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeclu.cli._console import err
+from edgeclu.cli._console import tell
 
 BackupDir = Annotated[
     Path | None, typer.Option("--backup-dir", envvar="EDGECLU_BACKUP_DIR",
@@ -17,9 +17,7 @@ DrainTimeout = Annotated[
                                                  "move are reported.")]
 
 
-def report(message: str) -> None:
-    """Progress on stderr, as plain text (node lists like [a, b] are not markup)."""
-    err.print(message, markup=False, highlight=False)
+report = tell  # progress on stderr, as plain text (node lists like [a, b] are not markup)
 
 
 def backup_root(option: Path | None) -> Path:

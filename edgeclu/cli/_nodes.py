@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeclu.cli._console import say
+from edgeclu.cli._console import tell
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Host, Inventory, load_inventory
 from edgeclu.transport import SSHRemote, remote_for
@@ -28,4 +28,4 @@ def remotes_for(inventory: Path | Inventory, *, limit: str | None = None, accept
                 known_hosts: Path | None = None) -> list[SSHRemote]:
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
     kh = known_hosts_path(inv, known_hosts)
-    return [remote_for(h, known_hosts=kh, accept_new=accept_new, report=say) for h in select(inv, limit)]
+    return [remote_for(h, known_hosts=kh, accept_new=accept_new, report=tell) for h in select(inv, limit)]

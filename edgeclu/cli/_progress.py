@@ -11,8 +11,9 @@ import time
 
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from edgeclu.cli._console import err, say
+from edgeclu.cli._console import err, plain, safe, say
 from edgeclu.playbook import PlaybookResult, TaskEvent
 
 _STYLE = {"failed": "red", "unreachable": "red", "changed": "yellow", "ok": "green", "skipped": "dim"}
@@ -56,7 +57,7 @@ class PlaybookProgress:
             self.live.update(self._table())
         elif ev.status in ("changed", "failed", "unreachable") and not ev.ignored:
             detail = f": {ev.message}" if ev.message else ""
-            say(f"  {ev.host}: {ev.status}: {ev.task}{detail}")
+            say(f"  {ev.host}: {ev.status}: {safe(ev.task + detail)}")
 
     def _table(self) -> Table:
         t = Table(title=f"{self.title} ({time.monotonic() - self.t0:.0f}s)", title_justify="left", expand=False)
@@ -64,7 +65,7 @@ class PlaybookProgress:
             t.add_column(col)
         for host, r in self.rows.items():
             style = "red" if r["failed"] else ""
-            t.add_row(host, r["task"][:50], str(r["ok"]), str(r["changed"]), str(r["failed"]), style=style)
+            t.add_row(host, Text(plain(r["task"])[:50]), str(r["ok"]), str(r["changed"]), str(r["failed"]), style=style)
         return t
 
 
@@ -76,4 +77,4 @@ def print_recap(result: PlaybookResult) -> None:
             f"unreachable={h.unreachable} skipped={h.skipped}")
     for host, h in result.failed_hosts.items():
         for reason in h.failures[:3]:
-            say(f"  [red]✗ {host}[/]: {reason}")
+            say(f"  [red]✗ {host}[/]: {safe(reason)}")

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgeclu import discovery
 from edgeclu.cli import _options as opt
 from edgeclu.cli import _scan
-from edgeclu.cli._console import say
+from edgeclu.cli._console import plain, say
 from edgeclu.cli.health import print_table
 from edgeclu.errors import EdgecluError
 
@@ -50,9 +51,10 @@ def table(hosts: list[discovery.FoundHost], servers: list[str]) -> Table:
         t.add_column(col, overflow="fold")
     for h in hosts:
         f = h.facts
-        t.add_row(h.hostname, ", ".join(h.addresses) or "-", ",".join(h.services), f.get("arch", "-"),
-                  _scan.model_cell(f), human_bytes(f.get("ram")), f.get("agent", "-"), f.get("role", "-"),
-                  "server" if h.hostname in servers else "agent", f.get("ssh_fp", "-"))
+        cells = (h.hostname, ", ".join(h.addresses) or "-", ",".join(h.services), f.get("arch", "-"),
+                 _scan.model_cell(f), human_bytes(f.get("ram")), f.get("agent", "-"), f.get("role", "-"),
+                 "server" if h.hostname in servers else "agent", f.get("ssh_fp", "-"))
+        t.add_row(*(Text(plain(c)) for c in cells))
     return t
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, plain, safe, say
 from edgeclu.cli._nodes import remotes_for
 from edgeclu.errors import EdgecluError, Unreachable
 from edgeclu.fleet import on_all
@@ -30,7 +30,7 @@ def exec_(
     """
     cmd = " ".join(command)
     remotes = remotes_for(inventory, limit=limit, accept_new=accept_new, known_hosts=known_hosts)
-    say(f"running on {len(remotes)} node(s): {cmd}")
+    say(f"running on {len(remotes)} node(s): {safe(cmd)}")
     results = on_all(remotes, lambda r: r.run(cmd, sudo=sudo, check=False, timeout=timeout))
     for r in remotes:
         r.close()
@@ -46,14 +46,14 @@ def exec_(
     else:
         for node, res in results.items():
             if isinstance(res, BaseException):
-                say(f"[red]✗ {node}[/]: {res if isinstance(res, EdgecluError) else repr(res)}")
+                say(f"[red]✗ {node}[/]: {safe(res if isinstance(res, EdgecluError) else repr(res))}")
                 continue
             mark = "[green]✓[/]" if res.ok else f"[red]✗ exit {res.exit_code}[/]"
             say(f"{mark} {node}")
             for line in res.stdout.splitlines():
-                out.print(f"{node}: {line}", highlight=False, markup=False)
+                out.print(f"{node}: {plain(line)}", highlight=False, markup=False)
             for line in res.stderr.splitlines():
-                say(f"  {node} stderr: {line}")
+                say(f"  {node} stderr: {safe(line)}")
     failed = [n for n, r in results.items() if isinstance(r, BaseException) or not r.ok]
     if failed:
         say(f"{len(failed)} of {len(results)} node(s) failed: {', '.join(failed)}")

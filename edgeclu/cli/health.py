@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, plain, safe, say, tell
 from edgeclu.cli._nodes import known_hosts_path, select
 from edgeclu.errors import EdgecluError
 from edgeclu.health import collect, report
@@ -39,7 +38,7 @@ def render(rep: report.Report) -> Table:
         t.add_column(col, overflow="fold", no_wrap=col not in ("NOTES", "MODEL", "PI", "K3S"))
     for n in rep.nodes:
         cells = report.row(n)
-        t.add_row(*[Text(cells[c], style=_STYLE[n.status]) if c == "STATUS" else Text(cells[c])
+        t.add_row(*[Text(plain(cells[c]), style=_STYLE[n.status]) if c == "STATUS" else Text(plain(cells[c]))
                     for c in report.COLUMNS])
     return t
 
@@ -100,7 +99,7 @@ def health(
         from edgeclu.transport import remote_for
 
         # fabric int()s connect_timeout, and 0 means no timeout at all: never hand it less than 1 s
-        return remote_for(host, known_hosts=kh, accept_new=accept_new, report=say,
+        return remote_for(host, known_hosts=kh, accept_new=accept_new, report=tell,
                           connect_timeout=max(1, math.ceil(budget)))
 
     def one_round() -> report.Report:
@@ -117,7 +116,7 @@ def health(
             return
         print_table(render(rep))
         for f in rep.cluster:
-            say(f"[yellow]cluster[/]: {escape(f.message)}")
+            say(f"[yellow]cluster[/]: {safe(f.message)}")
         counts = {s: sum(n.status == s for n in rep.nodes) for s in ("ok", "warning", "critical", "down")}
         say(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" → {rep.status}")
 

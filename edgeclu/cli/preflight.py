@@ -8,7 +8,7 @@ import typer
 
 from edgeclu import preflight as pf
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, plain, safe, say, tell
 from edgeclu.cli._nodes import known_hosts_path, select
 from edgeclu.inventory import load_inventory
 
@@ -28,7 +28,7 @@ def preflight(
     inv = load_inventory(inventory)
     hosts = select(inv, limit)
     rep = pf.run_preflight(inv, known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
-                           hosts=hosts, report=say)
+                           hosts=hosts, report=tell)
     if as_json:
         out.print_json(json.dumps(pf.as_json(rep, hosts)))
     else:
@@ -42,10 +42,10 @@ def preflight(
             else:
                 ram = f"{f.mem_kib / 1024 / 1024:.1f}GiB" if f.mem_kib else "?"
                 cells = [h.name, h.role, f.hostname, f.machine, ram, f"sudo:{f.sudo}", verdict]
-            out.print("  ".join(cells), highlight=False, markup=False)
+            out.print(plain("  ".join(cells)), highlight=False, markup=False)
         for p in rep.problems:
             mark = "[red]✗[/]" if p.severity == "error" else "[yellow]![/]"
-            say(f"{mark} {p.node}: {p.severity}: {p.message}")
+            say(f"{mark} {p.node}: {p.severity}: {safe(p.message)}")
     warnings = len(rep.problems) - len(rep.errors)
     say(f"preflight: {len(rep.errors)} error(s), {warnings} warning(s) on {len(hosts)} node(s)")
     if rep.errors:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, say, tell
 from edgeclu.cli._lifecycle import BackupDir, backup_root, report
 from edgeclu.cli._nodes import known_hosts_path
 from edgeclu.cli._progress import print_recap
@@ -38,8 +38,8 @@ def restore(
     inv = load_inventory(inventory)
     chosen = load_backup(name, backup_root(backup_dir))
     m = chosen.meta
-    say(f"backup {chosen.name}: {m['datastore']} datastore of {m['server']}, taken {m['created']}, "
-        f"nodes: {', '.join(m.get('nodes', []))}")
+    tell(f"backup {chosen.name}: {m['datastore']} datastore of {m['server']}, taken {m['created']}, "
+         f"nodes: {', '.join(m.get('nodes', []))}")
     if not yes and not typer.confirm(f"Restore cluster {inv.vars['cluster_name']!r} to this backup? Changes made "
                                      "since it was taken are lost", default=False):
         say("nothing was changed")

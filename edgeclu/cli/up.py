@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, say, tell
 from edgeclu.cli._nodes import known_hosts_path
 from edgeclu.cli._progress import PlaybookProgress, print_recap
 from edgeclu.converge import converge
@@ -46,7 +46,7 @@ def up(
     with PlaybookProgress(hosts, title) as progress:
         outcome = converge(inv, known_hosts=kh, accept_new=accept_new, dry_run=dry_run,
                            preflight=not skip_preflight, kubeconfig=kubeconfig,
-                           merge_kubeconfig=merge_kubeconfig, on_event=progress, report=say, fast=not full)
+                           merge_kubeconfig=merge_kubeconfig, on_event=progress, report=tell, fast=not full)
     result = outcome.result
     if dry_run:
         plan = {h: rec.changed_tasks for h, rec in result.hosts.items()}

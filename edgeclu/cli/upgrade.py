@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, safe, say
 from edgeclu.cli._lifecycle import DrainTimeout, report
 from edgeclu.cli._nodes import known_hosts_path
 from edgeclu.inventory import load_inventory
@@ -67,7 +66,7 @@ def upgrade(
                                    "not_started": outcome.not_started}))
     if not outcome.ok:
         for node, why in outcome.failed.items():
-            say(f"[red]✗ {node}[/]: {escape(why)}")
+            say(f"[red]✗ {node}[/]: {safe(why)}")
         raise typer.Exit(1)
     say(f"[green]upgraded[/]: {len(outcome.upgraded)} node(s) to {outcome.target}"
         + (f", {len(outcome.skipped)} already on it" if outcome.skipped else ""))
