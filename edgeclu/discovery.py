@@ -3,9 +3,17 @@
 ``browse()`` is the only part that touches the network (python-zeroconf, asyncio
 API); it returns :class:`Sighting` records (one resolved service instance each).
 Everything after that is pure: :func:`merge` folds sightings into one
-:class:`FoundHost` per machine, :func:`suggest_servers` picks the server,
-:func:`inventory_text` writes an inventory and :func:`parse_probe` reads the output
-of :data:`PROBE_COMMAND` (``--probe``: facts over SSH for hosts without an agent).
+:class:`FoundHost` per machine, :func:`settle` applies addresses the user gave,
+:func:`suggest_servers` picks the server, :func:`inventory_text` writes an inventory,
+:func:`locate` finds one host for ``edgeclu add`` and :func:`parse_probe` reads the
+output of :data:`PROBE_COMMAND` (``--probe``: facts over SSH).
+
+mDNS is unauthenticated: anyone on the LAN can announce any name, address or TXT. So a
+name heard with two addresses (per IP version) or from two SRV targets is a *conflict*
+that only the user settles; TXT facts are shown but never choose the server (only
+``--probe`` facts or ``--server`` do); the announced ``ssh_fp`` is a claim until the key
+received over SSH matches it; loopback and link-local addresses are never a host's
+address (avahi answers a local querier on ``lo`` with 127.0.0.1).
 
 TXT keys announced by the agent (``edgeclu/agent/announce.py``): ``hostname``,
 ``arch``, ``model``, ``ram`` (bytes), ``agent`` (version), ``role`` (k3s role or
@@ -49,10 +57,14 @@ class FoundHost:
 
     hostname: str
     addresses: list[str] = field(default_factory=list)
-    services: list[str] = field(default_factory=list)  # "edgeclu", "ssh", "workstation"
+    services: list[str] = field(default_factory=list)  # "edgeclu", "ssh", "workstation" (+ "probe")
     ssh_port: int | None = None
     agent_port: int | None = None
-    facts: dict = field(default_factory=dict)  # arch, model, ram, agent, role, ssh_fp (+ probe)
+    facts: dict = field(default_factory=dict)  # arch, model, ram, agent, role, ssh_fp (from TXT, or probe)
+    targets: list[str] = field(default_factory=list)  # SRV targets heard for it
+    settled: bool = False  # the user gave its address (--address/--server NAME=IP)
+    probed: dict = field(default_factory=dict)  # facts read over SSH (--probe): only these choose a server
+    ssh_fp_received: str | None = None  # the host key fingerprint received over SSH (--probe)
 
     @property
     def has_agent(self) -> bool:
@@ -60,12 +72,38 @@ class FoundHost:
 
     @property
     def ram(self) -> int:
-        value = self.facts.get("ram")
+        """RAM as read over SSH (``--probe``); 0 when only announced."""
+        value = self.probed.get("ram")
         return value if isinstance(value, int) else 0
+
+    @property
+    def conflict(self) -> str | None:
+        """Why this name cannot be trusted to one machine, or None."""
+        if self.settled:
+            return None
+        if len(self.targets) > 1:
+            return f"announced by {len(self.targets)} SRV targets: {', '.join(self.targets)}"
+        for version in (4, 6):
+            mine = [a for a in self.addresses if ipaddress.ip_address(a.split("%")[0]).version == version]
+            if len(mine) > 1:
+                return f"seen at {len(mine)} addresses: {', '.join(mine)}"
+        return None
+
+    @property
+    def ssh_fp_status(self) -> str | None:
+        """``announced`` (TXT only), ``received`` (SSH only), ``verified`` (both agree), ``mismatch``."""
+        announced = self.facts.get("ssh_fp")
+        if not self.ssh_fp_received:
+            return "announced" if announced else None
+        if not announced:
+            return "received"
+        return "verified" if announced == self.ssh_fp_received else "mismatch"
 
     def as_dict(self) -> dict:
         return {"hostname": self.hostname, "addresses": self.addresses, "services": self.services,
-                "ssh_port": self.ssh_port, "agent_port": self.agent_port, **self.facts}
+                "ssh_port": self.ssh_port, "agent_port": self.agent_port, **self.facts, **self.probed,
+                "conflict": self.conflict, "ssh_fp_status": self.ssh_fp_status,
+                "ssh_fp_received": self.ssh_fp_received}
 
 
 # -- pure: from mDNS records to hosts ---------------------------------------------
@@ -93,17 +131,20 @@ def host_of(s: Sighting) -> str:
     return (m.group(1) if m else label).strip().lower()
 
 
-def _keep(address: str, ipv6: bool) -> bool:
+def usable_address(address: str, ipv6: bool = False) -> bool:
+    """An address a host can be reached at from the LAN: not loopback, link-local, multicast or unspecified."""
     try:
         ip = ipaddress.ip_address(address.split("%")[0])
     except ValueError:
+        return False
+    if ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified:
         return False
     return ip.version == 4 or ipv6
 
 
 def _address_key(address: str) -> tuple:
     ip = ipaddress.ip_address(address.split("%")[0])
-    return (ip.version, ip.is_link_local, int(ip))
+    return (ip.version, int(ip))
 
 
 def _facts_from_txt(txt: dict[str, str]) -> dict:
@@ -130,8 +171,10 @@ def merge(sightings: Iterable[Sighting], ipv6: bool = False) -> list[FoundHost]:
         if short not in h.services:
             h.services.append(short)
         for a in s.addresses:
-            if _keep(a, ipv6) and a not in h.addresses:
+            if usable_address(a, ipv6) and a not in h.addresses:
                 h.addresses.append(a)
+        if s.server and s.server.lower() not in h.targets:
+            h.targets.append(s.server.lower())
         if s.service == EDGECLU:
             h.agent_port = s.port
             h.facts.update(_facts_from_txt(s.txt))
@@ -143,18 +186,52 @@ def merge(sightings: Iterable[Sighting], ipv6: bool = False) -> list[FoundHost]:
     return [hosts[k] for k in sorted(hosts)]
 
 
+def _find(name: str, hosts: list[FoundHost]) -> FoundHost | None:
+    want = name.lower().rstrip(".").removesuffix(".local")
+    return next((h for h in hosts if h.hostname == want), None)
+
+
+def settle(hosts: list[FoundHost], addresses: dict[str, str]) -> None:
+    """The user's word on where a host is (``NAME=IP``): its only address from now on, conflict settled."""
+    for name, address in addresses.items():
+        h = _find(name, hosts)
+        if h is None:
+            raise ValueError(f"not discovered: {name} (found: {', '.join(x.hostname for x in hosts) or 'nothing'})")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"{name}={address}: not an IP address") from None
+        h.addresses, h.settled = [address], True
+
+
 def suggest_servers(hosts: list[FoundHost], chosen: list[str] | None = None) -> list[str]:
-    """The names that should be k3s servers: ``chosen`` if given, else the one with the most RAM."""
+    """The names that should be k3s servers: ``chosen`` if given, else the probed host with the most RAM.
+
+    Never from TXT: an announced ``ram`` is anyone's claim. Without ``--probe`` facts, no suggestion.
+    """
     names = [h.hostname for h in hosts]
     if chosen:
-        unknown = [c for c in chosen if c not in names]
+        unknown = [c for c in chosen if _find(c, hosts) is None]
         if unknown:
             raise ValueError(f"not discovered: {', '.join(unknown)} (found: {', '.join(names) or 'nothing'})")
-        return list(chosen)
-    if not hosts:
+        return [_find(c, hosts).hostname for c in chosen]
+    probed = [h for h in hosts if h.ram and not h.conflict]
+    if not probed:
         return []
-    best = max(hosts, key=lambda h: (h.ram, h.has_agent, [-ord(c) for c in h.hostname]))
+    best = max(probed, key=lambda h: (h.ram, h.has_agent, [-ord(c) for c in h.hostname]))
     return [best.hostname]
+
+
+def locate(name: str, hosts: list[FoundHost]) -> FoundHost:
+    """The one host ``name`` means, for ``edgeclu add``; ValueError if it is unknown, unreachable or in conflict."""
+    h = _find(name, hosts)
+    if h is None or not h.addresses:
+        seen = ", ".join(x.hostname for x in hosts) or "nothing"
+        raise ValueError(f"{name} was not found by discovery (found: {seen}); give its address instead")
+    if h.conflict:
+        raise ValueError(f"{h.hostname} is {h.conflict}: another machine may be claiming its name; "
+                         "give its address instead")
+    return h
 
 
 def inventory_name(hostname: str) -> str | None:
@@ -166,8 +243,18 @@ def inventory_name(hostname: str) -> str | None:
 
 def inventory_text(hosts: list[FoundHost], servers: list[str], *, k3s_version: str,
                    user: str | None = None, key_file: str | None = None) -> str:
-    """An inventory (``edgeclu inventory check`` accepts it) for the discovered hosts."""
+    """An inventory (``edgeclu inventory check`` accepts it) for the discovered hosts.
+
+    ValueError if a host is in conflict (:attr:`FoundHost.conflict`) or no server is chosen.
+    """
     from edgeclu.inventory import parse_inventory, render_inventory
+
+    conflicts = [f"{h.hostname} is {h.conflict}" for h in hosts if h.conflict]
+    if conflicts:
+        raise ValueError("; ".join(conflicts) + " — settle it with --address NAME=IP (or --server NAME=IP)")
+    if not servers:
+        raise ValueError("no k3s server chosen: announced facts are not authenticated; "
+                         "pick it with --server NAME, or let --probe read the RAM over SSH")
 
     server_hosts: dict[str, dict] = {}
     agent_hosts: dict[str, dict] = {}
@@ -197,8 +284,7 @@ PROBE_COMMAND = (
     "echo hostname=$(hostname); echo arch=$(uname -m); "
     "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
     "for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do "
-    "[ -r $f ] && { echo model=$(tr -d '\\000' < $f); break; }; done; "
-    "echo ssh_fp=$(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null | cut -d' ' -f2)"
+    "[ -r $f ] && { echo model=$(tr -d '\\000' < $f); break; }; done"
 )
 
 
@@ -208,7 +294,7 @@ def parse_probe(output: str) -> dict:
     for line in output.splitlines():
         key, sep, value = line.partition("=")
         value = value.strip()
-        if not sep or not value or key not in ("hostname", "arch", "mem_kb", "model", "ssh_fp"):
+        if not sep or not value or key not in ("hostname", "arch", "mem_kb", "model"):
             continue
         if key == "mem_kb":  # /proc/meminfo's kB are KiB
             if value.isdigit():
@@ -219,6 +305,16 @@ def parse_probe(output: str) -> dict:
 
 
 # -- the network part ---------------------------------------------------------------
+def listen_addresses(adapters) -> list[str]:
+    """The IPv4 interface addresses to browse on: every one but loopback (``ifaddr`` adapters).
+
+    On ``lo`` a local avahi answers for this machine's own name with 127.0.0.1; nothing
+    on the LAN is ever heard there.
+    """
+    return sorted({ip.ip for a in adapters for ip in a.ips
+                   if ip.is_IPv4 and not ipaddress.ip_address(ip.ip).is_loopback})
+
+
 def browse(timeout: float = 3.0, *, types: Iterable[str] = SERVICE_TYPES, ipv6: bool = False,
            interfaces=None) -> list[Sighting]:
     """Listen for ``timeout`` seconds and return every service instance resolved by then."""
@@ -236,6 +332,10 @@ async def _browse(timeout: float, types: tuple[str, ...], ipv6: bool, interfaces
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     version = IPVersion.All if ipv6 else IPVersion.V4Only
+    if interfaces is None and not ipv6:
+        import ifaddr
+
+        interfaces = listen_addresses(ifaddr.get_adapters()) or None
     aiozc = AsyncZeroconf(interfaces=interfaces or InterfaceChoice.All, ip_version=version)
     found: dict[tuple[str, str], Sighting] = {}
     pending: set[asyncio.Task] = set()  # strong refs: the loop only keeps weak ones

@@ -2,21 +2,20 @@
 
 :class:`Remote` is the protocol every other module uses; :class:`SSHRemote` is the
 only implementation that touches the network (fabric over paramiko). Host keys are
-checked strictly against a known_hosts file; ``accept_new`` trusts an unknown host
-once (the key is recorded and its fingerprint reported), never a changed one.
+checked strictly against a known_hosts file, read as OpenSSH reads it (:mod:`edgeclu.hostkeys`);
+a ``@revoked`` key is always refused; ``accept_new`` trusts an unknown host once (its key is
+appended to the file and its fingerprint reported), never a changed one.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import shlex
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from edgeclu import hostkeys
 from edgeclu.errors import AuthFailed, CommandFailed, HostKeyError, Unreachable
 
 
@@ -55,47 +54,43 @@ def sudo_wrap(command: str, user: str) -> str:
 
 def fingerprint(key) -> str:
     """OpenSSH-style SHA256 fingerprint of a paramiko key."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    return hostkeys.fingerprint_of(key.asbytes())
 
 
-def _host_key_name(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
+class _FirstUse:
+    """paramiko's policy for a host with no usable key in known_hosts: refuse a revoked key; with
+    ``accept_new`` append the key to known_hosts (one line, under a lock) and report its fingerprint,
+    else refuse naming the fingerprint and how to trust it."""
 
-
-_known_hosts_lock = threading.Lock()
-
-
-class _TrustOnFirstUse:
-    """paramiko policy: record an unknown host's key and report its fingerprint."""
-
-    def __init__(self, known_hosts: Path, report: Callable[[str], None]):
-        self.known_hosts, self.report = known_hosts, report
+    def __init__(self, remote: SSHRemote, revoked: frozenset[bytes]):
+        self.remote, self.revoked = remote, revoked
 
     def missing_host_key(self, client, hostname, key):
-        import paramiko
-
-        with _known_hosts_lock:
-            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            entries = paramiko.HostKeys()
-            if self.known_hosts.exists():
-                entries.load(str(self.known_hosts))
-            entries.add(hostname, key.get_name(), key)
-            entries.save(str(self.known_hosts))
+        r = self.remote
+        if key.asbytes() in self.revoked:
+            raise HostKeyError(r.name, f"host key {key.get_name()} {fingerprint(key)} is marked @revoked in "
+                                       f"{r.known_hosts}; refusing")
+        if not r.accept_new:
+            raise HostKeyError(
+                r.name,
+                f"unknown host key {key.get_name()} {fingerprint(key)} (not in {r.known_hosts}); check it, "
+                f"then re-run with --trust {r.name}={fingerprint(key)} (or --accept-new)")
+        hostkeys.append(r.known_hosts, r.host, r.port, key.get_name(), key.asbytes())
         client.get_host_keys().add(hostname, key.get_name(), key)
-        self.report(f"{hostname}: trusted new host key {key.get_name()} {fingerprint(key)}")
+        r.report(f"{r.name}: trusted new host key {key.get_name()} {fingerprint(key)}")
 
 
-class _Reject:
-    def __init__(self, node: str, known_hosts: Path):
-        self.node, self.known_hosts = node, known_hosts
+def _paramiko_host_keys(known: list[hostkeys.Entry], name: str):
+    """The keys paramiko should accept for ``name`` (key types it does not know are left out)."""
+    import paramiko
 
-    def missing_host_key(self, client, hostname, key):
-        raise HostKeyError(
-            self.node,
-            f"unknown host key {key.get_name()} {fingerprint(key)} (not in {self.known_hosts}); "
-            "check it and re-run with --accept-new to trust it",
-        )
+    keys = paramiko.HostKeys()
+    for e in known:
+        try:
+            keys.add(name, e.keytype, paramiko.PKey.from_type_string(e.keytype, e.blob))
+        except Exception:  # noqa: BLE001, S112 - sk-*, certificates, keys paramiko cannot parse: not for us
+            continue
+    return keys
 
 
 class SSHRemote:
@@ -130,15 +125,10 @@ class SSHRemote:
             kwargs["key_filename"] = self.key_file
         conn = Connection(self.host, user=self.user, port=self.port, config=config, connect_kwargs=kwargs)
         client = conn.client
-        client._host_keys = paramiko.HostKeys()  # fabric pre-loads ~/.ssh/known_hosts; use ours only
-        if self.known_hosts.exists():
-            try:
-                client.load_host_keys(str(self.known_hosts))
-            except Exception as e:  # noqa: BLE001 - a corrupt file is a user error
-                raise HostKeyError(self.name, f"cannot read {self.known_hosts}: {e}") from None
-        policy = _TrustOnFirstUse(self.known_hosts, self.report) if self.accept_new \
-            else _Reject(self.name, self.known_hosts)
-        client.set_missing_host_key_policy(policy)
+        found = hostkeys.lookup(hostkeys.read(self.known_hosts), self.host, self.port)
+        # ours only (fabric would pre-load ~/.ssh/known_hosts), and never a revoked key
+        client._host_keys = _paramiko_host_keys(found.usable(), hostkeys.host_field(self.host, self.port))
+        client.set_missing_host_key_policy(_FirstUse(self, found.revoked))
         try:
             conn.open()
         except HostKeyError:

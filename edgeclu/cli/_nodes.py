@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from edgeclu.cli._console import tell
+import typer
+
+from edgeclu import hostkeys
+from edgeclu.cli._console import err, say, tell
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Host, Inventory, load_inventory
 from edgeclu.transport import SSHRemote, remote_for
@@ -24,8 +28,41 @@ def known_hosts_path(inv: Inventory, override: Path | None) -> Path:
     return override.expanduser() if override else inv.known_hosts
 
 
+def ask_terminal(seen: list[hostkeys.Seen], known_hosts: Path) -> bool:
+    """List every unknown host with its fingerprint; one question for all of them."""
+    say(f"{len(seen)} host(s) not in {known_hosts} yet:")
+    for s in seen:
+        c = s.contact
+        note = "  (the same as it announced over mDNS)" if c.announced == s.fingerprint else ""
+        tell(f"  {c.name}  {hostkeys.host_field(c.host, c.port)}  {s.keytype} {s.fingerprint}{note}")
+    say("Compare each with the node's own: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on its console.")
+    return typer.confirm("Trust these host keys?", default=False, err=True)
+
+
+def first_contact(contacts: list[hostkeys.Contact], known_hosts: Path, *, trust: list[str] | None,
+                  accept_new: bool, scanner=hostkeys.scan) -> None:
+    """``--trust`` pins, then (on a terminal, without ``--accept-new``) one question for the other unknown hosts."""
+    try:
+        pins = hostkeys.parse_pins(trust)
+    except ValueError as e:
+        raise EdgecluError(str(e)) from None
+    interactive = not accept_new and sys.stdin.isatty() and err.is_terminal
+    hostkeys.first_contact(contacts, known_hosts, pins=pins, confirm=ask_terminal if interactive else None,
+                           report=tell, scanner=scanner)
+
+
+def trusted_known_hosts(inv: Inventory, override: Path | None, *, trust: list[str] | None, accept_new: bool,
+                        hosts: list[Host] | None = None) -> Path:
+    """The known_hosts file, after first contact with the inventory's hosts (or ``hosts``)."""
+    kh = known_hosts_path(inv, override)
+    first_contact([hostkeys.Contact(h.name, h.address, h.port) for h in (inv.hosts if hosts is None else hosts)],
+                  kh, trust=trust, accept_new=accept_new)
+    return kh
+
+
 def remotes_for(inventory: Path | Inventory, *, limit: str | None = None, accept_new: bool = False,
-                known_hosts: Path | None = None) -> list[SSHRemote]:
+                known_hosts: Path | None = None, trust: list[str] | None = None) -> list[SSHRemote]:
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
-    kh = known_hosts_path(inv, known_hosts)
-    return [remote_for(h, known_hosts=kh, accept_new=accept_new, report=tell) for h in select(inv, limit)]
+    hosts = select(inv, limit)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
+    return [remote_for(h, known_hosts=kh, accept_new=accept_new, report=tell) for h in hosts]

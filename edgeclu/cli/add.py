@@ -8,13 +8,33 @@ from typing import Annotated
 
 import typer
 
+from edgeclu import discovery
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, say, tell
 from edgeclu.cli._lifecycle import report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import first_contact, known_hosts_path
 from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.errors import EdgecluError
+from edgeclu.hostkeys import Contact
 from edgeclu.inventory import load_inventory
-from edgeclu.lifecycle.nodes import add_node
+from edgeclu.lifecycle.nodes import add_node, is_address
+
+
+def find_on_lan(host: str, timeout: float) -> tuple[str, str, str | None]:
+    """``(inventory name, address, announced fingerprint)`` for an mDNS name, by discovery's rules:
+    a name heard from two addresses or SRV targets is refused (another machine may claim it)."""
+    tell(f"looking for {host} on the LAN (mDNS, {timeout:g}s)")
+    try:
+        found = discovery.locate(host, discovery.merge(discovery.browse(timeout)))
+    except ValueError as e:
+        raise EdgecluError(str(e)) from None
+    except OSError as e:
+        raise EdgecluError(f"mDNS: cannot open a multicast socket: {e}") from None
+    name = discovery.inventory_name(found.hostname)
+    if not name:
+        raise EdgecluError(f"{found.hostname!r} is not a valid inventory name; give one with --name")
+    tell(f"found {found.hostname} at {found.addresses[0]}")
+    return name, found.addresses[0], found.facts.get("ssh_fp")
 
 
 def add(
@@ -29,6 +49,7 @@ def add(
     = None,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     discover_timeout: Annotated[float, typer.Option(help="Seconds to listen for HOST on mDNS.")] = 3.0,
     as_json: opt.Json = False,
@@ -42,10 +63,15 @@ def add(
     """
     inv = load_inventory(inventory)
     kh = known_hosts_path(inv, known_hosts)
+    address, announced = host, None
+    if not is_address(host):
+        found_name, address, announced = find_on_lan(host, discover_timeout)
+        name = name or found_name
+    first_contact([Contact(name or host, address, ssh_port or inv.vars["ansible_port"], announced)], kh,
+                  trust=trust, accept_new=accept_new)
     with PlaybookProgress([], f"edgeclu add {host}") as progress:
-        outcome = add_node(inv, host, role=role, name=name, user=user, port=ssh_port, key_file=ssh_key,
-                           known_hosts=kh, accept_new=accept_new, discover_timeout=discover_timeout,
-                           report=report, on_event=progress)
+        outcome = add_node(inv, address, role=role, name=name, user=user, port=ssh_port, key_file=ssh_key,
+                           known_hosts=kh, accept_new=accept_new, report=report, on_event=progress)
     print_recap(outcome.result)
     if as_json:
         out.print_json(json.dumps({"name": outcome.name, "role": outcome.role, "address": outcome.address,

@@ -50,6 +50,7 @@ def install(
     inventory: opt.Inventory = Path("inventory.yml"),
     limit: opt.Limit = None,
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
 ) -> None:
     """Install or update the agent on the nodes (playbooks/agent.yml): code in /opt/edgeclu,
@@ -58,7 +59,7 @@ def install(
     Idempotent. Exit code: 0 done, 1 some node failed, 2 bad inventory.
     """
     from edgeclu.cli._console import say
-    from edgeclu.cli._nodes import known_hosts_path, select
+    from edgeclu.cli._nodes import select, trusted_known_hosts
     from edgeclu.cli._progress import PlaybookProgress, print_recap
     from edgeclu.inventory import load_inventory
     from edgeclu.playbook import run_playbook
@@ -66,7 +67,8 @@ def install(
     inv = load_inventory(inventory)
     hosts = [h.name for h in select(inv, limit)]
     with PlaybookProgress(hosts, "edgeclu agent install") as progress:
-        result = run_playbook(inv.path, "agent.yml", known_hosts=known_hosts_path(inv, known_hosts),
+        result = run_playbook(inv.path, "agent.yml", known_hosts=trusted_known_hosts(
+                                  inv, known_hosts, trust=trust, accept_new=accept_new, hosts=select(inv, limit)),
                               accept_new=accept_new, limit=",".join(hosts) if limit else None,
                               on_event=progress)
     print_recap(result)

@@ -11,7 +11,7 @@ import typer
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import BackupDir, backup_root, report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.backup import create_backup, list_backups
 
@@ -21,6 +21,7 @@ def backup(
     backup_dir: BackupDir = None,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -45,7 +46,8 @@ def backup(
         say(f"{len(found)} backup(s) in {root}")
         return
     inv = load_inventory(inventory)
-    taken = create_backup(inv, root=root, known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    taken = create_backup(inv, root=root, known_hosts=kh, accept_new=accept_new,
                           report=report)
     if as_json:
         out.print_json(json.dumps(taken.summary()))

@@ -21,6 +21,7 @@ def exec_(
     sudo: Annotated[bool, typer.Option("--sudo", help="Run as root (sudo -n).")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per node before giving up.")] = 60.0,
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -29,7 +30,8 @@ def exec_(
     Exit code: 0 all succeeded, 1 a command failed, 3 a node was unreachable.
     """
     cmd = " ".join(command)
-    remotes = remotes_for(inventory, limit=limit, accept_new=accept_new, known_hosts=known_hosts)
+    remotes = remotes_for(inventory, limit=limit, accept_new=accept_new, known_hosts=known_hosts,
+                          trust=trust)
     say(f"running on {len(remotes)} node(s): {safe(cmd)}")
     results = on_all(remotes, lambda r: r.run(cmd, sudo=sudo, check=False, timeout=timeout))
     for r in remotes:

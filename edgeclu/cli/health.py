@@ -14,7 +14,7 @@ from rich.text import Text
 
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, plain, safe, say, tell
-from edgeclu.cli._nodes import known_hosts_path, select
+from edgeclu.cli._nodes import select, trusted_known_hosts
 from edgeclu.errors import EdgecluError
 from edgeclu.health import collect, report
 from edgeclu.health.thresholds import Thresholds
@@ -77,6 +77,7 @@ def health(
     mem_crit: Annotated[float | None, typer.Option(help="Critical when memory use reaches this (%); "
                                                         "off by default.")] = None,
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
 ) -> None:
     """Health of every node: CPU, memory, disks, temperature, Pi power, k3s and Kubernetes status.
@@ -93,7 +94,7 @@ def health(
     inv = load_inventory(inventory)
     hosts = select(inv, limit)
     token = collect.read_token(inv, token_file)
-    kh = known_hosts_path(inv, known_hosts)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
 
     def remote_factory(host: Host, budget: float):
         from edgeclu.transport import remote_for

@@ -9,7 +9,7 @@ import typer
 from edgeclu import preflight as pf
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, plain, safe, say, tell
-from edgeclu.cli._nodes import known_hosts_path, select
+from edgeclu.cli._nodes import select, trusted_known_hosts
 from edgeclu.inventory import load_inventory
 
 
@@ -17,6 +17,7 @@ def preflight(
     inventory: opt.Inventory = "inventory.yml",
     limit: opt.Limit = None,
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -27,7 +28,8 @@ def preflight(
     """
     inv = load_inventory(inventory)
     hosts = select(inv, limit)
-    rep = pf.run_preflight(inv, known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
+    rep = pf.run_preflight(inv, known_hosts=kh, accept_new=accept_new,
                            hosts=hosts, report=tell)
     if as_json:
         out.print_json(json.dumps(pf.as_json(rep, hosts)))

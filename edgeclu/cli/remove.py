@@ -11,7 +11,7 @@ import typer
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import DrainTimeout, report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.nodes import remove_node
 
@@ -25,6 +25,7 @@ def remove(
     drain_timeout: DrainTimeout = 120.0,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -39,8 +40,9 @@ def remove(
     2 bad inventory, 4 another run holds the cluster lock, 5 refused (nothing was changed).
     """
     inv = load_inventory(inventory)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
     outcome = remove_node(inv, node, force=force, drain_timeout=drain_timeout,
-                          known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new, report=report)
+                          known_hosts=kh, accept_new=accept_new, report=report)
     if as_json:
         out.print_json(json.dumps({
             "node": outcome.name, "role": outcome.role, "ok": outcome.ok, "reachable": outcome.reachable,

@@ -11,7 +11,7 @@ import typer
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import BackupDir, backup_root, report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.cli._progress import PlaybookProgress, print_recap
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.reset import reset_cluster
@@ -23,6 +23,7 @@ def reset(
     backup_dir: BackupDir = None,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -42,9 +43,10 @@ def reset(
     if not yes and not typer.confirm(question, default=False):
         say("nothing was changed")
         raise typer.Exit(1)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
     with PlaybookProgress(names, "edgeclu reset") as progress:
         outcome = reset_cluster(inv, backup=not no_backup, backup_root=backup_root(backup_dir),
-                                known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
+                                known_hosts=kh, accept_new=accept_new,
                                 report=report, on_event=progress)
     print_recap(outcome.result)
     if as_json:

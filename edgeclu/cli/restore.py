@@ -11,7 +11,7 @@ import typer
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say, tell
 from edgeclu.cli._lifecycle import BackupDir, backup_root, report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.cli._progress import print_recap
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.backup import load_backup
@@ -24,6 +24,7 @@ def restore(
     backup_dir: BackupDir = None,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -44,7 +45,8 @@ def restore(
                                      "since it was taken are lost", default=False):
         say("nothing was changed")
         raise typer.Exit(1)
-    outcome = restore_backup(inv, chosen, known_hosts=known_hosts_path(inv, known_hosts), accept_new=accept_new,
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    outcome = restore_backup(inv, chosen, known_hosts=kh, accept_new=accept_new,
                              report=report)
     result = outcome.converge.result
     print_recap(result)

@@ -10,7 +10,7 @@ import typer
 
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say, tell
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.cli._progress import PlaybookProgress, print_recap
 from edgeclu.converge import converge
 from edgeclu.inventory import load_inventory
@@ -21,6 +21,7 @@ def up(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change per node; change nothing.")]
     = False,
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     kubeconfig: Annotated[Path | None, typer.Option(
         help="Merge the cluster's kubeconfig here [default: $KUBECONFIG or ~/.kube/config].")] = None,
@@ -40,7 +41,7 @@ def up(
     converge), 2 bad inventory, 4 another run holds the cluster lock.
     """
     inv = load_inventory(inventory)
-    kh = known_hosts_path(inv, known_hosts)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
     hosts = [h.name for h in inv.hosts]
     title = "edgeclu up --dry-run" if dry_run else "edgeclu up"
     with PlaybookProgress(hosts, title) as progress:

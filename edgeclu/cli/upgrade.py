@@ -11,7 +11,7 @@ import typer
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, safe, say
 from edgeclu.cli._lifecycle import DrainTimeout, report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.kubectl import connect_api
 from edgeclu.lifecycle.upgrade import check_target, describe, plan_upgrade, upgrade_cluster
@@ -30,6 +30,7 @@ def upgrade(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the order; change nothing.")] = False,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -42,7 +43,7 @@ def upgrade(
     2 bad inventory, 4 another run holds the cluster lock.
     """
     inv = load_inventory(inventory)
-    kh = known_hosts_path(inv, known_hosts)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
     check_target(k3s_version)
     if dry_run:
         api = connect_api(inv, known_hosts=kh, accept_new=accept_new, report=report)

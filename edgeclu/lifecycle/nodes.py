@@ -44,11 +44,6 @@ def is_address(text: str) -> bool:
         return "." in text and not text.lower().rstrip(".").endswith(".local")
 
 
-def find_discovered(name: str, hosts: list[discovery.FoundHost]) -> discovery.FoundHost | None:
-    want = name.lower().rstrip(".").removesuffix(".local")
-    return next((h for h in hosts if h.hostname == want and h.addresses), None)
-
-
 def new_host_vars(address: str, *, user: str | None, port: int | None, key_file: str | None,
                   cluster_vars: dict) -> dict:
     """Host vars for the inventory: the address, plus SSH settings that differ from the cluster's."""
@@ -74,40 +69,29 @@ class AddOutcome:
 
 
 def resolve(host: str, *, name: str | None, user: str, port: int, key_file: str | None, known_hosts: Path,
-            accept_new: bool, discover_timeout: float, report: Report) -> tuple[str, str]:
-    """``(inventory name, address)`` for HOST: an address, or a host name found by discovery."""
-    if is_address(host):
-        address = host
-        if not name:  # ask the machine for its name (a read)
-            remote = SSHRemote(host, address, user=user, port=port, key_file=key_file, known_hosts=known_hosts,
-                               accept_new=accept_new, report=report)
-            try:
-                hostname = remote.run("hostname", timeout=15).stdout.strip()
-            finally:
-                remote.close()
-            name = discovery.inventory_name(hostname)
-            if not name:
-                raise EdgecluError(f"{host} calls itself {hostname!r}, not a valid inventory name; "
-                                   "give one with --name")
-    else:
-        report(f"looking for {host} on the LAN (mDNS, {discover_timeout:g}s)")
-        found = discovery.merge(discovery.browse(discover_timeout))
-        match = find_discovered(host, found)
-        if match is None:
-            seen = ", ".join(h.hostname for h in found) or "nothing"
-            raise EdgecluError(f"{host} was not found by discovery (found: {seen}); give its address instead")
-        address = match.addresses[0]
-        name = name or discovery.inventory_name(match.hostname)
+            accept_new: bool, report: Report) -> tuple[str, str]:
+    """``(inventory name, address)`` for HOST, an address (the CLI resolves an mDNS name first, by
+    :func:`edgeclu.discovery.locate`'s rules); without ``name`` the machine is asked for its host name."""
+    if not is_address(host):
+        raise EdgecluError(f"{host} is not an address; look it up with `edgeclu discover` first")
+    address = host
+    if not name:  # ask the machine for its name (a read)
+        remote = SSHRemote(host, address, user=user, port=port, key_file=key_file, known_hosts=known_hosts,
+                           accept_new=accept_new, report=report)
+        try:
+            hostname = remote.run("hostname", timeout=15).stdout.strip()
+        finally:
+            remote.close()
+        name = discovery.inventory_name(hostname)
         if not name:
-            raise EdgecluError(f"{match.hostname!r} is not a valid inventory name; give one with --name")
-        report(f"found {match.hostname} at {address}")
+            raise EdgecluError(f"{host} calls itself {hostname!r}, not a valid inventory name; "
+                               "give one with --name")
     return name, address
 
 
 def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None = None, user: str | None = None,
              port: int | None = None, key_file: str | None = None, known_hosts: Path, accept_new: bool = False,
-             discover_timeout: float = 3.0, report: Report = print,
-             on_event: Callable[[TaskEvent], None] | None = None) -> AddOutcome:
+             report: Report = print, on_event: Callable[[TaskEvent], None] | None = None) -> AddOutcome:
     if role not in ROLES:
         raise EdgecluError(f"--role must be server or agent, not {role!r}")
     v = inv.vars
@@ -115,8 +99,7 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
     ssh_port = port or v["ansible_port"]
     ssh_key = key_file or v.get("ansible_ssh_private_key_file")
     name, address = resolve(host, name=name, user=ssh_user, port=ssh_port, key_file=ssh_key,
-                            known_hosts=known_hosts, accept_new=accept_new, discover_timeout=discover_timeout,
-                            report=report)
+                            known_hosts=known_hosts, accept_new=accept_new, report=report)
     for h in inv.hosts:
         if h.name == name or h.address == address:
             raise EdgecluError(f"{h.name} ({h.address}) is already in {inv.path}; "

@@ -2,8 +2,7 @@
 
 import pytest
 
-from edgeclu.discovery import FoundHost
-from edgeclu.lifecycle.nodes import find_discovered, is_address, new_host_vars
+from edgeclu.lifecycle.nodes import is_address, new_host_vars
 
 
 @pytest.mark.parametrize(("text", "address"), [
@@ -12,14 +11,6 @@ from edgeclu.lifecycle.nodes import find_discovered, is_address, new_host_vars
 ])
 def test_is_address(text, address):
     assert is_address(text) is address
-
-
-def test_find_discovered():
-    hosts = [FoundHost("pi-4", ["10.0.0.4"]), FoundHost("pi-5", ["10.0.0.5", "10.0.0.55"]), FoundHost("pi-6")]
-    assert find_discovered("pi-5", hosts).addresses[0] == "10.0.0.5"
-    assert find_discovered("PI-5.local.", hosts).hostname == "pi-5"
-    assert find_discovered("pi-6", hosts) is None  # no address heard
-    assert find_discovered("pi-7", hosts) is None
 
 
 def test_new_host_vars_only_what_differs_from_the_cluster():
