@@ -284,7 +284,7 @@ PROBE_COMMAND = (
     "echo hostname=$(hostname); echo arch=$(uname -m); "
     "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
     "for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do "
-    "[ -r $f ] && { echo model=$(tr -d '\\000' < $f); break; }; done"
+    "[ -r $f ] && { echo model=$(tr -d '\\000' < $f); break; }; done; true"
 )
 
 

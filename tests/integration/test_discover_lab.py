@@ -1,16 +1,21 @@
-"""`edgeclu discover` on the lab LAN: real agents (installed by agent.yml), real avahi, real mDNS."""
+"""`edgeclu discover` on the lab LAN: real agents (installed by agent.yml), real avahi, real mDNS,
+and a second responder (python-zeroconf, in the controller's netns) that lies."""
 
+import contextlib
 import json
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
 from typer.testing import CliRunner
 
-from edgeclu import __version__
+from edgeclu import __version__, discovery
 from edgeclu.cli import app
 from edgeclu.inventory import load_inventory
 from edgeclu.playbook import run_playbook
+from tests.lab.nodelab import enter_netns
 
 pytestmark = pytest.mark.lab
 
@@ -57,11 +62,13 @@ def test_finds_all_three_with_correct_facts_within_the_timeout(lan):
             "hostname": name, "addresses": [lan.nodes[name].ip], "services": ["edgeclu"], "ssh_port": None,
             "agent_port": 9101, "arch": arch, "agent": __version__, "ssh_fp": ssh_fp(lan, name), "ram": ram,
             "role": "server" if name == "node1" else "agent",  # the k3s role the inventory gave it
-            "suggested_role": "server" if name == "node1" else "agent",
+            "conflict": None, "ssh_fp_status": "announced", "ssh_fp_received": None,
+            "suggested_role": None,  # TXT never picks a server
         }
     assert hosts["node3"] == {"hostname": "node3", "addresses": [lan.nodes["node3"].ip],
                               "services": ["ssh", "workstation"], "ssh_port": 22, "agent_port": None,
-                              "suggested_role": "agent"}
+                              "conflict": None, "ssh_fp_status": None, "ssh_fp_received": None,
+                              "suggested_role": None}
     assert "3 host(s) found, 2 with the edgeclu agent" in r.stderr
 
 
@@ -71,17 +78,20 @@ def test_table_output(lan):
     lines = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
     assert lines["node1"][:4] == ["node1", lan.nodes["node1"].ip, "edgeclu", lan.exec("node1", "uname -m").strip()]
     assert lines["node3"][:3] == ["node3", lan.nodes["node3"].ip, "ssh,workstation"]
-    assert ssh_fp(lan, "node2") in lines["node2"]
+    assert f"{ssh_fp(lan, 'node2')} (announced)" in " ".join(lines["node2"])
 
 
 def test_write_inventory_that_inventory_check_accepts(lan, tmp_path):
     out = tmp_path / "inventory.yml"
-    r, _ = _discover("--timeout", "2", "--write-inventory", str(out), "--user", "edge", "--ssh-key", str(lan.key))
+    # announcements alone never choose the server
+    r, _ = _discover("--timeout", "2", "--write-inventory", str(out))
+    assert r.exit_code == 1 and "no k3s server chosen" in r.stderr and not out.exists()
+    r, _ = _discover("--timeout", "2", "--write-inventory", str(out), "--user", "edge", "--ssh-key", str(lan.key),
+                     "--server", "node1")
     assert r.exit_code == 0, r.output
     check = CliRunner().invoke(app, ["inventory", "check", str(out)])
     assert check.exit_code == 0, check.output
     inv = load_inventory(out)
-    # equal RAM everywhere (the nodes share this machine's memory): the tie goes to the first name
     assert [(h.name, h.role, h.address, h.user) for h in inv.hosts] == [
         ("node1", "server", lan.nodes["node1"].ip, "edge"),
         ("node2", "agent", lan.nodes["node2"].ip, "edge"),
@@ -99,21 +109,157 @@ def test_write_inventory_that_inventory_check_accepts(lan, tmp_path):
     assert [h.name for h in load_inventory(out).servers] == ["node3"]
 
 
-def test_probe_gathers_facts_over_ssh_for_hosts_without_the_agent(lan):
+def test_probe_checks_every_host_key_and_reads_facts_over_ssh(lan, tmp_path):
+    out = tmp_path / "inventory.yml"
     r, _ = _discover("--timeout", "2", "--json", "--probe", "--user", "root", "--ssh-key", str(lan.key),
-                     "--known-hosts", str(lan.known_hosts))
+                     "--known-hosts", str(lan.known_hosts), "--write-inventory", str(out))
     assert r.exit_code == 0, r.output
-    node3 = next(h for h in json.loads(r.stdout) if h["hostname"] == "node3")
-    assert node3["services"] == ["ssh", "workstation", "probe"]
-    assert node3["arch"] == lan.exec("node3", "uname -m").strip()
-    assert node3["ram"] == int(lan.exec("node3", "awk '/^MemTotal:/ {print $2}' /proc/meminfo")) * 1024
-    assert node3["ssh_fp"] == ssh_fp(lan, "node3")
+    hosts = {h["hostname"]: h for h in json.loads(r.stdout)}
+    ram = int(lan.exec("node3", "awk '/^MemTotal:/ {print $2}' /proc/meminfo")) * 1024
+    for name, h in hosts.items():
+        assert "probe" in h["services"] and h["ram"] == ram
+        assert h["ssh_fp_received"] == ssh_fp(lan, name)
+        # the agents announced it and SSH presented the same; node3 announced none
+        assert h["ssh_fp_status"] == ("received" if name == "node3" else "verified")
+    assert hosts["node3"]["arch"] == lan.exec("node3", "uname -m").strip()
+    # probed RAM chooses: all equal here (one machine's memory), so the tie goes to an agent's host, first name
+    assert [h.name for h in load_inventory(out).servers] == ["node1"]
 
 
-def test_probe_refuses_unknown_host_keys(lan, tmp_path):
+def test_probe_refuses_unknown_host_keys_and_names_the_pin(lan, tmp_path):
     r, _ = _discover("--timeout", "2", "--json", "--probe", "--user", "root", "--ssh-key", str(lan.key),
                      "--known-hosts", str(tmp_path / "empty"))
     assert r.exit_code == 0, r.output
     node3 = next(h for h in json.loads(r.stdout) if h["hostname"] == "node3")
     assert "probe" not in node3["services"] and "arch" not in node3
-    assert "probe node3" in r.stderr and "unknown host key" in r.stderr
+    assert f"unknown host key ssh-ed25519 {ssh_fp(lan, 'node3')}" in r.stderr
+    assert f"--trust node3={ssh_fp(lan, 'node3')}" in r.stderr
+
+
+def test_probe_with_trust_pins_records_exactly_those_hosts(lan, tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text("# mine\n")
+    r, _ = _discover("--timeout", "2", "--json", "--probe", "--user", "root", "--ssh-key", str(lan.key),
+                     "--known-hosts", str(kh), "--trust", f"node3={ssh_fp(lan, 'node3')}",
+                     "--trust", f"{lan.nodes['node1'].ip}={ssh_fp(lan, 'node1')}")
+    assert r.exit_code == 0, r.output
+    hosts = {h["hostname"]: h for h in json.loads(r.stdout)}
+    assert ["probe" in hosts[n]["services"] for n in ("node1", "node2", "node3")] == [True, False, True]
+    pub = {n: (lan.nodes[n].dir / "ssh_host_ed25519_key.pub").read_text().split()[:2] for n in ("node1", "node3")}
+    assert kh.read_text() == "# mine\n" + "".join(f"{lan.nodes[n].ip} {' '.join(pub[n])}\n" for n in ("node1", "node3"))
+    # a pin that is not the key the host presents: refused, nothing recorded
+    wrong = tmp_path / "wrong"
+    r, _ = _discover("--timeout", "2", "--probe", "--user", "root", "--ssh-key", str(lan.key),
+                     "--known-hosts", str(wrong), "--trust", f"node3={ssh_fp(lan, 'node1')}")
+    assert r.exit_code == 1 and "node3: host key ssh-ed25519" in r.stderr and "is not the one pinned" in r.stderr
+    assert not wrong.exists()
+
+
+def test_discover_on_a_node_never_reports_its_loopback_address(lan, tmp_path):
+    """Issue 11.6: run on node1 (as when the controller is the first Pi), node1's own avahi answers the
+    browser's query on lo with 127.0.0.1 for node1.local (reproduced with python-zeroconf 0.47 on a node:
+    it browses on every interface, lo included). edgeclu browses off lo and drops loopback answers."""
+    out = tmp_path / "inventory.yml"
+    got = {}
+
+    def on_node1():
+        with enter_netns(lan.nodes["node1"].netns):
+            got["sightings"] = discovery.browse(3.0)
+            got["cli"] = CliRunner().invoke(app, ["discover", "--timeout", "2", "--json", "--server", "node1",
+                                                  "--write-inventory", str(out)])
+    t = threading.Thread(target=on_node1)
+    t.start()
+    t.join()
+    node1 = [s for s in got["sightings"] if discovery.host_of(s) == "node1"]
+    assert node1 and all(s.addresses == (lan.nodes["node1"].ip,) for s in node1), node1
+    r = got["cli"]
+    assert r.exit_code == 0, r.output
+    hosts = {h["hostname"]: h for h in json.loads(r.stdout)}
+    assert {n: h["addresses"] for n, h in hosts.items()} == {n: [lan.nodes[n].ip] for n in lan.nodes}
+    assert [(h.name, h.address) for h in load_inventory(out).hosts] == [(n, lan.nodes[n].ip) for n in lan.nodes]
+
+
+SPOOFER = """
+import socket, sys
+from zeroconf import IPVersion, ServiceInfo, Zeroconf
+kind, instance, server, address, *txt = sys.argv[1:]
+zc = Zeroconf(interfaces=[sys.stdin.readline().strip()], ip_version=IPVersion.V4Only)
+info = ServiceInfo(kind, f"{instance}.{kind}", server=server, addresses=[socket.inet_aton(address)], port=22,
+                   properties=dict(t.split("=", 1) for t in txt))
+zc.register_service(info, allow_name_change=False)
+print("registered", flush=True)
+sys.stdin.read()
+zc.unregister_service(info)
+zc.close()
+"""
+
+
+@contextlib.contextmanager
+def second_responder(lan, kind, instance, server, address, **txt):
+    """Another machine on the LAN answering mDNS for a name it does not own (python-zeroconf)."""
+    p = subprocess.Popen([sys.executable, "-c", SPOOFER, kind, instance, server, address,
+                          *(f"{k}={v}" for k, v in txt.items())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        p.stdin.write(lan.ctl_ip + "\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "registered"
+        yield
+    finally:
+        p.stdin.close()
+        p.wait(10)
+
+
+def test_a_second_responder_claiming_node2_is_a_conflict_and_never_written(lan, tmp_path):
+    spoof = "10.77.0.2"  # lower than node2's address: the old code wrote it into the inventory
+    out = tmp_path / "inventory.yml"
+    with second_responder(lan, "_ssh._tcp.local.", "node2", "node2.local.", spoof):
+        r, _ = _discover("--timeout", "3", "--json")
+        node2 = next(h for h in json.loads(r.stdout) if h["hostname"] == "node2")
+        assert node2["conflict"] == f"seen at 2 addresses: {spoof}, {lan.nodes['node2'].ip}", r.stdout
+        r, _ = _discover("--timeout", "3")
+        assert f"CONFLICT: {spoof}, {lan.nodes['node2'].ip}" in r.stdout
+        assert "conflict node2: seen at 2 addresses" in r.stderr
+        r, _ = _discover("--timeout", "3", "--server", "node1", "--write-inventory", str(out))
+        assert r.exit_code == 1 and "not written: node2 is seen at 2 addresses" in r.stderr, r.output
+        assert not out.exists()
+        # edgeclu add follows the same rule
+        inv = tmp_path / "cluster.yml"
+        inv.write_text(lan.inventory_yaml(servers=["node1"], agents=[], extra_vars={"k3s_version": K3S}))
+        r = CliRunner().invoke(app, ["add", "node2", "-i", str(inv), "--discover-timeout", "3"])
+        assert r.exit_code == 1 and "node2 is seen at 2 addresses" in r.stderr, r.output
+        assert "node2" not in inv.read_text()
+        # the user settles it
+        r, _ = _discover("--timeout", "3", "--server", "node1", "--address", f"node2={lan.nodes['node2'].ip}",
+                         "--write-inventory", str(out))
+        assert r.exit_code == 0, r.output
+        assert load_inventory(out).host("node2").address == lan.nodes["node2"].ip
+
+
+def test_announced_ram_never_picks_the_server(lan, tmp_path):
+    with second_responder(lan, "_edgeclu._tcp.local.", "bignode", "bignode.local.", "10.77.0.99",
+                          hostname="bignode", ram=str(2**40), ssh_fp="SHA256:" + "A" * 43):
+        r, _ = _discover("--timeout", "3", "--json")
+        assert {h["hostname"]: h["suggested_role"] for h in json.loads(r.stdout)}["bignode"] is None
+        r, _ = _discover("--timeout", "3", "--json", "--probe", "--user", "root", "--ssh-key", str(lan.key),
+                         "--known-hosts", str(lan.known_hosts))
+        roles = {h["hostname"]: h["suggested_role"] for h in json.loads(r.stdout)}
+        assert roles == {"bignode": "agent", "node1": "server", "node2": "agent", "node3": "agent"}
+
+
+def test_a_host_key_that_is_not_the_announced_one_is_flagged_and_never_trusted(lan, tmp_path):
+    lie = "SHA256:" + "A" * 43
+    kh = tmp_path / "known_hosts"
+    with second_responder(lan, "_edgeclu._tcp.local.", "node3", "node3.local.", lan.nodes["node3"].ip,
+                          hostname="node3", ssh_fp=lie):
+        r, _ = _discover("--timeout", "3", "--json", "--probe", "--accept-new", "--user", "root",
+                         "--ssh-key", str(lan.key), "--known-hosts", str(kh))
+    assert r.exit_code == 0, r.output
+    node3 = next(h for h in json.loads(r.stdout) if h["hostname"] == "node3")
+    assert (node3["ssh_fp_status"], node3["ssh_fp"], node3["ssh_fp_received"]) == (
+        "mismatch", lie, ssh_fp(lan, "node3"))
+    assert f"host key mismatch node3: announced {lie}, received {ssh_fp(lan, 'node3')}" in r.stderr
+    assert "probe" not in node3["services"]
+    # --accept-new recorded node1 and node2, never node3
+    assert sorted(line.split()[0] for line in kh.read_text().splitlines()) == [
+        lan.nodes["node1"].ip, lan.nodes["node2"].ip]
