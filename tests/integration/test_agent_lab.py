@@ -144,7 +144,10 @@ ServiceBrowser(zc, "_edgeclu._tcp.local.", L())
 time.sleep(3)
 for n in sorted(names):
     i = zc.get_service_info("_edgeclu._tcp.local.", n, 3000)
-    print(n, i.parsed_addresses(IPVersion.V4Only)[0], i.port, i.properties[b"role"].decode())
+    # this zeroconf browses on lo too, where node1's avahi answers for node1.local with 127.0.0.1:
+    # a browser must drop loopback (edgeclu.discovery does); the agent itself announces only the LAN address
+    lan = [a for a in i.parsed_addresses(IPVersion.V4Only) if not a.startswith("127.")]
+    print(n, ",".join(lan), i.port, i.properties[b"role"].decode())
 zc.close()
 """
 
