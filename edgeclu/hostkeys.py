@@ -237,9 +237,10 @@ def first_contact(contacts: list[Contact], known_hosts: Path, *, pins: dict[str,
     """Record the keys of hosts not in known_hosts that the user trusts; returns what was recorded.
 
     A pinned host (``pins``, by name or address) is recorded when its key matches and refused when
-    it does not, known or not. Other unknown hosts are listed to ``confirm`` (a terminal), all at
-    once; a "no" stops here. Without ``pins`` or ``confirm`` nothing is scanned: the strict check
-    then refuses the host with its fingerprint (or ``--accept-new`` records it).
+    it does not, known or not. An unknown host presenting another key than the one it announced
+    over mDNS is refused. Other unknown hosts are listed to ``confirm`` (a terminal), all at once;
+    a "no" stops here. Without ``confirm`` they are left to the strict check, which refuses them
+    with their fingerprint (or to ``--accept-new``, which records them).
     """
     from edgeclu.fleet import on_all
 
@@ -251,7 +252,8 @@ def first_contact(contacts: list[Contact], known_hosts: Path, *, pins: dict[str,
                            f"({', '.join(sorted(c.name for c in contacts))})")
     entries = read(known_hosts)
     state = {c: lookup(entries, c.host, c.port) for c in contacts}
-    wanted = [c for c in contacts if pin_for(c, pins) or (confirm and not state[c].usable())]
+    # unknown hosts are looked at when someone decides now (a pin, a terminal), or to hold one to its announcement
+    wanted = [c for c in contacts if pin_for(c, pins) or ((confirm or c.announced) and not state[c].usable())]
     if not wanted:
         return []
     seen = on_all(wanted, scanner, name=lambda c: c.name)
@@ -267,7 +269,9 @@ def first_contact(contacts: list[Contact], known_hosts: Path, *, pins: dict[str,
         if known:  # a pinned host already in known_hosts: the pin matched; the strict check does the rest
             continue
         (trust if decision == "trust" else ask).append(s)
-    if ask and not confirm(ask, known_hosts):
+    if not confirm:
+        ask = []  # nobody to ask: the strict check refuses them (or --accept-new records them)
+    elif ask and not confirm(ask, known_hosts):
         raise EdgecluError(f"not trusted: {', '.join(s.contact.name for s in ask)}; nothing was changed")
     recorded = []
     for s in trust + ask:

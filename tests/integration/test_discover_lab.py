@@ -266,3 +266,17 @@ def test_a_host_key_that_is_not_the_announced_one_is_flagged_and_never_trusted(l
     # --accept-new recorded node1 and node2, never node3
     assert sorted(line.split()[0] for line in kh.read_text().splitlines()) == [
         lan.nodes["node1"].ip, lan.nodes["node2"].ip]
+
+
+def test_add_refuses_a_host_whose_key_is_not_the_announced_one(lan, tmp_path):
+    lie = "SHA256:" + "A" * 43
+    inv = tmp_path / "cluster.yml"
+    inv.write_text(lan.inventory_yaml(servers=["node1"], agents=[], extra_vars={
+        "k3s_version": K3S, "edgeclu_known_hosts": str(tmp_path / "known_hosts")}))
+    before = inv.read_text()
+    with second_responder(lan, "_edgeclu._tcp.local.", "node3", "node3.local.", lan.nodes["node3"].ip,
+                          hostname="node3", ssh_fp=lie):
+        r = CliRunner().invoke(app, ["add", "node3", "-i", str(inv), "--accept-new", "--discover-timeout", "3"])
+    assert r.exit_code == 1, r.output
+    assert f"node3: host key ssh-ed25519 {ssh_fp(lan, 'node3')} is not the {lie} it announced" in r.stderr
+    assert inv.read_text() == before and not (tmp_path / "known_hosts").exists()

@@ -199,3 +199,16 @@ def test_first_contact_refuses_a_revoked_key_and_a_stray_pin(tmp_path, keys):
         hk.first_contact([hk.Contact("node1", "10.0.0.1")], kh, pins={"node1": fp(ka)}, scanner=scanner)
     with pytest.raises(EdgecluError, match=r"--trust nodex: not one of the hosts \(node1\)"):
         hk.first_contact([hk.Contact("node1", "10.0.0.1")], kh, pins={"nodex": fp(ka)}, scanner=scanner)
+
+
+def test_first_contact_holds_an_unknown_host_to_its_announcement(tmp_path, keys):
+    """With nobody to ask (a script, --accept-new), a host that announced its fingerprint over mDNS is still
+    looked at: another key is refused; the announced one is left to the strict check or --accept-new."""
+    kh = tmp_path / "known_hosts"
+    scanner = FakeScanner(keys, {"node1": "a"})
+    liar = hk.Contact("node1", "10.0.0.1", announced=fp(keys["b"][1]))
+    with pytest.raises(HostKeyError, match="node1: host key .* is not the .* it announced over mDNS"):
+        hk.first_contact([liar], kh, scanner=scanner)
+    honest = hk.Contact("node1", "10.0.0.1", announced=fp(keys["a"][1]))
+    assert hk.first_contact([honest], kh, scanner=scanner) == [] and not kh.exists()
+    assert scanner.calls == ["node1", "node1"]
