@@ -144,8 +144,8 @@ ServiceBrowser(zc, "_edgeclu._tcp.local.", L())
 time.sleep(3)
 for n in sorted(names):
     i = zc.get_service_info("_edgeclu._tcp.local.", n, 3000)
-    # this zeroconf browses on lo too, where node1's avahi answers for node1.local with 127.0.0.1:
-    # a browser must drop loopback (edgeclu.discovery does); the agent itself announces only the LAN address
+    # this zeroconf browses on lo too, where the avahi of node1 answers for node1.local with 127.0.0.1
+    # (issue 11.6): a browser must drop loopback, as edgeclu.discovery does; the agent announces the LAN address
     lan = [a for a in i.parsed_addresses(IPVersion.V4Only) if not a.startswith("127.")]
     print(n, ",".join(lan), i.port, i.properties[b"role"].decode())
 zc.close()
