@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from rich.markup import escape
-
 from edgeclu import scan
-from edgeclu.cli._console import say
+from edgeclu.cli._console import safe, say
 from edgeclu.discovery import FoundHost
 from edgeclu.errors import EdgecluError
 
@@ -23,7 +21,7 @@ def start(cidrs: list[str] | None) -> Future:
 
             networks, skipped = scan.local_networks(ifaddr.get_adapters())
             for note in skipped:
-                say(f"[yellow]scan[/]: {escape(note)}")
+                say(f"[yellow]scan[/]: {safe(note)}")
             if not networks:
                 raise scan.ScanError("--scan: this machine has no IPv4 subnet to scan; give a range, "
                                      "e.g. --scan 192.168.1.0/24")
@@ -48,7 +46,7 @@ def finish(running: Future, hosts: list[FoundHost]) -> list[FoundHost]:
     for hit in unnamed:
         banner = f" ({hit.banner})" if hit.banner else ""
         vendor = f", {hit.vendor} MAC" if hit.vendor else ""
-        say(escape(f"scan {hit.address}: SSH{banner}{vendor} but no name over mDNS: not listed; "
+        say(safe(f"scan {hit.address}: SSH{banner}{vendor} but no name over mDNS: not listed; "
                    f"`edgeclu add {hit.address}` takes it by address"))
     say(f"scan: {len(hits)} address(es) with SSH open")
     return hosts
