@@ -60,7 +60,7 @@ class FoundHost:
     services: list[str] = field(default_factory=list)  # "edgeclu", "ssh", "workstation" (+ "probe")
     ssh_port: int | None = None
     agent_port: int | None = None
-    facts: dict = field(default_factory=dict)  # arch, model, ram, agent, role, ssh_fp (from TXT, or probe)
+    facts: dict = field(default_factory=dict)  # arch, model, ram, agent, role, ssh_fp: announced (TXT), claims
     targets: list[str] = field(default_factory=list)  # SRV targets heard for it
     settled: bool = False  # the user gave its address (--address/--server NAME=IP)
     probed: dict = field(default_factory=dict)  # facts read over SSH (--probe): only these choose a server
