@@ -71,8 +71,19 @@ def announce_addresses(listen: str, configured: list[str], if_addrs: dict) -> li
     return lan_ipv4(if_addrs)
 
 
-def responder(hostname: str, port: int, addresses: list[str], txt: dict[str, str]):
-    """The mDNS responder announcing this node (started by the caller)."""
+def link_networks(addresses: list[str], if_netmasks: dict[str, list[tuple[str, str | None]]]) -> list:
+    """The IPv4 subnets of the interfaces holding ``addresses``: the local link mDNS answers
+    (``{nic: [(address, netmask)]}``, as psutil reports them). An address without a known netmask
+    counts as a /32: only itself."""
+    nets = []
+    for addr in addresses:
+        masks = [mask for pairs in if_netmasks.values() for a, mask in pairs if a == addr]
+        nets.append(ipaddress.IPv4Network(f"{addr}/{masks[0] if masks and masks[0] else 32}", strict=False))
+    return nets
+
+
+def responder(hostname: str, port: int, addresses: list[str], txt: dict[str, str], networks: list):
+    """The mDNS responder announcing this node (started by the caller), answering only ``networks``."""
     from edgeclu.agent.mdns import Responder, Service
 
-    return Responder(Service(hostname, SERVICE_TYPE, hostname, port, txt, addresses))
+    return Responder(Service(hostname, SERVICE_TYPE, hostname, port, txt, addresses), networks=networks)

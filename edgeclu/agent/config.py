@@ -13,7 +13,7 @@ DEFAULT_PATH = "/etc/edgeclu/agent.json"
 
 # name -> (default, type name); the type names are what error messages say
 FIELDS: dict[str, tuple[object, str]] = {
-    "listen": ("0.0.0.0", "str"),  # address the HTTP server binds to
+    "listen": ("0.0.0.0", "str"),  # address the HTTP server binds to (the role sets the node's own)
     "port": (9101, "int"),
     "token": ("", "str"),  # bearer token required for /health when set
     "announce": (True, "bool"),  # mDNS _edgeclu._tcp
@@ -105,3 +105,17 @@ def load_config(path: str | None, *, must_exist: bool = False) -> AgentConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"{target}: invalid JSON: {e}") from None
     return config_from_dict(data, target)
+
+
+def default_listen(address: str, node_ip: str = "") -> str:
+    """The address the agent binds unless told otherwise: the node's inventory address (``ansible_host``,
+    which ``edgeclu health`` connects to) when it is an IP address, else ``node_ip``, else every address
+    (a name may resolve to something else on the node than on the controller)."""
+    import ipaddress
+
+    for candidate in (address, node_ip):
+        try:
+            return str(ipaddress.ip_address((candidate or "").strip().strip("[]")))
+        except ValueError:
+            continue
+    return "0.0.0.0"

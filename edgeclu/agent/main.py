@@ -55,6 +55,11 @@ def serve(cfg: AgentConfig, *, ready: threading.Event | None = None,
     sample.prime_cpu()
     cache = SampleCache(lambda: sample.take_sample(cfg), cfg.cache_seconds)
     httpd = AgentHTTPServer(cfg.listen, cfg.port, cache, cfg.token)
+    nics = psutil.net_if_addrs()
+    if cfg.listen not in ("", "0.0.0.0", "::") and all(a.address.split("%")[0] != cfg.listen
+                                                      for al in nics.values() for a in al):
+        sys.stderr.write(f"edgeclu-agent: {cfg.listen} is not (yet) an address of this host; "
+                         "listening on it for when it comes up\n")
     announcer = None
     if cfg.announce:
         first = cache.get()
@@ -64,10 +69,10 @@ def serve(cfg: AgentConfig, *, ready: threading.Event | None = None,
         except OSError:
             fp = None
         addrs = announce.announce_addresses(
-            cfg.listen, cfg.announce_addresses,
-            {nic: [(a.family, a.address) for a in al] for nic, al in psutil.net_if_addrs().items()})
-        announcer = announce.responder(first["host"]["hostname"], cfg.port, addrs,
-                                       announce.txt_records(first, fp))
+            cfg.listen, cfg.announce_addresses, {nic: [(a.family, a.address) for a in al] for nic, al in nics.items()})
+        announcer = announce.responder(
+            first["host"]["hostname"], cfg.port, addrs, announce.txt_records(first, fp),
+            announce.link_networks(addrs, {nic: [(a.address, a.netmask) for a in al] for nic, al in nics.items()}))
         try:
             if not addrs:
                 raise OSError("no LAN IPv4 address to announce on")

@@ -11,6 +11,7 @@ The wire format helpers are pure; :class:`Responder` is the socket part.
 
 from __future__ import annotations
 
+import ipaddress
 import select
 import socket
 import struct
@@ -151,11 +152,23 @@ def response(answers: list, extra: list = (), *, qid: int = 0, questions: list =
     return out
 
 
-class Responder:
-    """Answers for a :class:`Service` on the given IPv4 addresses' interfaces, in a thread."""
+def on_link(source: str, networks: list) -> bool:
+    """RFC 6762 section 11: a query is answered only when it comes from the local link, i.e. from
+    this host or from an address in one of the subnets we answer on (``networks``)."""
+    try:
+        ip = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    return ip.is_loopback or any(ip in net for net in networks)
 
-    def __init__(self, service: Service, announce_times: int = 2):
-        self.service, self.announce_times = service, announce_times
+
+class Responder:
+    """Answers for a :class:`Service` on the given IPv4 addresses' interfaces, in a thread.
+    ``networks`` (the subnets of those interfaces) limit who is answered (:func:`on_link`);
+    None answers every source (tests on loopback)."""
+
+    def __init__(self, service: Service, announce_times: int = 2, networks: list | None = None):
+        self.service, self.announce_times, self.networks = service, announce_times, networks
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -204,6 +217,8 @@ class Responder:
                 if self._stop.is_set():
                     return
                 continue
+            if self.networks is not None and not on_link(src[0], self.networks):
+                continue  # off-link (routed or spoofed from afar): never answered
             try:
                 qid, questions = parse_query(data)
             except (ValueError, struct.error):

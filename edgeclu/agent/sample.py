@@ -26,7 +26,8 @@ SKIP_NICS = ("lo", "veth", "cni", "flannel", "docker", "kube-", "cali", "vxlan",
 
 
 def parse_mountinfo(text: str) -> list[dict]:
-    """``/proc/<pid>/mountinfo`` lines -> [{mountpoint, device, fstype, options, super_options}]."""
+    """``/proc/<pid>/mountinfo`` lines -> [{id, parent, root, mountpoint, device, fstype, options,
+    super_options}] (``root``: the directory of the filesystem mounted there, ``/`` unless a bind)."""
     mounts = []
     for line in text.splitlines():
         left, sep, right = line.partition(" - ")
@@ -35,10 +36,13 @@ def parse_mountinfo(text: str) -> list[dict]:
         a, b = left.split(), right.split()
         if len(a) < 6 or len(b) < 3:
             continue
-        mountpoint = a[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
-        mounts.append({"mountpoint": mountpoint, "device": b[1], "fstype": b[0],
-                       "options": a[5].split(","), "super_options": b[2].split(",")})
+        mounts.append({"id": a[0], "parent": a[1], "root": _unescape(a[3]), "mountpoint": _unescape(a[4]),
+                       "device": b[1], "fstype": b[0], "options": a[5].split(","), "super_options": b[2].split(",")})
     return mounts
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
 def filesystems(mounts: list[dict]) -> list[dict]:
@@ -54,13 +58,70 @@ def filesystems(mounts: list[dict]) -> list[dict]:
     return [chosen[k] for k in sorted(chosen)]
 
 
-def root_readonly(mounts: list[dict]) -> bool | None:
-    """Is ``/`` mounted read-only (the mount or its filesystem: an SD card remounted ro after errors)?"""
+def is_readonly(m: dict, *, own_view: bool = False) -> bool:
+    """Is this mount read-only: the mount or its filesystem (an SD card remounted ro after errors)?
+    In the agent's own sandboxed view (``own_view``) every mount is made read-only for it
+    (``ProtectSystem=strict``): only the filesystem's own flag then says anything about the node."""
+    return "ro" in m["super_options"] or (not own_view and "ro" in m["options"])
+
+
+def root_readonly(mounts: list[dict], *, own_view: bool = False) -> bool | None:
+    """Is ``/`` read-only (see :func:`is_readonly`)? None when the table has no ``/``."""
     roots = [m for m in mounts if m["mountpoint"] == "/"]
+    return is_readonly(roots[-1], own_view=own_view) if roots else None
+
+
+def _under(path: str, top: str) -> bool:
+    return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _resolve(path: str, children: dict[str, list[dict]], root: dict) -> dict:
+    """The mount a process reaches at ``path``: down from ``root``, into the shallowest child mount
+    on the way, and to the last one stacked on the same place."""
+    current = root
+    while True:
+        on_path = [c for c in children.get(current["id"], []) if c is not current and _under(path, c["mountpoint"])
+                   and len(c["mountpoint"]) >= len(current["mountpoint"])]
+        if not on_path:
+            return current
+        shallowest = min(len(c["mountpoint"]) for c in on_path)
+        current = [c for c in on_path if len(c["mountpoint"]) == shallowest][-1]
+
+
+def sandbox_view(mounts: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The agent's own mount table (its sandbox) -> (the node's mounts it can see, real mounts hidden
+    from it). Drops what the sandbox added: ``PrivateTmp`` directories and directories bound onto
+    themselves (``ProtectHome=read-only``...), which show a filesystem already listed. A mount that
+    another filesystem covers (``InaccessiblePaths=`` over it or over a directory above it) is hidden:
+    statvfs would measure the cover."""
+    ids = {m["id"] for m in mounts}
+    roots = [m for m in mounts if m["parent"] not in ids and m["mountpoint"] == "/"]
     if not roots:
-        return None
-    m = roots[-1]
-    return "ro" in m["options"] or "ro" in m["super_options"]
+        return mounts, []
+    children: dict[str, list[dict]] = {}
+    for m in mounts:
+        children.setdefault(m["parent"], []).append(m)
+    by_id = {m["id"]: m for m in mounts}
+    seen, hidden = [], []
+    for m in mounts:
+        parent = by_id.get(m["parent"])
+        if "/systemd-private-" in m["root"]:
+            continue  # PrivateTmp's own /tmp, /var/tmp
+        if parent is not None and m["device"] == parent["device"] and m["fstype"] == parent["fstype"] \
+                and m["root"] == _join(parent["root"], _relative(m["mountpoint"], parent["mountpoint"])):
+            continue  # a directory bound onto itself (read-only or not): its filesystem is its parent's
+        reached = _resolve(m["mountpoint"], children, roots[-1])
+        # covered by the same filesystem (PrivateTmp's directory over a /tmp disk): statvfs still measures it
+        (seen if reached is m or reached["device"] == m["device"] else hidden).append(m)
+    return seen, hidden
+
+
+def _relative(path: str, top: str) -> str:
+    return path[len(top.rstrip("/")):] if top != "/" else path
+
+
+def _join(root: str, rel: str) -> str:
+    return (root.rstrip("/") + rel) or "/"
 
 
 def usage(path: str) -> dict | None:
@@ -75,15 +136,16 @@ def usage(path: str) -> dict | None:
     return {"total_bytes": total, "free_bytes": free, "avail_bytes": avail, "used_percent": pct}
 
 
-def read_mounts() -> list[dict]:
-    """The host's mount table: PID 1's view (our own may be narrowed by the unit's sandboxing)."""
-    for path in ("/proc/1/mountinfo", "/proc/self/mountinfo"):
+def read_mounts() -> tuple[list[dict], bool]:
+    """(the mount table, whether it is our own view): PID 1's when we may read it (as root, or
+    without ``ProtectProc=``), else our own, which the unit's sandboxing narrowed (:func:`sandbox_view`)."""
+    for path, own in (("/proc/1/mountinfo", False), ("/proc/self/mountinfo", True)):
         try:
             with open(path) as f:
-                return parse_mountinfo(f.read())
+                return parse_mountinfo(f.read()), own
         except OSError:
             continue
-    return []
+    return [], True
 
 
 def thermal_zones(thermal_dir: str) -> list[dict]:
@@ -141,7 +203,11 @@ def take_sample(cfg: AgentConfig, *, cpu_interval: float | None = None) -> dict:
     now = time.time()
     vm, sw = psutil.virtual_memory(), psutil.swap_memory()
     boot = psutil.boot_time()
-    mounts = read_mounts()
+    mounts, own = read_mounts()
+    if own:
+        mounts, hidden = sandbox_view(mounts)
+        errors += [f"disk {m['mountpoint']}: hidden from the agent by its sandbox, usage not reported"
+                   for m in filesystems(hidden)]
     disks = []
     for m in filesystems(mounts):
         u = usage(m["mountpoint"])
@@ -149,7 +215,7 @@ def take_sample(cfg: AgentConfig, *, cpu_interval: float | None = None) -> dict:
             errors.append(f"statvfs {m['mountpoint']} failed")
             continue
         disks.append({"mountpoint": m["mountpoint"], "device": m["device"], "fstype": m["fstype"],
-                      "readonly": "ro" in m["options"] or "ro" in m["super_options"], **u})
+                      "readonly": is_readonly(m, own_view=own), **u})
     model = pi.read_model(cfg.model_paths)
     raw, source = pi.read_throttled(cfg.throttled_path, cfg.vcgencmd, bool(model and "Raspberry" in model))
     temps = temperatures(cfg.thermal_dir)
@@ -179,7 +245,7 @@ def take_sample(cfg: AgentConfig, *, cpu_interval: float | None = None) -> dict:
                    "used_percent": round(vm.percent, 1)},
         "swap": {"total_bytes": sw.total, "free_bytes": sw.free, "used_percent": round(sw.percent, 1)},
         "disks": disks,
-        "root_readonly": root_readonly(mounts),
+        "root_readonly": root_readonly(mounts, own_view=own),
         "network": networks(),
         "temperature": {"max_celsius": max((t["celsius"] for t in temps), default=None), "sensors": temps},
         "throttled": dict(pi.decode_throttled(raw), source=source) if raw is not None else None,

@@ -24,8 +24,9 @@ MOUNTINFO = """\
 
 def test_parse_mountinfo_and_choose_real_filesystems():
     mounts = sample.parse_mountinfo(MOUNTINFO)
-    assert mounts[0] == {"mountpoint": "/", "device": "/dev/mmcblk0p2", "fstype": "ext4",
-                         "options": ["rw", "noatime"], "super_options": ["rw"]}
+    assert mounts[0] == {"id": "22", "parent": "1", "root": "/", "mountpoint": "/", "device": "/dev/mmcblk0p2",
+                         "fstype": "ext4", "options": ["rw", "noatime"], "super_options": ["rw"]}
+    assert mounts[-1]["root"] == "/var/lib/rancher/k3s/storage"
     assert [m["mountpoint"] for m in sample.filesystems(mounts)] == [
         "/", "/boot/firmware", "/mnt/usb disk", "/var/lib/rancher/k3s/storage"]
 
@@ -52,6 +53,53 @@ def test_root_readonly_last_mount_wins_and_missing_is_unknown():
             "90 22 0:40 / / ro - overlay overlay ro\n")
     assert sample.root_readonly(sample.parse_mountinfo(text)) is True
     assert sample.root_readonly([]) is None
+
+
+# /proc/self/mountinfo of the agent under its unit (ProtectSystem=strict, ProtectHome=read-only, PrivateTmp,
+# InaccessiblePaths=/etc/rancher /var/lib/rancher ..., PrivateDevices, ProtectProc=invisible) on a Pi whose
+# k3s data is on a USB SSD at /var/lib/rancher, /home on its own partition; trimmed. Taken from a lab node
+# (systemd 252) and given the Pi's devices.
+SANDBOX = """\
+129 86 179:2 / / ro,noatime shared:4 master:1 - ext4 /dev/mmcblk0p2 rw
+130 129 0:22 / /sys ro,nosuid,nodev,noexec,relatime shared:7 master:593 - sysfs sysfs rw
+131 129 179:1 / /boot/firmware ro,relatime shared:8 master:14 - vfat /dev/mmcblk0p1 rw,fmask=0022
+132 129 8:1 / /var/lib/rancher ro,relatime shared:9 master:15 - ext4 /dev/sda1 rw
+133 129 8:2 / /home ro,relatime shared:10 master:16 - ext4 /dev/sda2 rw
+149 129 0:23 / /run rw,nosuid,nodev shared:23 master:5 - tmpfs tmpfs rw,size=388252k,mode=755
+144 129 0:23 /systemd/inaccessible/dir /etc/edgeclu ro,nosuid,nodev,noexec shared:39 master:5 - tmpfs tmpfs rw
+146 129 0:23 /systemd/inaccessible/reg /etc/shadow ro,nosuid,nodev,noexec shared:41 master:5 - tmpfs tmpfs rw
+147 132 0:23 /systemd/inaccessible/dir /var/lib/rancher ro,nosuid,nodev,noexec shared:42 master:5 - tmpfs tmpfs rw
+148 129 0:43 / /proc rw,nosuid,nodev,noexec,relatime shared:43 - proc proc rw,hidepid=invisible
+168 129 179:2 /root /root ro,noatime shared:52 master:1 - ext4 /dev/mmcblk0p2 rw
+169 129 0:42 / /dev ro,nosuid,noexec shared:34 - tmpfs tmpfs rw,size=4096k,nr_inodes=65536,mode=755
+177 129 179:2 /tmp/systemd-private-f57c6e2e0bee478eb906b2f68cae1a00-edgeclu-agent.service-ExN2vw/tmp /tmp \
+rw,nosuid,nodev shared:6 master:1 - ext4 /dev/mmcblk0p2 rw
+178 129 179:2 /var/tmp/systemd-private-f57c6e2e0bee478eb906b2f68cae1a00-edgeclu-agent.service-Or5FWP/tmp /var/tmp \
+rw,noatime shared:53 master:1 - ext4 /dev/mmcblk0p2 rw
+"""
+
+
+def test_the_agents_own_sandboxed_view_reports_the_nodes_disks():
+    seen, hidden = sample.sandbox_view(sample.parse_mountinfo(SANDBOX))
+    # PrivateTmp's directories and /root bound onto itself are not disks; /home (ro for us) is
+    assert [m["mountpoint"] for m in sample.filesystems(seen)] == ["/", "/boot/firmware", "/home"]
+    # the SSD under the inaccessible /var/lib/rancher cannot be measured: statvfs would see the cover
+    assert [m["mountpoint"] for m in sample.filesystems(hidden)] == ["/var/lib/rancher"]
+    # every mount is ro for the sandboxed agent; only the filesystem's flag speaks for the node
+    assert sample.root_readonly(seen, own_view=True) is False
+    assert sample.root_readonly(seen) is True
+    ro_root = SANDBOX.replace("ext4 /dev/mmcblk0p2 rw\n", "ext4 /dev/mmcblk0p2 ro,errors=remount-ro\n", 1)
+    assert sample.root_readonly(sample.parse_mountinfo(ro_root), own_view=True) is True
+
+
+def test_a_disk_below_an_inaccessible_directory_is_hidden_but_one_beside_it_is_not():
+    text = ("1 0 179:2 / / ro - ext4 /dev/root rw\n"
+            "2 1 8:1 / /var/lib/rancher/k3s/storage ro - ext4 /dev/sda1 rw\n"
+            "3 1 8:2 / /var/lib/rancher-backup ro - ext4 /dev/sda2 rw\n"
+            "4 1 0:23 /systemd/inaccessible/dir /var/lib/rancher ro - tmpfs tmpfs rw\n")
+    seen, hidden = sample.sandbox_view(sample.parse_mountinfo(text))
+    assert [m["mountpoint"] for m in sample.filesystems(seen)] == ["/", "/var/lib/rancher-backup"]
+    assert [m["mountpoint"] for m in hidden] == ["/var/lib/rancher/k3s/storage"]
 
 
 def test_thermal_zones(tmp_path):
