@@ -64,3 +64,11 @@ def test_lan_addresses_skip_loopback_link_local_and_container_plumbing():
 ])
 def test_announce_addresses(listen, configured, expected):
     assert announce.announce_addresses(listen, configured, IFADDRS) == expected
+
+
+def test_link_networks_are_the_subnets_of_the_announced_addresses():
+    masks = {"eth0": [("192.168.1.10", "255.255.255.0")], "wlan0": [("10.0.0.7", "255.255.0.0")],
+             "usb0": [("172.16.0.9", None)]}
+    assert [str(n) for n in announce.link_networks(["192.168.1.10", "10.0.0.7", "172.16.0.9"], masks)] == [
+        "192.168.1.0/24", "10.0.0.0/16", "172.16.0.9/32"]
+    assert [str(n) for n in announce.link_networks(["10.9.9.9"], masks)] == ["10.9.9.9/32"]  # configured, not up

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from edgeclu.agent import config
 from edgeclu.agent.config import AgentConfig, config_from_dict, load_config
 
 
@@ -51,3 +52,27 @@ def test_load_config(tmp_path):
     p.write_text("{nope")
     with pytest.raises(ValueError, match="invalid JSON"):
         load_config(str(p))
+
+
+@pytest.mark.parametrize(("address", "node_ip", "listen"), [
+    ("192.168.1.10", "", "192.168.1.10"),      # the inventory's address: what edgeclu health connects to
+    ("192.168.1.10", "10.0.0.5", "192.168.1.10"),
+    ("pi-1.local", "10.0.0.5", "10.0.0.5"),    # a name: node_ip instead
+    ("pi-1.local", "", "0.0.0.0"),             # nothing to go by: every address
+    ("pi-1", None, "0.0.0.0"),
+    ("fd00::10", "", "fd00::10"),
+    ("[fd00::10]", "", "fd00::10"),
+])
+def test_default_listen(address, node_ip, listen):
+    assert config.default_listen(address, node_ip) == listen
+
+
+def test_the_roles_filter_is_default_listen():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "playbooks/roles/edgeclu_agent/filter_plugins/edgeclu_agent.py"
+    spec = importlib.util.spec_from_file_location("edgeclu_agent_filters", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.FilterModule().filters()["edgeclu_agent_listen"]("10.1.2.3", "") == "10.1.2.3"

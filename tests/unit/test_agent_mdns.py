@@ -1,6 +1,7 @@
 """The agent's own mDNS responder: wire format checked with python-zeroconf's parser and
 packet builder, and a real announcement browsed, resolved and withdrawn on loopback."""
 
+import ipaddress
 import struct
 import time
 
@@ -145,3 +146,20 @@ def test_announce_browse_resolve_goodbye_on_loopback():
     finally:
         responder.close()
         zc.close()
+
+
+NETS = [ipaddress.IPv4Network("192.168.1.0/24"), ipaddress.IPv4Network("10.0.0.5/32")]
+
+
+@pytest.mark.parametrize(("source", "answered"), [
+    ("192.168.1.77", True),   # the LAN
+    ("192.168.1.10", True),   # ourselves, through the multicast loop
+    ("127.0.0.1", True),      # this host
+    ("10.0.0.5", True),
+    ("10.0.0.6", False),      # outside a /32
+    ("192.168.2.1", False),   # routed from another subnet
+    ("8.8.8.8", False),
+    ("not-an-ip", False),
+])
+def test_only_on_link_sources_are_answered(source, answered):
+    assert mdns.on_link(source, NETS) is answered
