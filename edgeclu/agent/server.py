@@ -103,10 +103,11 @@ def parse_head(buf: bytes, eof: bool = False) -> tuple[str, str, dict[str, str]]
     parts = complete[0].decode("latin-1").split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
         raise BadRequest(400, "bad request line")
+    method, path = parts[0], parts[1].split("?", 1)[0].split("#", 1)[0]
     headers: dict[str, str] = {}
     for n, h in enumerate(complete[1:]):
         if h in (b"\r", b""):
-            return parts[0], parts[1].split("?", 1)[0].split("#", 1)[0], headers
+            return method, path, headers
         if len(h) > MAX_LINE:
             raise BadRequest(431, "header line too long")
         if n >= MAX_HEADERS:
@@ -115,9 +116,7 @@ def parse_head(buf: bytes, eof: bool = False) -> tuple[str, str, dict[str, str]]
         if not sep or not name.strip():
             raise BadRequest(400, "bad header line")
         headers[name.strip().lower()] = value.strip()
-    if eof:  # the client closed before the blank line: answer what it asked
-        return parts[0], parts[1].split("?", 1)[0].split("#", 1)[0], headers
-    return None
+    return (method, path, headers) if eof else None  # at eof: closed before the blank line, answer it
 
 
 def http_response(code: int, data: bytes, ctype: str, body: bool = True, extra: dict | None = None) -> bytes:
@@ -174,7 +173,8 @@ class AgentHTTPServer:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if listen not in ("", "0.0.0.0", "::"):
-                sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)  # at boot the address may come up after us
+                with contextlib.suppress(OSError):  # at boot the address may come up after us
+                    sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             sock.bind((listen, port))
             sock.listen(self.limits.backlog)
             sock.setblocking(False)

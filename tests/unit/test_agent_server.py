@@ -262,3 +262,12 @@ def test_the_pool_answers_many_clients_with_a_fixed_number_of_threads():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_it_can_bind_its_address_before_the_address_is_up():
+    """At boot the agent may start before DHCP gives the node its inventory address (IP_FREEBIND)."""
+    httpd = AgentHTTPServer("10.255.77.7", 0, SampleCache(dict, 1), token="")
+    try:
+        assert httpd.server_address[0] == "10.255.77.7"
+    finally:
+        httpd.server_close()
