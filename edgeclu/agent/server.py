@@ -8,7 +8,7 @@ MiB). It is built to survive hostile clients on the LAN:
 * a request line and its headers must arrive within :attr:`Limits.request_seconds` of the
   connection, as a whole (not per byte); a late one gets 408 and is closed;
 * a fixed pool of :attr:`Limits.workers` threads answers complete requests (``TasksMax`` is
-  never reached, however many clients come);
+  never reached, however many clients come; two are enough, as samples are taken one at a time);
 * one source address may hold :attr:`Limits.per_source` connections at once; more are closed at
   once. When :attr:`Limits.max_open` connections are open, the oldest unfinished one is dropped
   for a new one, so a flood from many sources cannot lock out a fresh, fast client.
@@ -46,7 +46,7 @@ IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # Linux: bind an address that 
 class Limits:
     """How much the server gives to clients (the defaults are what the agent uses)."""
 
-    def __init__(self, *, workers: int = 4, per_source: int = 8, max_open: int = 256,
+    def __init__(self, *, workers: int = 2, per_source: int = 8, max_open: int = 256,
                  request_seconds: float = 5.0, write_seconds: float = 5.0, backlog: int = 128):
         self.workers, self.per_source, self.max_open = workers, per_source, max_open
         self.request_seconds, self.write_seconds, self.backlog = request_seconds, write_seconds, backlog
