@@ -64,7 +64,8 @@ K3S_FILES = ("/usr/local/bin/k3s", "/usr/local/bin/k3s-killall.sh", "/usr/local/
              "/usr/local/bin/k3s-uninstall.sh", "/etc/rancher/k3s", "/etc/rancher/node",  # k3s leaves /etc/rancher
              "/var/lib/rancher/k3s",
              "/etc/systemd/system/k3s-agent.service", "/etc/systemd/system/k3s.service",
-             "/etc/systemd/system/edgeclu-agent.service", "/opt/edgeclu", "/etc/edgeclu")
+             "/etc/systemd/system/edgeclu-agent.service", "/etc/sysusers.d/edgeclu-agent.conf", "/opt/edgeclu",
+             "/etc/edgeclu")
 
 
 def _pods(lab):
