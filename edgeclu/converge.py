@@ -25,6 +25,7 @@ class Outcome:
     result: PlaybookResult
     kubeconfig: Path | None = None
     kubeconfig_backup: Path | None = None
+    kubeconfig_changed: bool = False  # False: it already held this cluster's entries as they are
 
 
 def forks_for(inv: Inventory) -> int:
@@ -101,6 +102,7 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
             if merge_kubeconfig and first_ok:
                 installed = kc.install_from_server(inv, lock_remote, path=kubeconfig)
                 outcome.kubeconfig, outcome.kubeconfig_backup = installed.path, installed.backup
+                outcome.kubeconfig_changed = installed.changed
             return outcome
     finally:
         for r in {id(r): r for r in [lock_remote, *remotes.values()]}.values():

@@ -35,6 +35,12 @@ class TaskEvent:
     status: str  # started | ok | changed | failed | unreachable | skipped
     message: str = ""
     ignored: bool = False
+    # where the task is (edgeclu.phases places it from these): its role, its tasks file
+    # ("k3s_install/start.yml"), its module; and its result (already censored for no_log)
+    role: str = ""
+    where: str = ""
+    action: str = ""
+    res: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -92,20 +98,39 @@ def event_to_task_event(event: dict) -> TaskEvent | None:
     if not host:
         return None
     task = data.get("task") or data.get("task_action") or "?"
+    place = {"role": data.get("role") or "", "where": task_file(data.get("task_path") or ""),
+             "action": data.get("resolved_action") or data.get("task_action") or ""}
     if name == "runner_on_start":
-        return TaskEvent(host, task, "started")
+        return TaskEvent(host, task, "started", **place)
     status = STATUS.get(name)
     if status is None:
         return None
     res = data.get("res") or {}
-    if status == "ok" and res.get("changed"):
+    if status == "ok" and (res.get("changed") or _censored_changed(event, res)):
         status = "changed"
     message = ""
     if status in ("failed", "unreachable"):
         message = _failure_message(res)
         if status == "unreachable":  # ssh's own last line says it best
             message = message.replace("\r", "").strip().splitlines()[-1]
-    return TaskEvent(host, task, status, message, ignored=bool(data.get("ignore_errors")))
+    return TaskEvent(host, task, status, message, ignored=bool(data.get("ignore_errors")), **place,
+                     res=res if isinstance(res, dict) else {})
+
+
+def task_file(task_path: str) -> str:
+    """``.../roles/k3s_install/tasks/start.yml:12`` -> ``k3s_install/start.yml``; a playbook's own
+    task -> its file name (``reset.yml``) (pure)."""
+    path = task_path.rsplit(":", 1)[0] if task_path[-1:].isdigit() else task_path
+    parts = path.replace("\\", "/").split("/")
+    if len(parts) >= 4 and parts[-2] == "tasks" and parts[-4] == "roles":
+        return f"{parts[-3]}/{parts[-1]}"
+    return parts[-1]
+
+
+def _censored_changed(event: dict, res: dict) -> bool:
+    """A no_log result reaches us as ``{"censored": ...}`` only; whether it changed is in the line
+    Ansible's default callback printed for it (``changed: [host]``, ansible/plugins/callback/default.py)."""
+    return bool(res.get("censored")) and str(event.get("stdout") or "").lstrip().startswith("changed: [")
 
 
 def _failure_message(res: dict) -> str:
@@ -140,6 +165,8 @@ def run_playbook(
     hosts: dict[str, HostRecap] = {}
 
     def handler(event: dict) -> bool:
+        if event.get("event") == "playbook_on_stats" and on_event:
+            on_event(TaskEvent("", playbook, "finished"))  # the playbook is done; its recap is next
         te = event_to_task_event(event)
         if te is None:
             return True

@@ -12,6 +12,8 @@ from edgeclu.cli._console import tell
 BackupDir = Annotated[
     Path | None, typer.Option("--backup-dir", envvar="EDGECLU_BACKUP_DIR",
                               help="Where backups are kept [default: ~/.local/share/edgeclu/backups].")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help=(
+    "Show every task per node as Ansible names it, instead of the phases."))]
 DrainTimeout = Annotated[
     float, typer.Option("--drain-timeout", help="Seconds a drain may take before the pods that would not "
                                                  "move are reported.")]

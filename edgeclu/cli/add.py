@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 
 from edgeclu import discovery
+from edgeclu import phases as ph
+from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say, tell
-from edgeclu.cli._lifecycle import report
+from edgeclu.cli._console import out, tell
+from edgeclu.cli._lifecycle import Verbose, report
 from edgeclu.cli._nodes import first_contact, known_hosts_path
-from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.cli._progress import PhaseProgress, print_summary
 from edgeclu.errors import EdgecluError
 from edgeclu.hostkeys import Contact
 from edgeclu.inventory import load_inventory
@@ -52,6 +54,7 @@ def add(
     trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     discover_timeout: Annotated[float, typer.Option(help="Seconds to listen for HOST on mDNS.")] = 3.0,
+    verbose: Verbose = False,
     as_json: opt.Json = False,
 ) -> None:
     """Add a node to the inventory and join it to the cluster; no other node is changed.
@@ -69,16 +72,23 @@ def add(
         name = name or found_name
     first_contact([Contact(name or host, address, ssh_port or inv.vars["ansible_port"], announced)], kh,
                   trust=trust, accept_new=accept_new)
-    with PlaybookProgress([], f"edgeclu add {host}") as progress:
+    board = ph.Board(ph.ADD_PHASES, {}, default_role=role)
+    with PhaseProgress(board, f"edgeclu add {host}", verbose=verbose) as view:
         outcome = add_node(inv, address, role=role, name=name, user=user, port=ssh_port, key_file=ssh_key,
-                           known_hosts=kh, accept_new=accept_new, report=report, on_event=progress)
-    print_recap(outcome.result)
+                           known_hosts=kh, accept_new=accept_new, report=report, on_event=view)
+        view.finish(outcome.result)
+    ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"], f"add {host}")
+    nodes = [n for n in sm.summarize(board, ctx) if n.name == outcome.name]
+    status = (f"added: {outcome.name} ({outcome.role}, {outcome.address}) joined and is Ready" if outcome.ok else
+              f"{outcome.name} did not join; {inventory} is back as it was")
+    print_summary(nodes, status, sm.next_steps(ctx, None) if not outcome.ok else
+                  [f"kubectl --context {ctx.cluster} get nodes", *sm.next_steps(ctx, None)])
     if as_json:
         out.print_json(json.dumps({"name": outcome.name, "role": outcome.role, "address": outcome.address,
-                                   "ok": outcome.ok, "changed": outcome.result.changed}))
+                                   "ok": outcome.ok, "changed": outcome.result.changed,
+                                   "node": nodes[0].as_dict() if nodes else None}))
     if not outcome.ok:
         raise typer.Exit(1)
-    say(f"[green]added[/]: {outcome.name} ({outcome.role}, {outcome.address}) joined and is Ready")
 
 
 def register(app: typer.Typer) -> None:

@@ -43,6 +43,19 @@ def render(rep: report.Report) -> Table:
     return t
 
 
+def render_trends(rep: report.Report, history: report.History, every: float) -> Table:
+    """Per node, a sparkline of CPU, memory, temperature and the fullest disk over the last rounds."""
+    rounds = max((len(r) for r in history.rounds.values()), default=0)
+    t = Table(box=None, pad_edge=False, header_style="bold",
+              title=f"trends: the last {rounds} round(s), every {every:g}s", title_justify="left")
+    for col in ("NODE", *report.TRENDS):
+        t.add_column(col, no_wrap=True)
+    for n in rep.nodes:
+        cells = history.cells(n.name, rep.thresholds)
+        t.add_row(n.name, *[cells[k] for k in report.TRENDS])
+    return t
+
+
 def print_table(table: Table) -> None:
     """A terminal folds long cells; a pipe or a file gets each row on one line."""
     if out.is_terminal:
@@ -128,14 +141,18 @@ def health(
     if watch <= 0:
         raise EdgecluError("--watch must be more than 0 seconds")
     rep = None
+    history = report.History()
     try:
         while True:
             started = time.monotonic()
             rep = one_round()
+            history.add(rep)
             if not as_json and out.is_terminal:
                 out.clear()
                 say(time.strftime("%H:%M:%S") + f"  every {watch:g}s, Ctrl-C to stop")
             show(rep)
+            if not as_json:
+                print_table(render_trends(rep, history, watch))
             time.sleep(max(watch - (time.monotonic() - started), 0))
     except KeyboardInterrupt:
         pass

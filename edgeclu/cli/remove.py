@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out
 from edgeclu.cli._lifecycle import DrainTimeout, report
 from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._progress import print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.nodes import remove_node
+from edgeclu.lifecycle.words import remove_words
 
 
 def remove(
@@ -49,11 +51,16 @@ def remove(
             "node_deleted": outcome.node_deleted, "uninstalled": outcome.uninstalled,
             "would_not_move": outcome.drain.stuck if outcome.drain else [],
             "quorum": outcome.quorum.message if outcome.quorum else None}))
-    if not outcome.reachable:
-        say(f"[yellow]{node} was unreachable[/]: k3s is still installed on it; wipe it before reusing it")
+    lines, steps = remove_words(
+        name=outcome.name, role=outcome.role, reachable=outcome.reachable,
+        quorum=outcome.quorum.message if outcome.quorum else None,
+        drained=outcome.drain.ok if outcome.drain else None, stuck=outcome.drain.stuck if outcome.drain else [],
+        node_deleted=outcome.node_deleted, uninstalled=outcome.uninstalled,
+        inventory_backup=str(outcome.inventory_backup) if outcome.inventory_backup else None,
+        inventory=str(inventory))
+    print_words(lines, f"removed: {node}" if outcome.ok else f"{node}: not fully removed", outcome.ok, steps)
     if not outcome.ok:
         raise typer.Exit(1)
-    say(f"[green]removed[/]: {node}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,13 +8,16 @@ from typing import Annotated
 
 import typer
 
+from edgeclu import phases as ph
+from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
-from edgeclu.cli._lifecycle import BackupDir, backup_root, report
+from edgeclu.cli._lifecycle import BackupDir, Verbose, backup_root, report
 from edgeclu.cli._nodes import trusted_known_hosts
-from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.cli._progress import PhaseProgress, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.reset import reset_cluster
+from edgeclu.lifecycle.words import reset_words
 
 
 def reset(
@@ -25,6 +28,7 @@ def reset(
     accept_new: opt.AcceptNew = False,
     trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
+    verbose: Verbose = False,
     as_json: opt.Json = False,
 ) -> None:
     """Uninstall k3s and the edgeclu agent from every node, after a backup.
@@ -44,19 +48,30 @@ def reset(
         say("nothing was changed")
         raise typer.Exit(1)
     kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
-    with PlaybookProgress(names, "edgeclu reset") as progress:
+    board = ph.Board(ph.RESET_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name,
+                     locate=ph.locate_reset)
+    with PhaseProgress(board, "edgeclu reset", verbose=verbose) as view:
+        view.step(ph.Step("backup", ph.SKIPPED if no_backup else ph.WORKING))
         outcome = reset_cluster(inv, backup=not no_backup, backup_root=backup_root(backup_dir),
                                 known_hosts=kh, accept_new=accept_new,
-                                report=report, on_event=progress)
-    print_recap(outcome.result)
+                                report=report, on_event=view)
+        view.step(ph.Step("backup", ph.CHANGED if outcome.backup else ph.SKIPPED))
+        view.finish(outcome.result)
+    ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"], "reset --yes")
+    nodes = sm.summarize(board, ctx)
+    lines, steps = reset_words(
+        nodes={n.name: (sm.words_line(n) if n.status in ("changed", "unchanged") else
+                        f"{n.status.upper()} at {n.phase}: {n.reason} (try: {n.hint})") for n in nodes},
+        backup=outcome.backup.name if outcome.backup else None, inventory=str(inventory))
+    ok = outcome.result.ok
+    print_words(lines, f"reset: k3s uninstalled from {len(outcome.result.hosts)} node(s)" if ok else
+                f"reset failed on: {', '.join(outcome.result.failed_hosts)}", ok, steps)
     if as_json:
         out.print_json(json.dumps({"ok": outcome.result.ok, "backup": outcome.backup.name if outcome.backup else None,
-                                   "failed": list(outcome.result.failed_hosts)}))
-    if outcome.backup:
-        say(f"backup: {outcome.backup.name} (edgeclu restore {outcome.backup.name})")
+                                   "failed": list(outcome.result.failed_hosts),
+                                   "nodes": {n.name: n.as_dict() for n in nodes}}))
     if not outcome.result.ok:
         raise typer.Exit(1)
-    say(f"[green]reset[/]: k3s uninstalled from {len(outcome.result.hosts)} node(s)")
 
 
 def register(app: typer.Typer) -> None:

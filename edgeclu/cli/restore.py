@@ -8,14 +8,17 @@ from typing import Annotated
 
 import typer
 
+from edgeclu import phases as ph
+from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say, tell
-from edgeclu.cli._lifecycle import BackupDir, backup_root, report
+from edgeclu.cli._lifecycle import BackupDir, Verbose, backup_root, report
 from edgeclu.cli._nodes import trusted_known_hosts
-from edgeclu.cli._progress import print_recap
+from edgeclu.cli._progress import PhaseProgress, print_summary, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.backup import load_backup
 from edgeclu.lifecycle.restore import restore_backup
+from edgeclu.lifecycle.words import restore_words
 
 
 def restore(
@@ -26,6 +29,7 @@ def restore(
     accept_new: opt.AcceptNew = False,
     trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
+    verbose: Verbose = False,
     as_json: opt.Json = False,
 ) -> None:
     """Restore a backup (k3s cluster-reset), on a running cluster or after `edgeclu reset`.
@@ -46,17 +50,29 @@ def restore(
         say("nothing was changed")
         raise typer.Exit(1)
     kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
-    outcome = restore_backup(inv, chosen, known_hosts=kh, accept_new=accept_new,
-                             report=report)
-    result = outcome.converge.result
-    print_recap(result)
+    board = ph.Board(ph.RESTORE_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
+    with PhaseProgress(board, f"edgeclu restore {chosen.name}", verbose=verbose) as view:
+        view.step(ph.Step("restore", ph.WORKING))
+        outcome = restore_backup(inv, chosen, known_hosts=kh,
+                                 accept_new=accept_new, report=report, on_event=view)
+        result = outcome.converge.result
+        view.step(ph.Step("restore", ph.CHANGED))
+        view.finish(result)
+    ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"], f"restore {chosen.name}")
+    nodes = sm.summarize(board, ctx)
+    print_words(restore_words(backup=chosen.name, token_replaced=outcome.token_replaced,
+                              passwords=outcome.passwords_restored,
+                              installed_first=inv.servers[0].name if outcome.installed_first else None),
+                "restore: the datastore is the backup's", True, [])
+    kube = str(outcome.converge.kubeconfig) if outcome.converge.kubeconfig else None
+    print_summary(nodes, f"restored: {chosen.name}; {len(result.hosts)} node(s) Ready" if outcome.ok else
+                  sm.status_line(nodes, result.changed), sm.next_steps(ctx, kube, cluster_up=outcome.ok))
     if as_json:
         out.print_json(json.dumps({"backup": chosen.name, "ok": outcome.ok, "token_replaced": outcome.token_replaced,
                                    "node_passwords_restored": outcome.passwords_restored,
                                    "failed": list(result.failed_hosts)}))
     if not outcome.ok:
         raise typer.Exit(1)
-    say(f"[green]restored[/]: {chosen.name}; {len(result.hosts)} node(s) Ready")
 
 
 def register(app: typer.Typer) -> None:

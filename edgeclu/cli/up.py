@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from edgeclu import phases as ph
+from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say, tell
 from edgeclu.cli._nodes import trusted_known_hosts
-from edgeclu.cli._progress import PlaybookProgress, print_recap
+from edgeclu.cli._progress import PhaseProgress, print_summary
 from edgeclu.converge import converge
 from edgeclu.inventory import load_inventory
 
@@ -32,6 +35,8 @@ def up(
     full: Annotated[bool, typer.Option("--full", help=(
         "Run the playbook even when every node is as the last run left it (see README: the converged stamp)."))]
     = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
+        "Show every task per node as Ansible names it, instead of the phases."))] = False,
     as_json: opt.Json = False,
 ) -> None:
     """Converge the cluster to the inventory: preflight, prerequisites, k3s, add-ons, node agent, kubeconfig.
@@ -42,19 +47,30 @@ def up(
     """
     inv = load_inventory(inventory)
     kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
-    hosts = [h.name for h in inv.hosts]
+    board = ph.Board(ph.UP_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
     title = "edgeclu up --dry-run" if dry_run else "edgeclu up"
-    with PlaybookProgress(hosts, title) as progress:
+    with PhaseProgress(board, title, verbose=verbose) as view:
+        view.step(ph.Step("preflight", ph.SKIPPED if skip_preflight else ph.WORKING))
+
+        def on_event(ev) -> None:
+            view(ev)
+            if ev.status == "finished" and not dry_run and merge_kubeconfig:
+                view.step(ph.Step("kubeconfig", ph.WORKING))
+
         outcome = converge(inv, known_hosts=kh, accept_new=accept_new, dry_run=dry_run,
                            preflight=not skip_preflight, kubeconfig=kubeconfig,
-                           merge_kubeconfig=merge_kubeconfig, on_event=progress, report=tell, fast=not full)
-    result = outcome.result
+                           merge_kubeconfig=merge_kubeconfig, on_event=on_event, report=tell, fast=not full)
+        result = outcome.result
+        view.step(ph.Step("preflight", ph.DONE))
+        view.finish(result)
+        view.step(ph.Step("kubeconfig", ph.SKIPPED if not outcome.kubeconfig else
+                          ph.CHANGED if outcome.kubeconfig_changed else ph.DONE))
     if dry_run:
         plan = {h: rec.changed_tasks for h, rec in result.hosts.items()}
         if as_json:
             out.print_json(json.dumps({"dry_run": True, "would_change": plan}))
         else:
-            for host in hosts:
+            for host in board.cells:
                 tasks = plan.get(host, [])
                 out.print(f"{host}: " + ("no changes" if not tasks else f"{len(tasks)} change(s)"),
                           highlight=False)
@@ -62,23 +78,24 @@ def up(
                     out.print(f"  ~ {task}", highlight=False, markup=False)
         say("dry run: nothing was changed (the token is never shown)")
     else:
-        print_recap(result)
+        ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"])
+        nodes = sm.summarize(board, ctx)
+        path = str(outcome.kubeconfig) if outcome.kubeconfig else None
+        steps = sm.next_steps(ctx, path, backup=str(outcome.kubeconfig_backup or "") or None,
+                              default=sm.kubectl_reads(path, os.environ, Path.home()) if path else True,
+                              cluster_up=any(n.status in ("changed", "unchanged") for n in nodes))
+        status = sm.status_line(nodes, result.changed)
+        print_summary(nodes, status, steps)
         if as_json:
             out.print_json(json.dumps({
+                "ok": result.ok,
                 "changed": result.changed,
+                "nodes": {n.name: n.as_dict() for n in nodes},
                 "hosts": {h: {"ok": r.healthy, "changed": r.changed, "failures": r.failures}
                           for h, r in result.hosts.items()},
-                "kubeconfig": str(outcome.kubeconfig) if outcome.kubeconfig else None,
+                "kubeconfig": path,
+                "next": steps,
             }))
-        failed = result.failed_hosts
-        if failed:
-            say(f"[red]{len(failed)} node(s) failed: {', '.join(failed)}[/]; the others converged. "
-                "Fix them and run `edgeclu up` again.")
-        else:
-            say(f"[green]converged[/]: {len(result.hosts)} node(s), {result.changed} change(s)")
-        if outcome.kubeconfig:
-            say(f"kubeconfig: context {inv.vars['cluster_name']!r} merged into {outcome.kubeconfig}"
-                + (f" (backup: {outcome.kubeconfig_backup})" if outcome.kubeconfig_backup else ""))
     if not result.ok:
         raise typer.Exit(1)
 

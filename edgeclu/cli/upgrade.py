@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, safe, say
+from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import DrainTimeout, report
 from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._progress import print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.kubectl import connect_api
 from edgeclu.lifecycle.upgrade import check_target, describe, plan_upgrade, upgrade_cluster
+from edgeclu.lifecycle.words import upgrade_words
 
 
 def upgrade(
@@ -65,12 +67,17 @@ def upgrade(
         out.print_json(json.dumps({"target": outcome.target, "ok": outcome.ok, "upgraded": outcome.upgraded,
                                    "skipped": outcome.skipped, "failed": outcome.failed,
                                    "not_started": outcome.not_started}))
+    lines, steps = upgrade_words(
+        target=outcome.target, before=outcome.before, order=[(s.role, s.nodes) for s in outcome.steps],
+        upgraded=outcome.upgraded, failed=outcome.failed, not_started=outcome.not_started,
+        inventory=str(inventory), cluster=inv.vars["cluster_name"])
+    status = (f"upgraded: {len(outcome.upgraded)} node(s) to {outcome.target}"
+              + (f", {len(outcome.skipped)} already on it" if outcome.skipped else "")) if outcome.ok else \
+        (f"stopped at {', '.join(outcome.failed)}" + (f"; left: {', '.join(outcome.not_started)}"
+                                                      if outcome.not_started else ""))
+    print_words(lines, status, outcome.ok, steps)
     if not outcome.ok:
-        for node, why in outcome.failed.items():
-            say(f"[red]✗ {node}[/]: {safe(why)}")
         raise typer.Exit(1)
-    say(f"[green]upgraded[/]: {len(outcome.upgraded)} node(s) to {outcome.target}"
-        + (f", {len(outcome.skipped)} already on it" if outcome.skipped else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -136,3 +136,54 @@ def row(n: NodeReport) -> dict[str, str]:
         "K8S": n.kube.summary if n.kube else "-",
         "NOTES": notes,
     }
+
+
+# -- trends (health --watch) ----------------------------------------------------------------
+TICKS = "▁▂▃▄▅▆▇█"
+TRENDS = ("CPU", "MEM", "TEMP", "DISK")
+
+
+def trend_values(n: NodeReport) -> dict[str, float | None]:
+    """The figures a trend follows, from one round: CPU %, memory %, hottest sensor °C, fullest disk %."""
+    s = n.sample or {}
+    disks = [d.get("used_percent") for d in s.get("disks") or [] if d.get("used_percent") is not None]
+    return {"CPU": (s.get("cpu") or {}).get("percent"), "MEM": (s.get("memory") or {}).get("used_percent"),
+            "TEMP": (s.get("temperature") or {}).get("max_celsius"), "DISK": max(disks, default=None)}
+
+
+def sparkline(values: list[float | None], lo: float, hi: float) -> str:
+    """One tick per value on the scale lo..hi (``▁`` lowest, ``█`` highest); a gap where a round had none."""
+    span = max(hi - lo, 1e-9)
+    return "".join(" " if v is None else TICKS[min(max(int((v - lo) / span * len(TICKS)), 0), len(TICKS) - 1)]
+                   for v in values)
+
+
+@dataclass
+class History:
+    """The last ``size`` rounds of each node's trend figures (a node down in a round leaves a gap)."""
+    size: int = 30
+    rounds: dict[str, list[dict[str, float | None]]] = field(default_factory=dict)
+
+    def add(self, rep: Report) -> None:
+        for n in rep.nodes:
+            self.rounds.setdefault(n.name, []).append(trend_values(n))
+            del self.rounds[n.name][:-self.size]
+
+    def scale(self, key: str, thresholds: Thresholds) -> tuple[float, float]:
+        """Percentages on 0..100; temperature from 30 °C (or colder) to the critical threshold (or hotter),
+        so a Pi heating up climbs the same scale on every node."""
+        if key != "TEMP":
+            return 0.0, 100.0
+        seen = [r["TEMP"] for rs in self.rounds.values() for r in rs if r["TEMP"] is not None]
+        return min([30.0, *seen]), max([thresholds.temp_crit, *seen])
+
+    def cells(self, name: str, thresholds: Thresholds) -> dict[str, str]:
+        """Per trend: the sparkline and the latest figure, e.g. ``▁▂▄▆█ 71°C``."""
+        rounds = self.rounds.get(name, [])
+        out = {}
+        for key in TRENDS:
+            values = [r[key] for r in rounds]
+            last = next((v for v in reversed(values) if v is not None), None)
+            unit = "°C" if key == "TEMP" else "%"
+            out[key] = sparkline(values, *self.scale(key, thresholds)) + ("" if last is None else f" {last:.0f}{unit}")
+        return out

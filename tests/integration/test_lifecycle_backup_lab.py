@@ -66,6 +66,8 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
 
     reset = ok(edgeclu(tmp_path, "reset", "--yes", "-i", str(inv)))
     assert "backup: " in reset.stderr and "edgeclu restore" in reset.stderr
+    for node in ("node1", "node2", "node3"):  # the summary in words, per node
+        assert f"  {node}: k3s uninstalled; node agent removed" in reset.stderr, reset.stderr[-3000:]
     assert len(ok(edgeclu(tmp_path, "backup", "--list")).stdout.splitlines()) == 2
     for node in ("node1", "node2", "node3"):
         assert _left(lab, node) == [], node
@@ -74,6 +76,7 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
 
     restored = ok(edgeclu(tmp_path, "restore", name, "--yes", "-i", str(inv)))
     assert "--cluster-reset --cluster-reset-restore-path=/var/lib/edgeclu/restore/" + snapshot in restored.stderr
+    assert f"datastore restored from {name}" in restored.stderr and "node(s) Ready" in restored.stderr
     after = standin_state(lab)
     assert sorted(after["nodes"]) == sorted(before["nodes"]) == ["node1", "node2", "node3"]
     assert after["cluster"]["created"] == before["cluster"]["created"]  # the same cluster, not a new one

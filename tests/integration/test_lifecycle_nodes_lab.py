@@ -9,6 +9,8 @@
   back as a server by address.
 """
 
+import json
+import re
 import time
 
 import pytest
@@ -96,6 +98,10 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     add = ok(edgeclu(tmp_path, "add", "node3", "-i", str(inv), "--json"))
     assert f"found node3 at {lab.nodes['node3'].ip}" in add.stderr
     assert "joined and is Ready" in add.stderr
+    # the summary in words: only the new node, as a user would say it, and what to run next
+    assert re.search(r"node3\s+.*installed k3s v\S+; joined as agent; node agent installed", add.stderr), add.stderr
+    assert json.loads(add.stdout)["node"]["status"] == "changed"
+    assert "kubectl --context " in add.stderr.split("next")[-1]
     assert inventory_hosts(inv) == {"server": ["node1"], "agent": ["node2", "node3"]}
     assert (tmp_path / "inventory.yml.bak").exists()
     nodes = kube_nodes(lab)

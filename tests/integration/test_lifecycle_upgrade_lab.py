@@ -58,6 +58,12 @@ def test_rolling_upgrade_order_stop_at_a_broken_node_and_resume(fresh_lab, k3s_m
     assert "k3s-agent on node3 did not start" in failed_line
     assert "stopped: not upgraded: node5" in err
     assert "✗ node3" in err
+    # the summary in words: per node, in upgrade order, what was done, what failed and what is left
+    summary = err[err.rindex("summary"):]
+    assert f"✓ node1  upgraded {V1} → {V2} (step 1/4, server: drained, upgraded, uncordoned, Ready)" in summary
+    assert "✗ node3  FAILED (step 3/4, agents): " in summary and "did not start" in summary
+    assert "· node5  left: not upgraded yet (step 4/4, agents)" in summary
+    assert "stopped at node3; left: node5" in summary and "it resumes" in summary
     nodes = kube_nodes(lab)
     assert {n: nodes[n]["version"] for n in ("node1", "node2", "node4", "node5")} == {
         "node1": V2, "node2": V2, "node4": V2, "node5": V1}

@@ -82,7 +82,7 @@ def test_up_one_server_three_agents_then_no_changes(fresh_lab, k3s_mirror, tmp_p
     assert second.returncode == 0, second.stderr[-6000:]
     doc = json.loads(second.stdout)
     assert doc["changed"] == 0, {h: v for h, v in doc["hosts"].items() if v["changed"]}
-    assert "0 change(s)" in second.stderr and "nothing to change" not in second.stderr
+    assert "0 change(s)" in second.stderr and "every node is as the last run left it" not in second.stderr
 
     # ... and every node is stamped: the next run only looks (one SSH command per node)
     assert all(lab.exec(n, "stat -c '%a %U' /var/lib/edgeclu/converged").split() == ["600", "root"] for n in lab.nodes)

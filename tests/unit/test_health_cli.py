@@ -92,3 +92,32 @@ def test_watch_prints_a_json_line_per_round_until_interrupted(inventory):
     docs = [json.loads(line) for line in lines]
     assert [d["status"] for d in docs] == ["critical"] * 3
     assert proc.returncode == 2, err
+
+
+def test_watch_on_a_terminal_draws_a_trend_per_node(tmp_path):
+    """A Pi heating up round after round: its TEMP sparkline climbs (pseudo-terminal, real agent HTTP)."""
+    import itertools
+    import re
+
+    import pexpect
+
+    temps = itertools.count(40, 10)
+    hot = AgentHTTPServer("127.0.0.1", 0, SampleCache(lambda: {**SAMPLE, "temperature": {
+        "max_celsius": float(min(next(temps), 90))}}, 0), "")
+    threading.Thread(target=hot.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    inv = tmp_path / "inventory.yml"
+    inv.write_text("k3s_cluster:\n  children:\n    server: {hosts: {pi-1: {ansible_host: 127.0.0.1}}}\n"
+                   f"  vars: {{k3s_version: v1.31.4+k3s1, agent_port: {hot.server_address[1]}}}\n")
+    child = pexpect.spawn(sys.executable, ["-m", "edgeclu", "health", "-i", str(inv), *ARGS, "--watch", "0.2"],
+                          env={**os.environ, "TERM": "xterm", "COLUMNS": "200"}, dimensions=(40, 200), timeout=20)
+    try:
+        child.expect(r"the last 5 round\(s\)")
+        child.expect(r"pi-1\s.*\n")
+        row = re.sub(r"\x1b\[[0-?]*[ -/]*[@-~]", "", child.after.decode())
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        hot.shutdown()
+        hot.server_close()
+    # 40, 50, 60, 70, 80 °C on 30..80: each round a step up the scale
+    assert re.search(r"pi-1\s+\S+ \d+%\s+\S+ 25%\s+▂▄▅▇█ 80°C\s+\S+ 56%", row), row
