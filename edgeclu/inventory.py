@@ -15,6 +15,7 @@ and the field; all problems are collected before raising :class:`InventoryError`
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from typing import Any
 
 import yaml
 
+from edgeclu import yamlsafe
 from edgeclu.errors import InventoryError
+from edgeclu.k3s import reserved_config_key
 
 ROLES = ("server", "agent")
 VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(-rc\d+)?\+k3s\d+$")
@@ -107,20 +110,136 @@ def _percent(v: Any) -> str | None:
     return None if ok else "must be a whole percentage from 1 to 100"
 
 
+_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+# Linux: at most 15 bytes (IFNAMSIZ 16), no '/', ':' or space; kept to the characters interface names use
+_IFACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+# Kubernetes label syntax (apimachinery validation: IsQualifiedName, IsValidLabelValue)
+_K8S_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_K8S_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# What a kubelet may set on its own Node in the kubernetes.io / k8s.io namespaces (kubelet --node-labels);
+# k3s hands node-label to the kubelet, so anything else there makes k3s fail to start.
+_KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+_KUBELET_LABELS = frozenset({
+    "beta.kubernetes.io/arch", "beta.kubernetes.io/instance-type", "beta.kubernetes.io/os",
+    "failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone", "kubernetes.io/arch",
+    "kubernetes.io/hostname", "kubernetes.io/os", "node.kubernetes.io/instance-type",
+    "topology.kubernetes.io/region", "topology.kubernetes.io/zone"})
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+_K3S_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\+?$")
+_KUBECONFIG_0600 = ("0600", "600", 0o600, 600)  # YAML 0600 is the int 384; 600 reaches k3s as octal "600"
+# ssh options that decide which host keys are trusted: edgeclu's own (see playbook.ssh_args) must stand
+_SSH_TRUST_RE = re.compile(r"(?i)(StrictHostKeyChecking|UserKnownHostsFile|GlobalKnownHostsFile|KnownHostsCommand)")
+# Ansible variables that replace or switch off edgeclu's ssh options (issue 9.4): never from an inventory
+SSH_POLICY_VARS = frozenset({"ansible_ssh_args", "ansible_ssh_extra_args", "ansible_host_key_checking",
+                             "ansible_ssh_host_key_checking"})
+
+
+def _user(v: Any) -> str | None:
+    if isinstance(v, str) and _USER_RE.match(v):
+        return None
+    return f"{v!r} is not a user name (up to 32 letters, digits, '_', '.', '-')"
+
+
+def _iface(v: Any) -> str | None:
+    if isinstance(v, str) and _IFACE_RE.match(v):
+        return None
+    return f"{v!r} is not a network interface name (up to 15 letters, digits, '_', '.', '-')"
+
+
+def _label_key(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if not _K8S_NAME_RE.match(name) or len(name) > 63:
+        return f"key {key!r}: the name must be at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends"
+    if "/" in key and (not _K8S_PREFIX_RE.match(prefix) or len(prefix) > 253):
+        return f"key {key!r}: the prefix must be a lowercase DNS name"
+    return None
+
+
+def _label_value(value: str) -> str | None:
+    if value and (len(value) > 63 or not _K8S_NAME_RE.match(value)):
+        return f"value {value!r}: at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends"
+    return None
+
+
+def _labels(v: Any) -> str | None:
+    if _str_list(v):
+        return "must be a list of key=value labels"
+    for item in v:
+        key, eq, value = item.partition("=")
+        why = ("needs key=value" if not eq else _label_key(key) or _label_value(value))
+        prefix = key.rpartition("/")[0]
+        if not why and (prefix.endswith(("kubernetes.io", "k8s.io"))) and key not in _KUBELET_LABELS \
+                and not any(prefix == p or prefix.endswith("." + p) for p in _KUBELET_LABEL_PREFIXES):
+            why = (f"key {key!r} is in the kubernetes.io namespace, which a node may not set on itself "
+                   "(kubelet --node-labels); set it with kubectl label")
+        if why:
+            return f"{item!r} is not a valid node label: {why}"
+    return None
+
+
+def _taints(v: Any) -> str | None:
+    if _str_list(v):
+        return "must be a list of key=value:Effect taints"
+    for item in v:
+        kv, colon, effect = item.rpartition(":")
+        key, _, value = kv.partition("=")
+        if not colon or effect not in _TAINT_EFFECTS:
+            why = f"the effect must be one of {', '.join(_TAINT_EFFECTS)} (key=value:Effect)"
+        else:
+            why = _label_key(key) or _label_value(value)
+        if why:
+            return f"{item!r} is not a valid node taint: {why}"
+    return None
+
+
+def _local_dir(v: Any) -> str | None:
+    if _str(v):
+        return _str(v)
+    if ".." in v.split("/"):
+        return f"{v!r} has a '..' component; give the directory's own path"
+    return None
+
+
+def _extra_config(v: Any) -> str | None:
+    if not isinstance(v, dict):
+        return "must be a mapping of k3s config.yaml keys"
+    for key, value in v.items():
+        if not isinstance(key, str) or not _K3S_KEY_RE.match(key):
+            return f"key {key!r} is not a k3s flag name (lowercase letters, digits, '-')"
+        if reserved_config_key(key):
+            return f"key {key!r} is set by edgeclu (the tokens, the join URL and cluster-init are edgeclu's)"
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(x, str | int | float | bool) for x in values):
+            return f"key {key!r}: a value must be a string, number, true/false, or a list of them"
+        if key.rstrip("+") == "write-kubeconfig-mode" and value not in _KUBECONFIG_0600:
+            return f"key {key!r}: the admin kubeconfig stays 0600 (it holds the cluster-admin key)"
+    return None
+
+
+def _ssh_common_args(v: Any) -> str | None:
+    if _str(v):
+        return _str(v)
+    m = _SSH_TRUST_RE.search(v)
+    if m:
+        return (f"may not set {m.group(1)}: edgeclu checks host keys against edgeclu_known_hosts itself "
+                "(see --accept-new)")
+    return None
+
+
 # Fields a host (or the server/agent group) may set.
 HOST_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "ansible_host": _address,
-    "ansible_user": _str,
+    "ansible_user": _user,
     "ansible_port": _port,
     "ansible_ssh_private_key_file": _str,
     "ansible_become": _bool,
     "ansible_python_interpreter": _str,
-    "ansible_ssh_common_args": _str,
+    "ansible_ssh_common_args": _ssh_common_args,
     "node_ip": _ip,
-    "node_iface": _str,
-    "node_labels": _str_list,
-    "node_taints": _str_list,
-    "k3s_extra_config": _mapping,
+    "node_iface": _iface,
+    "node_labels": _labels,
+    "node_taints": _taints,
+    "k3s_extra_config": _extra_config,
     "k3s_token": _str,  # override of the cluster token for one host (migrations, tests); token_file is preferred
 }
 
@@ -134,7 +253,7 @@ CLUSTER_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "token_file": _str,
     "token_env": _str,
     "k3s_mirror": _str,
-    "k3s_airgap_dir": _str,
+    "k3s_airgap_dir": _local_dir,
     "disable_swap": _bool,
     "storage": _choice("local-path", "nfs", "longhorn", "none"),
     "storage_path": _str,
@@ -149,6 +268,7 @@ CLUSTER_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "edgeclu_known_hosts": _str,
     "kubeconfig": _str,
 }
+ALL_FIELDS = {**HOST_FIELDS, **CLUSTER_FIELDS}
 
 DEFAULTS: dict[str, Any] = {
     "ansible_user": "root",
@@ -219,72 +339,171 @@ class Inventory:
         raise KeyError(name)
 
 
-# -- YAML with duplicate-key detection and line numbers ----------------------
-class _Loader(yaml.SafeLoader):
-    pass
+# -- YAML: bounded, one line per problem ---------------------------------------
+def describe(path: tuple) -> str:
+    """Where a key path points in an inventory, as messages name it ("host 'a1': field 'x'")."""
+    p = [str(k) for k in path]
+    if p[:1] == ["all"]:
+        if p[1:2] == ["vars"] and len(p) > 2:
+            return f"group 'all' vars: field {p[2]!r}"
+        return "group 'all'"
+    if p[:1] != ["k3s_cluster"]:
+        return "top level" + (f": field {p[0]!r}" if p else "")
+    if p[1:2] == ["vars"] and len(p) > 2:
+        return f"cluster vars: field {p[2]!r}"
+    if p[1:2] == ["children"] and len(p) > 2:
+        group = p[2]
+        if p[3:4] == ["vars"] and len(p) > 4:
+            return f"group {group!r} vars: field {p[4]!r}"
+        if p[3:4] == ["hosts"] and len(p) > 4:
+            return f"host {p[4]!r}" + (f": field {p[5]!r}" if len(p) > 5 else "")
+        return f"group {group!r}"
+    return "k3s_cluster" + (f": field {p[1]!r}" if len(p) > 1 else "")
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain value", key_node.start_mark) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def parse_yaml(text: str, path: str) -> Any:
+def read_text(path: Path, what: str = "inventory") -> str:
+    """A user's file as text: one line naming it when it cannot be read or is not UTF-8."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise InventoryError([f"{where}: invalid YAML: {e.problem or e.context}"]) from None
-    except yaml.YAMLError as e:
-        raise InventoryError([f"{path}: invalid YAML: {e}"]) from None
+        data = path.read_bytes()
+    except OSError as e:
+        raise InventoryError([f"{path}: cannot read {what}: {e.strerror}"]) from None
+    try:
+        return yamlsafe.decode(data)
+    except yamlsafe.YamlProblem as e:
+        raise InventoryError([f"{path}:{e.line}: {e.message}"]) from None
+
+
+def parse_yaml(text: str, path: str, base: tuple = ()) -> Any:
+    """The YAML document in ``text``; :class:`InventoryError` naming file, line, host/group and field.
+    ``base`` is the key path the document sits at (a group_vars file's is its group's vars)."""
+    try:
+        return yamlsafe.load(text)
+    except yamlsafe.YamlProblem as e:
+        where = f"{path}:{e.line}" if e.line else path
+        inside = base + e.path
+        prefix = f"{describe(inside)}: " if inside else ""
+        raise InventoryError([f"{where}: {prefix}{e.message}"]) from None
+
+
+# -- group_vars/ and host_vars/ beside the inventory, as Ansible finds them ---------
+_VARS_EXTS = ("", ".yml", ".yaml", ".json")
+
+
+def vars_files(directory: Path, name: str) -> list[Path]:
+    """The files Ansible's host_group_vars plugin reads for ``name`` in ``directory`` (group_vars or
+    host_vars): ``name``, ``name.yml``, ``.yaml``, ``.json``, or every such file under a ``name/`` directory
+    (sorted, hidden files skipped); later files win."""
+    found: list[Path] = []
+    for ext in _VARS_EXTS:
+        p = directory / f"{name}{ext}"
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in _VARS_EXTS
+                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        elif p.is_file():
+            found.append(p)
+    return found
+
+
+class _Beside:
+    """Reads the group_vars/host_vars files for one inventory, once each, collecting problems."""
+
+    def __init__(self, root: Path | None):
+        self.root = root
+        self.listing: dict[str, set[str]] = {}
+
+    def __call__(self, kind: str, name: str, base: tuple, problems: list[str]) -> list[tuple[str, dict]]:
+        if self.root is None:
+            return []
+        d = self.root / f"{kind}_vars"
+        if kind not in self.listing:
+            self.listing[kind] = {p.split(".")[0] for p in os.listdir(d)} if d.is_dir() else set()
+        if name not in self.listing[kind]:
+            return []
+        out = []
+        for f in vars_files(d, name):
+            try:
+                data = parse_yaml(read_text(f, f"{kind}_vars file"), str(f), base)
+            except InventoryError as e:
+                problems.extend(e.problems)
+                continue
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                problems.append(f"{f}: {describe(base)}: must be a mapping of variables")
+                continue
+            out.append((str(f), data))
+        return out
 
 
 # -- loading -----------------------------------------------------------------
-def load_inventory(path: str | Path) -> Inventory:
+def load_inventory(path: str | Path, text: str | None = None) -> Inventory:
+    """The inventory at ``path`` (``text``: its would-be content) with the group_vars/ and host_vars/
+    beside it, validated."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InventoryError([f"{path}: cannot read inventory: {e.strerror}"]) from None
-    return parse_inventory(text, str(path))
+    if text is None:
+        text = read_text(path)
+    return parse_inventory(text, str(path), beside=path.parent)
 
 
-def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
+def parse_inventory(text: str, path: str = "<inventory>", beside: Path | None = None) -> Inventory:
+    """Validate inventory ``text`` (named ``path`` in messages); ``beside``: the directory whose
+    group_vars/ and host_vars/ Ansible would read with it (None: none)."""
     data = parse_yaml(text, path)
     problems: list[str] = []
+    extra = _Beside(beside)
 
-    def bad(where: str, fld: str | None, msg: str) -> None:
-        problems.append(f"{path}: {where}" + (f": field '{fld}'" if fld else "") + f": {msg}")
+    def bad(where: str, fld: str | None, msg: str, file: str = path) -> None:
+        problems.append(f"{file}: {where}" + (f": field '{fld}'" if fld else "") + f": {msg}")
+
+    def layer(values: Any, allowed: dict, where: str, file: str = path) -> dict:
+        """Checked variables of one group/host (an empty dict when they are not a mapping)."""
+        if values is None:
+            return {}
+        if not isinstance(values, dict):
+            bad(where, None, "must be a mapping of variables", file)
+            return {}
+        _check_fields(values, allowed, where, lambda w, f, m: bad(w, f, m, file))
+        return values
 
     if not isinstance(data, dict) or not isinstance(data.get("k3s_cluster"), dict):
         raise InventoryError([f"{path}: top level: field 'k3s_cluster': missing; "
                               "expected k3s_cluster: {children: {server: ..., agent: ...}, vars: ...}"])
+    for key in data:
+        if key not in ("k3s_cluster", "all"):
+            bad(f"group {key!r}", None, "unknown group (an edgeclu inventory has k3s_cluster with children "
+                "server and agent, and optionally all: vars)")
+    top = data.get("all")
+    all_vars: dict = {}
+    if isinstance(top, dict):
+        for key in top:
+            if key != "vars":
+                bad("group 'all'", str(key), "only vars: here (hosts go under k3s_cluster: children: server/agent)")
+        all_vars = layer(top.get("vars"), ALL_FIELDS, "group 'all' vars")
+    elif top is not None:
+        bad("group 'all'", None, "must be a mapping with vars:")
     cluster = data["k3s_cluster"]
     for key in cluster:
         if key not in ("children", "vars", "hosts"):
             bad("k3s_cluster", str(key), "unknown key (expected children, vars)")
     if cluster.get("hosts"):
         bad("k3s_cluster", "hosts", "put hosts under children: server or agent")
-    cvars = cluster.get("vars") or {}
-    if not isinstance(cvars, dict):
+    cluster_vars = cluster.get("vars")
+    if cluster_vars is not None and not isinstance(cluster_vars, dict):
         bad("k3s_cluster", "vars", "must be a mapping")
-        cvars = {}
-    _check_fields(cvars, {**HOST_FIELDS, **CLUSTER_FIELDS}, "cluster vars", bad)
+        cluster_vars = None
+    cluster_vars = layer(cluster_vars, ALL_FIELDS, "cluster vars")
+
+    def files(kind: str, name: str, base: tuple, allowed: dict, where: str) -> dict:
+        merged: dict = {}
+        for file, values in extra(kind, name, base, problems):
+            merged.update(layer(values, allowed, where, file))
+        return merged
+
+    gv_all = files("group", "all", ("all", "vars"), ALL_FIELDS, "group 'all' vars")
+    gv_cluster = files("group", "k3s_cluster", ("k3s_cluster", "vars"), ALL_FIELDS, "cluster vars")
+    # Ansible's precedence: the inventory file's group vars (parent groups first), then group_vars/all,
+    # group_vars/<group> (parents first), the inventory's host vars, host_vars/<host>
+    cvars = {**all_vars, **cluster_vars, **gv_all, **gv_cluster}
     if "k3s_version" not in cvars:
         bad("cluster vars", "k3s_version", "missing (pin a version like v1.31.4+k3s1)")
     if cvars.get("token_file") and cvars.get("token_env"):
@@ -304,10 +523,12 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         if group not in ROLES:
             bad(f"group {group!r}", None, "unknown group (expected server, agent)")
 
+    def host_part(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k in DEFAULTS or k in HOST_FIELDS}
+
     hosts: list[Host] = []
     seen_names: dict[str, str] = {}
     seen_addr: dict[str, str] = {}
-    base = {**DEFAULTS, **{k: v for k, v in cvars.items() if k in DEFAULTS or k in HOST_FIELDS}}
     for role in ROLES:
         group = children.get(role)
         if group is None:
@@ -320,11 +541,16 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
         for key in group:
             if key not in ("hosts", "vars"):
                 bad(f"group {role!r}", str(key), "unknown key (expected hosts, vars)")
-        gvars = group.get("vars") or {}
-        if not isinstance(gvars, dict):
+        gvars = group.get("vars")
+        if gvars is not None and not isinstance(gvars, dict):
             bad(f"group {role!r}", "vars", "must be a mapping")
-            gvars = {}
-        _check_fields(gvars, HOST_FIELDS, f"group {role!r} vars", bad)
+            gvars = None
+        gvars = layer(gvars, HOST_FIELDS, f"group {role!r} vars")
+        gv_role = files("group", role, ("k3s_cluster", "children", role, "vars"), HOST_FIELDS,
+                        f"group {role!r} vars")
+        base = {**DEFAULTS, **host_part(all_vars), **host_part(cluster_vars), **gvars,
+                **host_part(gv_all), **host_part(gv_cluster), **gv_role}
+        layers_ok = not problems  # a bad group/cluster value never reaches a host (it may be unhashable)
         ghosts = group.get("hosts") or {}
         if not isinstance(ghosts, dict):
             bad(f"group {role!r}", "hosts", "must be a mapping of hostname: vars")
@@ -346,9 +572,10 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
             seen_names[name] = role
             before = len(problems)
             _check_fields(hvars, HOST_FIELDS, where, bad)
-            if len(problems) > before:
+            hv = files("host", name, ("k3s_cluster", "children", role, "hosts", name), HOST_FIELDS, where)
+            if len(problems) > before or not layers_ok:
                 continue
-            merged = {**base, **{k: v for k, v in gvars.items()}, **hvars}
+            merged = {**base, **hvars, **hv}
             address = merged.get("ansible_host", name)
             if address in seen_addr:
                 bad(where, "ansible_host", f"duplicate address {address} (also on {seen_addr[address]!r})")
@@ -368,6 +595,10 @@ def _check_fields(values: dict, allowed: dict, where: str, bad: Callable) -> Non
     for key, value in values.items():
         check = allowed.get(key)
         if check is None:
+            if key in SSH_POLICY_VARS:
+                bad(where, key, "would replace edgeclu's ssh options and host-key checks, which an inventory "
+                    "may not change (ansible_ssh_common_args takes other options, e.g. ProxyJump)")
+                continue
             hint = _did_you_mean(str(key), allowed)
             bad(where, str(key), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
             continue
@@ -391,27 +622,3 @@ def render_inventory(servers: dict[str, dict], agents: dict[str, dict], cluster_
         children["agent"] = {"hosts": agents}
     data = {"k3s_cluster": {"children": children, "vars": cluster_vars}}
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-
-
-def edit_hosts(path: Path, add: tuple[str, str, dict] | None = None, remove: str | None = None) -> str:
-    """Add ``(name, role, vars)`` and/or remove a host, keeping everything else; returns new text.
-
-    The result is validated before it is returned, so a bad edit never reaches disk.
-    """
-    data = parse_yaml(path.read_text(), str(path))
-    children = data["k3s_cluster"].setdefault("children", {})
-    if remove:
-        for role in ROLES:
-            hosts = (children.get(role) or {}).get("hosts") or {}
-            hosts.pop(remove, None)
-    if add:
-        name, role, hvars = add
-        group = children.setdefault(role, {}) or {}
-        children[role] = group
-        group.setdefault("hosts", {})
-        if group["hosts"] is None:
-            group["hosts"] = {}
-        group["hosts"][name] = hvars
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    parse_inventory(text, str(path))
-    return text

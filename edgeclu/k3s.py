@@ -116,6 +116,18 @@ def disabled_addons(ingress: str = "traefik", loadbalancer: str = "servicelb",
     return off
 
 
+# config.yaml keys edgeclu sets itself: the tokens (also as files), the join URL (also as k3s's short flag
+# ``-s``; ``-t`` is the token's), cluster-init. k3s reads every config key as the flag of that name,
+# aliases included (``t: x`` is ``-t x``), and ``key+`` appends to it. See ``k3s server --help``.
+RESERVED_CONFIG_KEYS = frozenset({"token", "token-file", "t", "agent-token", "agent-token-file", "server", "s",
+                                  "server-url", "cluster-init"})
+
+
+def reserved_config_key(key: Any) -> bool:
+    """True for a ``k3s_extra_config`` key that would set what edgeclu manages (pure)."""
+    return isinstance(key, str) and key.rstrip("+") in RESERVED_CONFIG_KEYS
+
+
 def _unique(items: Iterable[str]) -> list[str]:
     seen: list[str] = []
     for item in items:
@@ -147,7 +159,7 @@ def node_config(role: str, *, token: str, node_name: str, node_ip: str | None = 
     if role == "agent" and (cluster_init or tls_san or disable or local_storage_path):
         raise ValueError("cluster_init, tls_san, disable and local_storage_path are server settings")
     extra = dict(extra or {})
-    reserved = sorted({"token", "server", "cluster-init", "agent-token"} & set(extra))
+    reserved = sorted(k for k in extra if reserved_config_key(k))
     if reserved:
         raise ValueError(f"k3s_extra_config may not set {', '.join(reserved)} (edgeclu manages them)")
 

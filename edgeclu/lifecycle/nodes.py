@@ -22,8 +22,8 @@ from pathlib import Path
 from edgeclu import discovery
 from edgeclu.converge import Outcome, converge
 from edgeclu.errors import EdgecluError, RemoteError
-from edgeclu.inventory import ROLES, Inventory, edit_hosts, parse_inventory
-from edgeclu.lifecycle.invfile import write_inventory
+from edgeclu.inventory import ROLES, Inventory, load_inventory
+from edgeclu.lifecycle.invfile import edit_hosts, write_inventory
 from edgeclu.lifecycle.kubectl import Drain, connect_api
 from edgeclu.lifecycle.plan import QuorumCheck, check_leftover_node, check_member_removal
 from edgeclu.lock import ClusterLock
@@ -109,9 +109,8 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
             f"{inv.servers[0].name} is this cluster's only server, so it runs k3s with SQLite, which other "
             "servers cannot join. `edgeclu add` changes only the new node; to get more servers, add them to "
             "the inventory and run `edgeclu up` (it restarts the first server with cluster-init)")
-    text = edit_hosts(inv.path, add=(name, role, new_host_vars(address, user=user, port=port, key_file=key_file,
-                                                                 cluster_vars=v)))
-    new_inv = parse_inventory(text, str(inv.path))
+    entry = (name, role, new_host_vars(address, user=user, port=port, key_file=key_file, cluster_vars=v))
+    new_inv = load_inventory(inv.path, text=edit_hosts(inv.path, add=entry))
     pre = run_preflight(new_inv, known_hosts=known_hosts, accept_new=accept_new, hosts=[new_inv.host(name)],
                         report=report)
     for p in pre.problems:
@@ -124,7 +123,7 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
         with ClusterLock(lock_remote, "add", report=report):
             _clear_leftover(inv, new_inv.host(name), known_hosts=known_hosts, accept_new=accept_new, report=report)
             old_text = inv.path.read_text()
-            backup = write_inventory(inv.path, text)
+            backup = write_inventory(inv.path, edit_hosts(inv.path, add=entry))  # the file as it is now, locked
             report(f"{name} ({role}, {address}) added to {inv.path} (previous version: {backup})")
             try:
                 outcome: Outcome = converge(new_inv, known_hosts=known_hosts, accept_new=accept_new,

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeclu.errors import InventoryError
-from edgeclu.inventory import edit_hosts, load_inventory, parse_inventory, render_inventory
+from edgeclu.inventory import load_inventory, parse_inventory, render_inventory
+from edgeclu.lifecycle.invfile import edit_hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,10 +89,10 @@ BAD = [
     (_with("children.agent.hosts.a1=[1, 2]"), "inv.yml: host 'a1': host vars must be a mapping"),
     (_with("children.workers={hosts: {}}"), "inv.yml: group 'workers': unknown group"),
     (_with("children.agent.vars={ansible_user: 7}"),
-     "inv.yml: group 'agent' vars: field 'ansible_user': must be a non-empty string"),
+     "inv.yml: group 'agent' vars: field 'ansible_user': 7 is not a user name"),
     ("k3s_cluster:\n  children:\n    server:\n      hosts:\n        s1: {}\n        s1: {}\n",
-     "inv.yml:6: invalid YAML: duplicate key 's1' (first on line 5)"),
-    ("k3s_cluster: [unclosed", "inv.yml:1: invalid YAML"),
+     "inv.yml:6: group 'server': duplicate key 's1' (first on line 5)"),
+    ("k3s_cluster: [unclosed", "inv.yml:2: invalid YAML"),
 ]
 
 

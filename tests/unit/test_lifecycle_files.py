@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import os
 import stat
+import time
 
 import pytest
 import yaml
@@ -42,10 +43,13 @@ def test_write_inventory_is_atomic_keeps_mode_and_a_backup(tmp_path):
     before = p.read_text()
     text = set_cluster_var(p, "k3s_version", "v1.31.5+k3s1")
     assert p.read_text() == before  # not written yet
-    backup = write_inventory(p, text)
-    assert backup == tmp_path / "inventory.yml.bak" and backup.read_text() == before
+    backup = write_inventory(p, text, now=0)
+    assert backup.name == "inventory.yml.bak-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(0))
+    assert backup.read_text() == before
     assert load_inventory(p).k3s_version == "v1.31.5+k3s1" and _mode(p) == 0o640 and _mode(backup) == 0o640
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["inventory.yml", "inventory.yml.bak"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["inventory.yml", backup.name]
+    assert write_inventory(p, text, now=0).name == backup.name + ".1"  # two edits in one second: both kept
+    (tmp_path / (backup.name + ".1")).unlink()
     assert write_inventory(p, before, backup=False) is None and backup.read_text() == before
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edgeclu import stamp
-from edgeclu.inventory import load_inventory
+from edgeclu.errors import InventoryError
+from edgeclu.inventory import load_inventory, parse_inventory
 
 INV = """
 k3s_cluster:
@@ -52,7 +53,7 @@ def test_inputs_digest_changes_with_every_input_and_only_then(setup, monkeypatch
 
     changes = [
         lambda: inv_path.write_text(inv_path.read_text().replace("v1.31.4", "v1.31.5")),  # the inventory
-        lambda: (tmp_path / "host_vars").mkdir() or (tmp_path / "host_vars" / "a1.yml").write_text("x: 1\n"),
+        lambda: (tmp_path / "host_vars").mkdir() or (tmp_path / "host_vars" / "a1.yml").write_text("node_labels: [a=b]\n"),
         lambda: (tmp_path / "token").write_text("other\n"),  # the token
         lambda: (tree / "roles" / "x.yml").write_text("- debug: msg=y\n"),  # edgeclu's playbooks
         lambda: (tree / "roles" / "new.yml").write_text(""),
@@ -107,10 +108,14 @@ def test_custom_paths_turn_the_stamp_off(tmp_path):
     path = tmp_path / "inventory.yml"
     path.write_text(INV.replace("TOKEN", "t"))
     (tmp_path / "host_vars").mkdir()
-    (tmp_path / "host_vars" / "a1.yml").write_text("node_labels: [a]\n")
+    (tmp_path / "host_vars" / "a1.yml").write_text("node_labels: [a=b]\n")
     assert stamp.blockers(load_inventory(path)) == []
     (tmp_path / "host_vars" / "a2.yml").write_text("k3s_install_dir: /opt/bin\n")
-    assert stamp.blockers(load_inventory(path)) == ["k3s_install_dir is set (the stamp looks at the default paths)"]
+    assert stamp.blockers(parse_inventory(path.read_text(), str(path))) == [
+        "k3s_install_dir is set (the stamp looks at the default paths)"]
+    # and edgeclu itself refuses such a file: group_vars/host_vars follow the inventory's rules
+    with pytest.raises(InventoryError, match=r"host_vars/a2.yml: host 'a2': field 'k3s_install_dir': unknown key"):
+        load_inventory(path)
 
 
 def test_fingerprint_covers_what_the_roles_write():
