@@ -76,6 +76,8 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
     """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``).
     ``fast``: skip the playbook when the converged stamps say nothing can have changed (``up``).
     A run over every node (no ``limit``) stamps the nodes that converged."""
+    if merge_kubeconfig and not dry_run:
+        kc.check(inv, kubeconfig)  # a kubeconfig it could not merge into stops it before any change
     if preflight:
         run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
     first = inv.servers[0]

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from edgeclu import userfile, yamlsafe
 from edgeclu.errors import EdgecluError
 from edgeclu.k3s import api_url
 
@@ -31,23 +30,28 @@ K3S_YAML = "/etc/rancher/k3s/k3s.yaml"
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 
 
+class KubeconfigError(EdgecluError):
+    """A kubeconfig edgeclu cannot use: bad input, exit 2 like a bad inventory."""
+
+    exit_code = 2
+
+
 def parse(text: str, source: str) -> dict[str, Any]:
     """A kubeconfig document; ``source`` names it in errors (never the content)."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise EdgecluError(f"{source}: not a valid kubeconfig: invalid YAML{where}") from None
+        doc = yamlsafe.load(text)
+    except yamlsafe.YamlProblem as e:  # the problem's own words may quote a value: a key, say
+        where = f" (line {e.line})" if e.line else ""
+        raise KubeconfigError(f"{source}: not a valid kubeconfig: invalid YAML{where}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict) or doc.get("kind", "Config") != "Config":
-        raise EdgecluError(f"{source}: not a kubeconfig (expected kind: Config)")
+        raise KubeconfigError(f"{source}: not a kubeconfig (expected kind: Config)")
     for key, _ in _SECTIONS:
         entries = doc.get(key)
         if entries is not None and not (isinstance(entries, list)
                                         and all(isinstance(e, dict) and "name" in e for e in entries)):
-            raise EdgecluError(f"{source}: not a valid kubeconfig: '{key}' must be a list of named entries")
+            raise KubeconfigError(f"{source}: not a valid kubeconfig: '{key}' must be a list of named entries")
     return doc
 
 
@@ -112,15 +116,30 @@ class Installed:
     context: str
 
 
+def read(path: Path) -> dict[str, Any] | None:
+    """The kubeconfig at ``path`` (through a symlink), or None when there is none; one line when it is
+    not UTF-8 or not a kubeconfig."""
+    if not path.exists():
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise KubeconfigError(f"{path}: cannot read the kubeconfig: {e.strerror}") from None
+    try:
+        text = yamlsafe.decode(data)
+    except yamlsafe.YamlProblem as e:
+        raise KubeconfigError(f"{path}: not a valid kubeconfig: {e.message} (line {e.line})") from None
+    return parse(text, str(path))
+
+
 def install(new: Mapping[str, Any], *, path: Path | None = None, now: float | None = None) -> Installed:
     """Merge ``new`` (from :func:`rewrite`) into the kubeconfig at ``path`` (default:
     :func:`target_path`). Unchanged content is not rewritten; otherwise the old file is copied to
-    ``<file>.bak-YYYYmmdd-HHMMSS`` (0600) and the new one replaces it atomically, mode 0600.
+    ``<file>.bak-YYYYmmdd-HHMMSS`` (0600) and the new one replaces it atomically, mode 0600. A
+    symlink stays a symlink: its target is what gets replaced.
     """
     path = path or target_path()
-    existing = None
-    if path.exists():
-        existing = parse(path.read_text(), str(path))
+    existing = read(path)
     merged = merge(existing, new)
     context = merged["current-context"]
     if existing is not None and merged == existing:
@@ -129,34 +148,9 @@ def install(new: Mapping[str, Any], *, path: Path | None = None, now: float | No
             return Installed(path, None, True, context)
         return Installed(path, None, False, context)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    backup = None
-    if existing is not None:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-        backup = _free(path.with_name(f"{path.name}.bak-{stamp}"))
-        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as dst, path.open("rb") as src:
-            shutil.copyfileobj(src, dst)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dump(merged))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    path.chmod(0o600)
+    backup = userfile.backup(path, mode=0o600, now=now) if existing is not None else None
+    userfile.replace(path, dump(merged), mode=0o600)
     return Installed(path, backup, True, context)
-
-
-def _free(candidate: Path) -> Path:
-    """``candidate``, or ``candidate.1``, ``.2``… if two installs land in the same second."""
-    n, p = 0, candidate
-    while p.exists():
-        n += 1
-        p = candidate.with_name(f"{candidate.name}.{n}")
-    return p
 
 
 def fetch(remote, *, local_dir: Path | None = None) -> dict[str, Any]:
@@ -167,14 +161,24 @@ def fetch(remote, *, local_dir: Path | None = None) -> dict[str, Any]:
         return parse(dst.read_text(), f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
 
 
+def path_for(inventory, env: Mapping[str, str] | None = None) -> Path:
+    """Where ``up`` merges the kubeconfig: the inventory's ``kubeconfig``, else :func:`target_path`."""
+    v = inventory.vars
+    return Path(v["kubeconfig"]).expanduser() if v.get("kubeconfig") else target_path(env)
+
+
+def check(inventory, path: Path | None = None) -> None:
+    """Refuse, before anything changes, a kubeconfig that ``up`` could not merge into (exit 2)."""
+    read(path or path_for(inventory))
+
+
 def install_from_server(inventory, remote, *, path: Path | None = None,
                         env: Mapping[str, str] | None = None) -> Installed:
     """The whole step for ``edgeclu up``: fetch k3s.yaml from ``remote`` (a server), point it at the
     inventory's API endpoint, name it ``cluster_name``, and merge it into ``path``, else the inventory's
     ``kubeconfig`` path if set, else ``$KUBECONFIG`` / ``~/.kube/config``."""
     v = inventory.vars
-    if path is None:
-        path = Path(v["kubeconfig"]).expanduser() if v.get("kubeconfig") else target_path(env)
+    path = path or path_for(inventory, env)
     new = rewrite(fetch(remote), name=v["cluster_name"], server=api_url(inventory.api_endpoint, v["api_port"]),
                   source=f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
     return install(new, path=path)

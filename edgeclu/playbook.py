@@ -90,6 +90,14 @@ def ssh_args(known_hosts: Path, accept_new: bool = False) -> str:
     ])
 
 
+def ssh_policy_vars(known_hosts: Path, accept_new: bool = False) -> dict:
+    """edgeclu's ssh policy as Ansible variables, passed as extra-vars: the highest precedence, so no
+    inventory, group_vars or host_vars file can replace the options or switch host-key checks off.
+    OpenSSH takes the first value of an option and Ansible puts ``ansible_ssh_args`` first."""
+    return {"ansible_ssh_args": ssh_args(known_hosts, accept_new), "ansible_ssh_extra_args": "",
+            "ansible_host_key_checking": True, "ansible_ssh_host_key_checking": True}
+
+
 def event_to_task_event(event: dict) -> TaskEvent | None:
     """Reduce one ansible-runner event to what progress and results need (pure)."""
     name = event.get("event", "")
@@ -200,7 +208,7 @@ def run_playbook(
             project_dir=str(project),
             playbook=playbook,
             inventory=str(Path(inventory).resolve()),
-            extravars=extravars or {},
+            extravars={**(extravars or {}), **ssh_policy_vars(known_hosts, accept_new)},
             limit=limit,
             forks=forks or 10,
             cmdline=" ".join(cmdline) or None,

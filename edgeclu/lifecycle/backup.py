@@ -223,8 +223,46 @@ def list_backups(root: Path) -> list[Backup]:
     return sorted(found, key=lambda b: (b.meta.get("created", ""), b.name))
 
 
+REQUIRED_FILES = ("token",)  # with data_file; node-passwords.json is listed when present
+
+
+def _plain_name(name) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+def backup_problem(path: Path, meta) -> str | None:
+    """Why the backup in ``path`` cannot be trusted, or None: ``meta.json`` lists a sha256 for every file
+    in the directory and each matches, every name (``data_file`` too) is a plain file name inside it, and
+    the files restore needs are there. A regular file each, never a link out of the directory."""
+    if not isinstance(meta, dict):
+        return "meta.json is not a JSON object"
+    digests = meta.get("sha256")
+    if not isinstance(digests, dict) or not digests:
+        return "meta.json lists no sha256 digests"
+    if meta.get("datastore") not in ("etcd", "sqlite"):
+        return f"meta.json: datastore {meta.get('datastore')!r} is not etcd or sqlite"
+    data_file = meta.get("data_file")
+    for name in [*digests, data_file]:
+        if not _plain_name(name):
+            return f"meta.json names {name!r}, which is not a file name inside the backup directory"
+    for name in [data_file, *REQUIRED_FILES]:
+        if name not in digests:
+            return f"{name} is not listed in meta.json"
+    present = {p.name for p in path.iterdir()} - {"meta.json"}
+    unlisted = sorted(present - set(digests))
+    if unlisted:
+        return f"{', '.join(unlisted)} not listed in meta.json"
+    for name, digest in digests.items():
+        f = path / name
+        if f.is_symlink() or not f.is_file():
+            return f"{name} is missing or not a regular file"
+        if sha256_file(f) != digest:
+            return f"{name} does not match its sha256 in meta.json"
+    return None
+
+
 def load_backup(ref: str, root: Path) -> Backup:
-    """A backup by name (under ``root``) or by path, with every file checked against meta.json."""
+    """A backup by name (under ``root``) or by path, checked whole (:func:`backup_problem`)."""
     path = Path(ref).expanduser()
     if not (path / "meta.json").exists():
         path = root / ref
@@ -233,10 +271,7 @@ def load_backup(ref: str, root: Path) -> Backup:
     except (OSError, ValueError):
         names = ", ".join(b.name for b in list_backups(root)) or "none"
         raise EdgecluError(f"no backup {ref!r} (in {root}: {names})") from None
-    for name, digest in meta.get("sha256", {}).items():
-        f = path / name
-        if name != "meta.json" and (not f.exists() or sha256_file(f) != digest):
-            raise EdgecluError(f"backup {path.name}: {name} is missing or does not match its sha256 in meta.json; "
-                               "refusing to restore it")
+    problem = backup_problem(path, meta)
+    if problem:
+        raise EdgecluError(f"backup {path.name}: {problem}; refusing to restore it")
     return Backup(path, meta)
-

@@ -110,7 +110,7 @@ def test_list_and_load_backups_checks_every_file(tmp_path):
     assert _mode(root / "home-2") == 0o700 and {_mode(p) for p in (root / "home-2").iterdir()} == {0o600}
 
     (root / "home-2" / "snap").write_text("tampered")
-    with pytest.raises(EdgecluError, match="snap is missing or does not match its sha256"):
+    with pytest.raises(EdgecluError, match="snap does not match its sha256 in meta.json; refusing"):
         bk.load_backup("home-2", root)
     with pytest.raises(EdgecluError, match=r"no backup 'nope' \(in .*: home-1, home-2\)"):
         bk.load_backup("nope", root)
