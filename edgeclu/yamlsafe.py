@@ -45,6 +45,8 @@ _SCALAR_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool"
 _MAP_TAGS = {None, "!", "tag:yaml.org,2002:map"}
 _SEQ_TAGS = {None, "!", "tag:yaml.org,2002:seq"}
 _resolver = yaml.resolver.Resolver()
+_RESOLVE_FIRST = frozenset(k for k in _resolver.yaml_implicit_resolvers if k)  # a plain scalar's first
+# character decides whether it can be anything but a string (YAML 1.1's implicit resolvers)
 _constructor = SafeConstructor()
 
 
@@ -67,20 +69,24 @@ class _Frame:
 
 
 def decode(data: bytes) -> str:
-    """``data`` as text; a :class:`YamlProblem` naming the line of the first byte that is not UTF-8."""
+    """``data`` as text; a :class:`YamlProblem` naming the line (and key path) of the first byte that is
+    not UTF-8."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise YamlProblem(f"not UTF-8 text (byte 0x{data[e.start]:02x})", line) from None
+        start = data.rfind(b"\n", 0, e.start) + 1
+        column = len(data[start: e.start].decode("utf-8", "replace"))
+        where = path_at(data.decode("utf-8", "replace"), line, column)
+        raise YamlProblem(f"not UTF-8 text (byte 0x{data[e.start]:02x})", line, where) from None
 
 
 def _scalar(ev: ScalarEvent) -> tuple[Any, bool]:
     """(value, is_merge_key) for one scalar event, as SafeLoader would construct it."""
     tag = ev.tag
     if tag is None or tag == "!":
-        if tag == "!" or not ev.implicit[0]:  # quoted, or a non-specific "!": a string
-            return ev.value, False
+        if tag == "!" or not ev.implicit[0] or (ev.value and ev.value[0] not in _RESOLVE_FIRST):
+            return ev.value, False  # quoted, a non-specific "!", or plain text that can only be a string
         tag = _resolver.resolve(ScalarNode, ev.value, (True, False))
         if tag == _STR:
             return ev.value, False
@@ -108,13 +114,32 @@ def _path(stack: list[_Frame]) -> tuple:
     return tuple(out)
 
 
-def load(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> Any:
+def path_at(text: str, line: int, column: int) -> tuple:
+    """The key path of the last value that starts at or before ``line``:``column`` (1-based line,
+    0-based column) of ``text``, as far as it can be read: names the host and field of a byte that is
+    not UTF-8 (``text`` then has U+FFFD in its place)."""
+    try:
+        load(text, _stop=(line - 1, column))
+    except _Found as f:
+        return f.path
+    except YamlProblem as e:
+        return e.path
+    return ()
+
+
+class _Found(Exception):
+    def __init__(self, path: tuple):
+        self.path = path
+
+
+def load(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES, _stop: tuple | None = None) -> Any:
     """The one document in ``text`` (``None`` if empty); :class:`YamlProblem` when it is refused."""
     stack: list[_Frame] = []
     anchors: dict[str, tuple[Any, int]] = {}
     total = 0
     root: Any = None
     documents = 0
+    last: tuple = ()
 
     def add(value: Any, size: int, line: int, merge: bool = False) -> None:
         nonlocal root
@@ -148,9 +173,16 @@ def load(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES)
             top.value[top.key] = value
         top.key, top.has_key = None, False
 
+    parser = _Parser(text)
     try:
-        for ev in yaml.parse(text, Loader=_Parser):
+        while parser.check_event():
+            ev = parser.get_event()
             cls = ev.__class__
+            if _stop is not None:
+                if (ev.start_mark.line, ev.start_mark.column) > _stop:
+                    raise _Found(last)
+                if cls is ScalarEvent and stack:
+                    last = _path(stack) + ((ev.value,) if stack[-1].is_map and not stack[-1].has_key else ())
             if cls is ScalarEvent:
                 value, merge = _scalar(ev)
                 total += 1
@@ -201,10 +233,16 @@ def load(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES)
                     raise YamlProblem("more than one YAML document (---)", ev.start_mark.line + 1)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise YamlProblem(f"invalid YAML: {e.problem or e.context}", mark.line + 1 if mark else 0) from None
+        raise YamlProblem(f"invalid YAML: {e.problem or e.context}", mark.line + 1 if mark else 0,
+                          _path(stack)) from None
     except yaml.reader.ReaderError as e:
         line = text[: e.position].count("\n") + 1 if isinstance(e.position, int) else 0
-        raise YamlProblem(f"invalid YAML: {e.reason}", line) from None
+        raise YamlProblem(f"invalid YAML: {e.reason}", line, _path(stack)) from None
     except yaml.YAMLError as e:
-        raise YamlProblem(f"invalid YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise YamlProblem(f"invalid YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}", 0,
+                          _path(stack)) from None
+    finally:
+        parser.dispose()
+    if _stop is not None:
+        raise _Found(last)
     return root
