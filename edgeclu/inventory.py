@@ -347,7 +347,8 @@ class Inventory:
 # -- YAML: bounded, one line per problem ---------------------------------------
 def describe(path: tuple) -> str:
     """Where a key path points in an inventory, as messages name it ("host 'a1': field 'x'")."""
-    p = [str(k) for k in path]
+    ints = [i for i, k in enumerate(path) if not isinstance(k, str)]
+    p = list(path[: ints[0]] if ints else path)  # a list item is named by the field that holds the list
     if p[:1] == ["all"]:
         if p[1:2] == ["vars"] and len(p) > 2:
             return f"group 'all' vars: field {p[2]!r}"

@@ -92,7 +92,7 @@ BAD = [
      "inv.yml: group 'agent' vars: field 'ansible_user': 7 is not a user name"),
     ("k3s_cluster:\n  children:\n    server:\n      hosts:\n        s1: {}\n        s1: {}\n",
      "inv.yml:6: group 'server': duplicate key 's1' (first on line 5)"),
-    ("k3s_cluster: [unclosed", "inv.yml:2: invalid YAML"),
+    ("k3s_cluster: [unclosed", "inv.yml:2: k3s_cluster: invalid YAML"),
 ]
 
 
