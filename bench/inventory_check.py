@@ -32,30 +32,34 @@ BOMB = ("{ansible_host: 10.254.0.1, k3s_extra_config: {a: &a [x, x, x, x, x, x, 
         " e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d], f: [*e, *e, *e, *e, *e, *e, *e, *e, *e]}}")
 
 
-def measure(path: Path) -> tuple[int, str, float, float, float]:
-    """(exit code, stderr's first line, wall s, CPU s, peak RSS MB) of `edgeclu inventory check path`."""
+def measure(path: Path) -> dict:
+    """Exit code, stdout, stderr, wall s, CPU s and peak RSS MB of `edgeclu inventory check path`."""
     t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-m", "edgeclu", "inventory", "check", str(path)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - t0
-    return (p.returncode, (err.splitlines() or [""])[0], wall, usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024)
+    with tempfile.TemporaryFile("w+") as out:
+        p = subprocess.Popen([sys.executable, "-m", "edgeclu", "inventory", "check", str(path)],
+                             stdout=out, stderr=subprocess.PIPE, text=True)
+        err = p.stderr.read()
+        p.stderr.close()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        stdout = out.read()
+    return {"code": p.returncode, "stdout": stdout, "stderr": err, "wall": time.monotonic() - t0,
+            "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
 
 
 def main() -> None:
     hosts = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     with tempfile.TemporaryDirectory() as tmp:
-        for label, text in [("valid", inventory(hosts)),
-                            ("bad last host", inventory(hosts, '{ansible_host: 10.254.0.1, ansible_user: "pi; reboot"}')),
+        bad_user = '{ansible_host: 10.254.0.1, ansible_user: "pi; reboot"}'
+        for label, text in [("valid", inventory(hosts)), ("bad last host", inventory(hosts, bad_user)),
                             ("alias bomb", inventory(hosts, BOMB))]:
             path = Path(tmp) / "inventory.yml"
             path.write_text(text)
-            code, line, wall, cpu, rss = measure(path)
-            print(f"{label:14} {hosts + 1} hosts, {len(text) / 1e6:.1f} MB: exit {code}, wall {wall:.2f} s, "
-                  f"CPU {cpu:.2f} s, peak RSS {rss:.0f} MB | {line[:100]}")
+            m = measure(path)
+            line = (m["stderr"].splitlines() or [""])[0]
+            print(f"{label:14} {hosts + 1} hosts, {len(text) / 1e6:.1f} MB: exit {m['code']}, wall {m['wall']:.2f} s, "
+                  f"CPU {m['cpu']:.2f} s, peak RSS {m['rss_mb']:.0f} MB | {line[:100]}")
 
 
 if __name__ == "__main__":

@@ -350,17 +350,17 @@ def describe(path: tuple) -> str:
     ints = [i for i, k in enumerate(path) if not isinstance(k, str)]
     p = list(path[: ints[0]] if ints else path)  # a list item is named by the field that holds the list
     if p[:1] == ["all"]:
-        if p[1:2] == ["vars"] and len(p) > 2:
-            return f"group 'all' vars: field {p[2]!r}"
+        if p[1:2] == ["vars"]:
+            return "group 'all' vars" + (f": field {p[2]!r}" if len(p) > 2 else "")
         return "group 'all'"
     if p[:1] != ["k3s_cluster"]:
         return "top level" + (f": field {p[0]!r}" if p else "")
-    if p[1:2] == ["vars"] and len(p) > 2:
-        return f"cluster vars: field {p[2]!r}"
+    if p[1:2] == ["vars"]:
+        return "cluster vars" + (f": field {p[2]!r}" if len(p) > 2 else "")
     if p[1:2] == ["children"] and len(p) > 2:
         group = p[2]
-        if p[3:4] == ["vars"] and len(p) > 4:
-            return f"group {group!r} vars: field {p[4]!r}"
+        if p[3:4] == ["vars"]:
+            return f"group {group!r} vars" + (f": field {p[4]!r}" if len(p) > 4 else "")
         if p[3:4] == ["hosts"] and len(p) > 4:
             return f"host {p[4]!r}" + (f": field {p[5]!r}" if len(p) > 5 else "")
         return f"group {group!r}"

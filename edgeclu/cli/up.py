@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from edgeclu import kubeconfig as kc
 from edgeclu import phases as ph
 from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
@@ -46,6 +47,8 @@ def up(
     converge), 2 bad inventory, 4 another run holds the cluster lock.
     """
     inv = load_inventory(inventory)
+    if merge_kubeconfig and not dry_run:
+        kc.check(inv, kubeconfig)  # bad input is one line, before any progress
     kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
     board = ph.Board(ph.UP_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
     title = "edgeclu up --dry-run" if dry_run else "edgeclu up"
