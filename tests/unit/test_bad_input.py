@@ -22,7 +22,7 @@ k3s_cluster:
     agent:
       hosts:
         pi-2:
-          ansible_host: 192.0.2.2
+{address}
 {host}
       vars:
         ansible_user: pi
@@ -53,9 +53,9 @@ def _host(*lines: str) -> dict:
 CASES = [
     ("non-utf8-inventory", {"host": b'          ansible_user: "p\xffi"'},
      ["{inv}:10: host 'pi-2': field 'ansible_user': not UTF-8 text (byte 0xff)"]),
-    ("list-for-ansible_host-in-group-vars", {"agent": "        ansible_host: [192.0.2.7, 192.0.2.8]"},
+    ("list-for-ansible_host-in-group-vars", {"agent": "        ansible_host: [192.0.2.7, 192.0.2.8]", "address": ""},
      ["{inv}: group 'agent' vars: field 'ansible_host': must be an IP address or DNS name (a string)"]),
-    ("list-for-ansible_host-in-cluster-vars", {"cluster": "    ansible_host: [192.0.2.7]"},
+    ("list-for-ansible_host-in-cluster-vars", {"cluster": "    ansible_host: [192.0.2.7]", "address": ""},
      ["{inv}: cluster vars: field 'ansible_host': must be an IP address or DNS name (a string)"]),
     ("deeply-nested", _host("k3s_extra_config: {kubelet-arg: " + "[" * 40 + "]" * 40 + "}"),
      ["{inv}:10: host 'pi-2': field 'k3s_extra_config': nested deeper than 32 levels"]),
@@ -143,6 +143,7 @@ CASES = [
 
 def _write(tmp_path, spec: dict):
     slots = {k: spec.get(k, "") for k in ("host", "agent", "cluster", "top")}
+    slots["address"] = spec.get("address", "          ansible_host: 192.0.2.2")
     raw = {k: v for k, v in slots.items() if isinstance(v, bytes)}
     text = TEMPLATE.format(**{k: ("\0" + k if k in raw else v) for k, v in slots.items()}).encode()
     for k, v in raw.items():
