@@ -27,11 +27,12 @@ from edgeclu.inventory import load_inventory, parse_yaml, read_text
 def _load(path: Path) -> tuple[Any, YAML]:
     text = read_text(path)
     parse_yaml(text, str(path))  # bounded first: no alias bomb or deep nesting reaches ruamel
-    data, indent, seq_indent = load_yaml_guess_indent(text)
+    _, indent, seq_indent = load_yaml_guess_indent(text)
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 1 << 16  # never re-wrap a user's long line
     y.indent(mapping=indent or 2, sequence=indent or 2, offset=seq_indent or 0)
+    data = y.load(text)
     if not isinstance(data, CommentedMap) or not isinstance(data.get("k3s_cluster"), dict):
         raise InventoryError([f"{path}: top level: field 'k3s_cluster': missing"])
     _keep_anchors(data)
