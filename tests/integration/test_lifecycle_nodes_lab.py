@@ -16,6 +16,7 @@ import time
 import pytest
 
 from tests.integration.lifecycle_util import (
+    COMMENT,
     edgeclu,
     inventory_hosts,
     kube_nodes,
@@ -89,7 +90,7 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     # a machine that does not answer is refused by preflight, before anything is written
     ghost = edgeclu(tmp_path, "add", "10.77.0.99", "--name", "ghost", "-i", str(inv))
     assert ghost.returncode == 1 and "preflight failed on ghost; nothing was changed" in ghost.stderr
-    assert inv.read_text() == text and not (tmp_path / "inventory.yml.bak").exists()
+    assert inv.read_text() == text and not list(tmp_path.glob("inventory.yml.bak-*"))
 
     # node3: a fresh machine that announces itself the way Raspberry Pi OS does (avahi, _ssh._tcp)
     lab.exec("node3", "cp /usr/share/doc/avahi-daemon/examples/ssh.service /etc/avahi/services/ && "
@@ -103,7 +104,7 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     assert json.loads(add.stdout)["node"]["status"] == "changed"
     assert "kubectl --context " in add.stderr.split("next")[-1]
     assert inventory_hosts(inv) == {"server": ["node1"], "agent": ["node2", "node3"]}
-    assert (tmp_path / "inventory.yml.bak").exists()
+    assert list(tmp_path.glob("inventory.yml.bak-*")) and inv.read_text().startswith(COMMENT)
     nodes = kube_nodes(lab)
     assert set(nodes) == {"node1", "node2", "node3"} and nodes["node3"]["ready"]
     assert lab.exec("node3", "systemctl is-active k3s-agent edgeclu-agent").split() == ["active", "active"]
@@ -137,6 +138,7 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     assert "node3" not in pods.values() and pods["default/db-0"] in ("node1", "node2")
     assert "kube-system/svclb-x" not in pods  # the DaemonSet pod went with node3
     assert inventory_hosts(inv) == {"server": ["node1"], "agent": ["node2"]}
+    assert inv.read_text().startswith(COMMENT)
     assert _present(lab, "node3") == []
     assert lab.exec("node3", "systemctl list-units --all --no-legend 'k3s*' 'edgeclu*'").strip() == ""
     assert {n: service_marks(lab, n)["files"] for n in ("node1", "node2")} == {

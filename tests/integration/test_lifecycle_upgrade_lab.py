@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.integration.lifecycle_util import edgeclu, kube_nodes, ok, wait_for, write_inventory
+from tests.integration.lifecycle_util import COMMENT, edgeclu, kube_nodes, ok, wait_for, write_inventory
 from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401
 
 pytestmark = pytest.mark.lab
@@ -91,7 +91,8 @@ def test_rolling_upgrade_order_stop_at_a_broken_node_and_resume(fresh_lab, k3s_m
     assert all(v["ready"] and not v["cordoned"] for v in nodes.values())
     assert {n: _binary(lab, n) for n in SERVERS + AGENTS} == dict.fromkeys(SERVERS + AGENTS, V2)
     assert f"k3s_version: {V2}" in inv.read_text()
-    assert f"k3s_version: {V1}" in (tmp_path / "inventory.yml.bak").read_text()
+    (backup,) = tmp_path.glob("inventory.yml.bak-*")  # timestamped, one per edit
+    assert f"k3s_version: {V1}" in backup.read_text() and inv.read_text().startswith(COMMENT)
     assert json.loads(second.stdout)["upgraded"] == ["node5"]
 
     # nothing left to do

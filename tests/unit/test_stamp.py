@@ -53,7 +53,7 @@ def test_inputs_digest_changes_with_every_input_and_only_then(setup, monkeypatch
 
     changes = [
         lambda: inv_path.write_text(inv_path.read_text().replace("v1.31.4", "v1.31.5")),  # the inventory
-        lambda: (tmp_path / "host_vars").mkdir() or (tmp_path / "host_vars" / "a1.yml").write_text("node_labels: [a=b]\n"),
+        lambda: (tmp_path / "host_vars").mkdir() or (tmp_path / "host_vars" / "a1.yml").write_text("node_iface: e1\n"),
         lambda: (tmp_path / "token").write_text("other\n"),  # the token
         lambda: (tree / "roles" / "x.yml").write_text("- debug: msg=y\n"),  # edgeclu's playbooks
         lambda: (tree / "roles" / "new.yml").write_text(""),
