@@ -198,7 +198,7 @@ class SSHRemote:
             conn.get(remote, str(local))
             return
         tmp = self.run("mktemp").stdout.strip()
-        self.run(f"cat {shlex.quote(remote)} > {shlex.quote(tmp)} && chown {self.user} {shlex.quote(tmp)}",
+        self.run(f"cat {shlex.quote(remote)} > {shlex.quote(tmp)} && chown {shlex.quote(self.user)} {shlex.quote(tmp)}",
                  sudo=True)
         try:
             conn.get(tmp, str(local))
