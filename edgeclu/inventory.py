@@ -83,10 +83,6 @@ def _str_list(v: Any) -> str | None:
     return None if ok else "must be a list of strings"
 
 
-def _mapping(v: Any) -> str | None:
-    return None if isinstance(v, dict) else "must be a mapping"
-
-
 def _choice(*options: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if v in options else f"{v!r} is not one of: {', '.join(options)}"
