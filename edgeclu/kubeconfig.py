@@ -158,7 +158,10 @@ def fetch(remote, *, local_dir: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=local_dir) as tmp:
         dst = Path(tmp) / "k3s.yaml"
         remote.get(K3S_YAML, dst, sudo=True)
-        return parse(dst.read_text(), f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
+        try:
+            return parse(dst.read_text(errors="replace"), f"{getattr(remote, 'name', 'server')}:{K3S_YAML}")
+        except KubeconfigError as e:  # the server's file, not the user's input: exit 1
+            raise EdgecluError(str(e)) from None
 
 
 def path_for(inventory, env: Mapping[str, str] | None = None) -> Path:
