@@ -85,8 +85,10 @@ def _scalar(ev: ScalarEvent) -> tuple[Any, bool]:
     """(value, is_merge_key) for one scalar event, as SafeLoader would construct it."""
     tag = ev.tag
     if tag is None or tag == "!":
-        if tag == "!" or not ev.implicit[0] or (ev.value and ev.value[0] not in _RESOLVE_FIRST):
-            return ev.value, False  # quoted, a non-specific "!", or plain text that can only be a string
+        v = ev.value
+        if tag == "!" or not ev.implicit[0] or (v and v[0] not in _RESOLVE_FIRST) or v.count(".") > 1:
+            return v, False  # quoted, a non-specific "!", or plain text that can only be a string (an
+            # address: no YAML 1.1 int, float or timestamp has two dots)
         tag = _resolver.resolve(ScalarNode, ev.value, (True, False))
         if tag == _STR:
             return ev.value, False
@@ -108,7 +110,7 @@ def _path(stack: list[_Frame]) -> tuple:
     for f in stack:
         if f.is_map:
             if f.has_key:
-                out.append(f.key)
+                out.append("<<" if f.key is _MERGE_KEY else f.key)
         else:
             out.append(len(f.value))
     return tuple(out)
@@ -184,7 +186,10 @@ def load(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES,
                 if cls is ScalarEvent and stack:
                     last = _path(stack) + ((ev.value,) if stack[-1].is_map and not stack[-1].has_key else ())
             if cls is ScalarEvent:
-                value, merge = _scalar(ev)
+                try:
+                    value, merge = _scalar(ev)
+                except YamlProblem as e:
+                    raise YamlProblem(e.message, e.line, _path(stack)) from None
                 total += 1
                 if ev.anchor:
                     anchors[ev.anchor] = (value, 1)
