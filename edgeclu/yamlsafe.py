@@ -186,11 +186,29 @@ def load(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES,
                 if cls is ScalarEvent and stack:
                     last = _path(stack) + ((ev.value,) if stack[-1].is_map and not stack[-1].has_key else ())
             if cls is ScalarEvent:
+                total += 1
+                v = ev.value
+                if ev.tag is None and not ev.anchor and stack and (not ev.implicit[0] or (
+                        v and v[0] not in _RESOLVE_FIRST)):  # the common case: a string, no anchor
+                    top = stack[-1]
+                    if top.is_map and top.has_key and top.key is not _MERGE_KEY:
+                        top.value[top.key] = v
+                        top.size += 1
+                        top.key, top.has_key = None, False
+                        continue
+                    if top.is_map and not top.has_key and v not in top.lines:
+                        top.lines[v] = ev.start_mark.line + 1
+                        top.key, top.has_key = v, True
+                        top.size += 1
+                        continue
+                    if not top.is_map:
+                        top.value.append(v)
+                        top.size += 1
+                        continue
                 try:
                     value, merge = _scalar(ev)
                 except YamlProblem as e:
                     raise YamlProblem(e.message, e.line, _path(stack)) from None
-                total += 1
                 if ev.anchor:
                     anchors[ev.anchor] = (value, 1)
                 add(value, 1, ev.start_mark.line + 1, merge)
