@@ -14,6 +14,7 @@ and the field; all problems are collected before raising :class:`InventoryError`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -162,35 +163,39 @@ def _label_value(value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # hosts share their labels: each distinct one is checked once
+def _label_problem(item: str) -> str | None:
+    key, eq, value = item.partition("=")
+    why = ("needs key=value" if not eq else _label_key(key) or _label_value(value))
+    prefix = key.rpartition("/")[0]
+    if not why and (prefix.endswith(("kubernetes.io", "k8s.io"))) and key not in _KUBELET_LABELS \
+            and not any(prefix == p or prefix.endswith("." + p) for p in _KUBELET_LABEL_PREFIXES):
+        why = (f"key {key!r} is in the kubernetes.io namespace, which a node may not set on itself "
+               "(kubelet --node-labels); set it with kubectl label")
+    return f"{item!r} is not a valid node label: {why}" if why else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _taint_problem(item: str) -> str | None:
+    kv, colon, effect = item.rpartition(":")
+    key, _, value = kv.partition("=")
+    if not colon or effect not in _TAINT_EFFECTS:
+        why = f"the effect must be one of {', '.join(_TAINT_EFFECTS)} (key=value:Effect)"
+    else:
+        why = _label_key(key) or _label_value(value)
+    return f"{item!r} is not a valid node taint: {why}" if why else None
+
+
 def _labels(v: Any) -> str | None:
     if _str_list(v):
         return "must be a list of key=value labels"
-    for item in v:
-        key, eq, value = item.partition("=")
-        why = ("needs key=value" if not eq else _label_key(key) or _label_value(value))
-        prefix = key.rpartition("/")[0]
-        if not why and (prefix.endswith(("kubernetes.io", "k8s.io"))) and key not in _KUBELET_LABELS \
-                and not any(prefix == p or prefix.endswith("." + p) for p in _KUBELET_LABEL_PREFIXES):
-            why = (f"key {key!r} is in the kubernetes.io namespace, which a node may not set on itself "
-                   "(kubelet --node-labels); set it with kubectl label")
-        if why:
-            return f"{item!r} is not a valid node label: {why}"
-    return None
+    return next(filter(None, map(_label_problem, v)), None)
 
 
 def _taints(v: Any) -> str | None:
     if _str_list(v):
         return "must be a list of key=value:Effect taints"
-    for item in v:
-        kv, colon, effect = item.rpartition(":")
-        key, _, value = kv.partition("=")
-        if not colon or effect not in _TAINT_EFFECTS:
-            why = f"the effect must be one of {', '.join(_TAINT_EFFECTS)} (key=value:Effect)"
-        else:
-            why = _label_key(key) or _label_value(value)
-        if why:
-            return f"{item!r} is not a valid node taint: {why}"
-    return None
+    return next(filter(None, map(_taint_problem, v)), None)
 
 
 def _local_dir(v: Any) -> str | None:
