@@ -1,6 +1,10 @@
+"""Shared fixtures; the test tiers (unit everywhere, lab as root) are in :mod:`tests.tiers`."""
+
 import pytest
 
 from tests.lab.fixtures import running_lab
+
+pytest_plugins = ["tests.tiers", "pytester"]
 
 
 @pytest.fixture(scope="module")
