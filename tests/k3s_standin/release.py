@@ -2,28 +2,52 @@
 
 ``build_release(root, "v1.31.4+k3s1")`` writes ``root/v1.31.4+k3s1/`` with ``k3s`` (amd64),
 ``k3s-arm64``, ``k3s-armhf`` and ``sha256sum-{amd64,arm64,arm}.txt``: the layout a user's
-mirror (``k3s_mirror``) or air-gap directory (``k3s_airgap_dir``) has. Each binary has its
-version and arch baked in, so the files differ per arch like real ones do.
+mirror (``k3s_mirror``) or air-gap directory (``k3s_airgap_dir``) has. Each "binary" is the
+stand-in package (``standin/``) as one executable Python zipapp, with its version and arch baked
+into ``standin/build.py``, so the files differ per arch like real ones do.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import zipfile
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("k3s.py")
+PACKAGE = Path(__file__).with_name("standin")
 ARCH_FILES = {"amd64": ("k3s", "sha256sum-amd64.txt"), "arm64": ("k3s-arm64", "sha256sum-arm64.txt"),
               "arm": ("k3s-armhf", "sha256sum-arm.txt")}
+MAIN = '''import contextlib
+import sys
+
+from standin.cli import main
+
+with contextlib.suppress(BrokenPipeError):
+    sys.exit(main(sys.argv))
+'''
 
 
-def standin_binary(version: str, arch: str) -> str:
-    """The stand-in's source with VERSION and ARCH set."""
-    text = SOURCE.read_text()
+def build_module(version: str, arch: str) -> str:
+    """``standin/build.py`` with VERSION and ARCH set."""
+    text = (PACKAGE / "build.py").read_text()
     text, n1 = re.subn(r'^VERSION = ".*?"', f'VERSION = "{version}"', text, count=1, flags=re.M)
     text, n2 = re.subn(r'^ARCH = ".*?"', f'ARCH = "{arch}"', text, count=1, flags=re.M)
-    assert n1 == n2 == 1, "k3s.py lost its VERSION/ARCH lines"
+    assert n1 == n2 == 1, "standin/build.py lost its VERSION/ARCH lines"
     return text
+
+
+def standin_binary(version: str, arch: str) -> bytes:
+    """The stand-in as one executable file: a shebang line, then a zip (stored, fixed dates: reproducible)."""
+    out = io.BytesIO()
+    out.write(b"#!/usr/bin/python3\n")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        def add(name: str, text: str) -> None:
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), text)
+        add("__main__.py", MAIN)
+        for path in sorted(PACKAGE.glob("*.py")):
+            add(f"standin/{path.name}", build_module(version, arch) if path.name == "build.py" else path.read_text())
+    return out.getvalue()
 
 
 def build_release(root: Path, version: str, *, tamper: tuple[str, ...] = ()) -> Path:
@@ -35,7 +59,7 @@ def build_release(root: Path, version: str, *, tamper: tuple[str, ...] = ()) -> 
     out = Path(root) / version
     out.mkdir(parents=True, exist_ok=True)
     for arch, (binary, sums) in ARCH_FILES.items():
-        data = standin_binary(version, arch).encode()
+        data = standin_binary(version, arch)
         digest = hashlib.sha256(data).hexdigest()
         if binary in tamper:
             data += b"# tampered after release\n"

@@ -5,7 +5,7 @@ The drain itself (kubectl client + eviction API) runs in the lab: test_lifecycle
 
 import pytest
 
-from tests.k3s_standin import k3s as standin
+from tests.k3s_standin.standin import objects
 
 NOW = 1_700_000_000.0
 GRACE = 40.0
@@ -30,8 +30,8 @@ def _pdb(name, ns="default", **budget):
 
 def test_create_objects_and_their_errors():
     st = _state("node1", "node2")
-    assert standin.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW) == "pod/web-a created"
-    assert standin.create_object(st, _pdb("web", minAvailable=1), NOW) == "poddisruptionbudget.policy/web created"
+    assert objects.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW) == "pod/web-a created"
+    assert objects.create_object(st, _pdb("web", minAvailable=1), NOW) == "poddisruptionbudget.policy/web created"
     assert st["pods"]["default/web-a"]["owner"] == {"kind": "ReplicaSet", "name": "web"}
     cases = [
         (_pod("web-a", "node2"), 409, 'pods "web-a" already exists'),
@@ -41,8 +41,8 @@ def test_create_objects_and_their_errors():
         ({"kind": "Deployment", "metadata": {"name": "d"}}, 400, "cannot create kind 'Deployment'"),
     ]
     for doc, status, message in cases:
-        with pytest.raises(standin.ApiError) as e:
-            standin.create_object(st, doc, NOW)
+        with pytest.raises(objects.ApiError) as e:
+            objects.create_object(st, doc, NOW)
         assert e.value.status == status and message in e.value.message, doc
 
 
@@ -58,46 +58,46 @@ def test_create_objects_and_their_errors():
 def test_pdb_status(budget, pods, want):
     st = _state("node1", "node2", "node3", stale=("node3",))
     for i, (node, app) in enumerate(pods):
-        standin.create_object(st, _pod(f"p{i}", node, ("ReplicaSet", "rs"), {"app": app}), NOW)
-    standin.create_object(st, _pdb("web", **budget), NOW)
-    status = standin.pdb_status(st, st["pdbs"]["default/web"], NOW, GRACE)
+        objects.create_object(st, _pod(f"p{i}", node, ("ReplicaSet", "rs"), {"app": app}), NOW)
+    objects.create_object(st, _pdb("web", **budget), NOW)
+    status = objects.pdb_status(st, st["pdbs"]["default/web"], NOW, GRACE)
     assert (status["currentHealthy"], status["desiredHealthy"], status["expectedPods"],
             status["disruptionsAllowed"]) == want
 
 
 def test_eviction_respects_the_budget_and_the_controller_recreates_the_pod_elsewhere():
     st = _state("node1", "node2", "node3", "node4", stale=("node4",), cordoned=("node3",))
-    standin.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW)
-    standin.create_object(st, _pod("web-b", "node1", ("ReplicaSet", "web")), NOW)
-    standin.create_object(st, _pdb("web", minAvailable=2), NOW)
-    with pytest.raises(standin.ApiError) as e:
-        standin.evict_pod(st, "default", "web-a", NOW, GRACE)
+    objects.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW)
+    objects.create_object(st, _pod("web-b", "node1", ("ReplicaSet", "web")), NOW)
+    objects.create_object(st, _pdb("web", minAvailable=2), NOW)
+    with pytest.raises(objects.ApiError) as e:
+        objects.evict_pod(st, "default", "web-a", NOW, GRACE)
     assert e.value.status == 429
     assert e.value.message == "Cannot evict pod as it would violate the pod's disruption budget."
     assert set(st["pods"]) == {"default/web-a", "default/web-b"}
 
     st["pdbs"]["default/web"]["minAvailable"] = 1
-    standin.evict_pod(st, "default", "web-a", NOW, GRACE)
+    objects.evict_pod(st, "default", "web-a", NOW, GRACE)
     # the replacement: not on node2 (drained), node3 (cordoned) or node4 (not Ready) -> node1
     assert {k: p["node"] for k, p in st["pods"].items()} == {"default/web-b": "node1", "default/web-00001": "node1"}
-    with pytest.raises(standin.ApiError) as e:
-        standin.evict_pod(st, "default", "web-a", NOW, GRACE)
+    with pytest.raises(objects.ApiError) as e:
+        objects.evict_pod(st, "default", "web-a", NOW, GRACE)
     assert e.value.status == 404
 
 
 def test_bare_pods_are_deleted_statefulset_pods_keep_their_name_and_nowhere_to_go_is_pending():
     st = _state("node1", "node2")
-    standin.create_object(st, _pod("bare", "node1"), NOW)
-    standin.create_object(st, _pod("db-0", "node1", ("StatefulSet", "db")), NOW)
-    standin.evict_pod(st, "default", "bare", NOW, GRACE)
-    standin.evict_pod(st, "default", "db-0", NOW, GRACE)
+    objects.create_object(st, _pod("bare", "node1"), NOW)
+    objects.create_object(st, _pod("db-0", "node1", ("StatefulSet", "db")), NOW)
+    objects.evict_pod(st, "default", "bare", NOW, GRACE)
+    objects.evict_pod(st, "default", "db-0", NOW, GRACE)
     assert {k: p["node"] for k, p in st["pods"].items()} == {"default/db-0": "node2"}
-    standin.evict_pod(st, "default", "db-0", NOW, GRACE)
-    standin.evict_pod(st, "default", "db-0", NOW, GRACE)  # back to node1, then node2 again
+    objects.evict_pod(st, "default", "db-0", NOW, GRACE)
+    objects.evict_pod(st, "default", "db-0", NOW, GRACE)  # back to node1, then node2 again
     st["nodes"]["node1"]["unschedulable"] = True
-    standin.evict_pod(st, "default", "db-0", NOW, GRACE)
+    objects.evict_pod(st, "default", "db-0", NOW, GRACE)
     assert st["pods"]["default/db-0"]["node"] is None
-    obj = standin.pod_object(st["pods"]["default/db-0"], st["nodes"], NOW, GRACE)
+    obj = objects.pod_object(st["pods"]["default/db-0"], st["nodes"], NOW, GRACE)
     assert obj["status"]["phase"] == "Pending" and obj["spec"] == {}
     assert obj["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
 
@@ -105,20 +105,20 @@ def test_bare_pods_are_deleted_statefulset_pods_keep_their_name_and_nowhere_to_g
 def test_deleting_a_node_removes_its_pods_and_its_etcd_member():
     st = _state("node1", "node2")
     st["etcd_members"] = {"node1": {}, "node2": {}}
-    standin.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW)
-    standin.create_object(st, _pod("ds-x", "node2", ("DaemonSet", "ds")), NOW)
-    standin.delete_node(st, "node2", NOW, GRACE)
+    objects.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW)
+    objects.create_object(st, _pod("ds-x", "node2", ("DaemonSet", "ds")), NOW)
+    objects.delete_node(st, "node2", NOW, GRACE)
     assert list(st["nodes"]) == ["node1"] and list(st["etcd_members"]) == ["node1"]
     assert {k: p["node"] for k, p in st["pods"].items()} == {"default/web-00001": "node1"}
 
 
 def test_pod_and_pdb_objects_look_like_kubectl_json():
     st = _state("node1", stale=())
-    standin.create_object(st, _pod("web-a", "node1", ("ReplicaSet", "web")), NOW)
-    standin.create_object(st, _pdb("web", maxUnavailable=0), NOW)
-    pod = standin.pod_object(st["pods"]["default/web-a"], st["nodes"], NOW, GRACE)
+    objects.create_object(st, _pod("web-a", "node1", ("ReplicaSet", "web")), NOW)
+    objects.create_object(st, _pdb("web", maxUnavailable=0), NOW)
+    pod = objects.pod_object(st["pods"]["default/web-a"], st["nodes"], NOW, GRACE)
     assert pod["spec"] == {"nodeName": "node1"} and pod["status"] == {"phase": "Running"}
-    pdb = standin.pdb_object(st, st["pdbs"]["default/web"], NOW, GRACE)
+    pdb = objects.pdb_object(st, st["pdbs"]["default/web"], NOW, GRACE)
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"] == {"selector": {"matchLabels": {"app": "web"}}, "maxUnavailable": 0}
     assert pdb["status"] == {"currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1, "disruptionsAllowed": 0}
@@ -126,8 +126,8 @@ def test_pod_and_pdb_objects_look_like_kubectl_json():
 
 def test_delete_pdb():
     st = _state("node1")
-    standin.create_object(st, _pdb("web", minAvailable=1), NOW)
-    assert standin.delete_pdb(st, "default", "web") == 'poddisruptionbudget.policy "web" deleted'
-    with pytest.raises(standin.ApiError) as e:
-        standin.delete_pdb(st, "default", "web")
+    objects.create_object(st, _pdb("web", minAvailable=1), NOW)
+    assert objects.delete_pdb(st, "default", "web") == 'poddisruptionbudget.policy "web" deleted'
+    with pytest.raises(objects.ApiError) as e:
+        objects.delete_pdb(st, "default", "web")
     assert e.value.status == 404 and st["pdbs"] == {}

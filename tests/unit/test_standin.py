@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from edgeclu import k3s as edgeclu_k3s
-from tests.k3s_standin import k3s as standin
 from tests.k3s_standin.release import build_release, standin_binary
+from tests.k3s_standin.standin import config, join, kubectl, objects, util
 
 NOW = 1_700_000_000.0
 
@@ -59,13 +59,14 @@ def test_binary_for_another_arch_refuses_to_run(tmp_path):
 
 
 def test_standin_binary_bakes_version_and_arch():
-    text = standin_binary("v1.29.0+k3s3", "arm64")
-    assert '\nVERSION = "v1.29.0+k3s3"' in text and '\nARCH = "arm64"' in text
+    data = standin_binary("v1.29.0+k3s3", "arm64")
+    assert b'\nVERSION = "v1.29.0+k3s3"' in data and b'\nARCH = "arm64"' in data
+    assert standin_binary("v1.29.0+k3s3", "arm64") == data  # reproducible: same inputs, same checksum
 
 
 # -- flags, config, tokens ---------------------------------------------------------
 def test_parse_flags():
-    flags, rest = standin.parse_flags([
+    flags, rest = config.parse_flags([
         "--cluster-init", "--token=abc", "--node-label", "a=b", "--node-label=c=d,e=f",
         "--data-dir", "/d", "-c", "/cfg.yaml", "extra", "--cluster-reset=false"])
     assert flags == {"cluster-init": True, "token": "abc", "node-label": ["a=b", "c=d", "e=f"],
@@ -76,8 +77,8 @@ def test_parse_flags():
 def test_load_config_merges_flags_and_warns_about_unknown_keys(tmp_path, capsys):
     cfg = tmp_path / "config.yaml"
     cfg.write_text("token: fromfile\nnode-label: single=1\nno-such-flag: 1\ntls-san: [a]\n")
-    config = standin.load_config({"config": str(cfg), "tls-san": ["b"]})
-    assert config == {"token": "fromfile", "node-label": ["single=1"], "tls-san": ["b"], "config": str(cfg)}
+    loaded = config.load_config({"config": str(cfg), "tls-san": ["b"]})
+    assert loaded == {"token": "fromfile", "node-label": ["single=1"], "tls-san": ["b"], "config": str(cfg)}
     assert 'level=warning msg="Unknown flag --no-such-flag found in config.yaml, skipping"' in capsys.readouterr().err
 
 
@@ -87,24 +88,24 @@ def test_load_config_merges_flags_and_warns_about_unknown_keys(tmp_path, capsys)
     ("K10abc123::node:pw:with:colons", ("abc123", "pw:with:colons")),
 ])
 def test_split_token(token, expected):
-    assert standin.split_token(token) == expected
+    assert join.split_token(token) == expected
 
 
 @pytest.mark.parametrize("text, seconds", [("40s", 40), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200)])
 def test_parse_duration(text, seconds):
-    assert standin.parse_duration(text) == seconds
+    assert util.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "40", "s40", "1x"])
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
-        standin.parse_duration(text)
+        util.parse_duration(text)
 
 
 def test_component_arg():
     config = {"kube-controller-manager-arg": ["node-monitor-grace-period=20s", "other=1"]}
-    assert standin.component_arg(config, "kube-controller-manager-arg", "node-monitor-grace-period", 40) == 20
-    assert standin.component_arg(config, "kubelet-arg", "node-status-update-frequency", 10) == 10
+    assert util.component_arg(config, "kube-controller-manager-arg", "node-monitor-grace-period", 40) == 20
+    assert util.component_arg(config, "kubelet-arg", "node-status-update-frequency", 10) == 10
 
 
 # -- the node model ----------------------------------------------------------------
@@ -116,35 +117,35 @@ def _info(name="node2", password="pw", **kw):
 
 def test_register_checks_the_node_password():
     state = {}
-    standin.register_node(state, _info(), NOW)
-    standin.register_node(state, _info(), NOW + 5)  # same node restarting: fine
-    with pytest.raises(standin.ApiError) as e:
-        standin.register_node(state, _info(password="other"), NOW + 6)
+    objects.register_node(state, _info(), NOW)
+    objects.register_node(state, _info(), NOW + 5)  # same node restarting: fine
+    with pytest.raises(objects.ApiError) as e:
+        objects.register_node(state, _info(password="other"), NOW + 6)
     assert e.value.status == 403 and "duplicate hostname" in e.value.message
     assert state["nodes"]["node2"]["created"] == NOW and state["nodes"]["node2"]["heartbeat"] == NOW + 5
 
 
 def test_heartbeat_of_a_deleted_node_is_not_found():
     state = {}
-    standin.register_node(state, _info(), NOW)
-    standin.heartbeat(state, "node2", "pw", NOW + 1, 40)
-    standin.delete_node(state, "node2")
-    with pytest.raises(standin.ApiError) as e:
-        standin.heartbeat(state, "node2", "pw", NOW + 2, 40)
+    objects.register_node(state, _info(), NOW)
+    objects.heartbeat(state, "node2", "pw", NOW + 1, 40)
+    objects.delete_node(state, "node2")
+    with pytest.raises(objects.ApiError) as e:
+        objects.heartbeat(state, "node2", "pw", NOW + 2, 40)
     assert (e.value.status, e.value.message) == (404, 'nodes "node2" not found')
 
 
 def test_deleting_a_server_removes_its_etcd_member():
     state = {"etcd_members": {"node1": {}, "node2": {}}}
-    standin.register_node(state, _info(roles=["control-plane", "master", "etcd"]), NOW)
-    standin.delete_node(state, "node2")
+    objects.register_node(state, _info(roles=["control-plane", "master", "etcd"]), NOW)
+    objects.delete_node(state, "node2")
     assert state["etcd_members"] == {"node1": {}} and state["nodes"] == {} and state["node_passwords"] == {}
 
 
 def test_node_object_has_the_kubernetes_shape():
     state = {}
-    node = standin.register_node(state, _info(roles=["control-plane", "master"]), NOW)
-    obj = standin.node_object(node, NOW + 10, grace=40)
+    node = objects.register_node(state, _info(roles=["control-plane", "master"]), NOW)
+    obj = objects.node_object(node, NOW + 10, grace=40)
     assert obj["kind"] == "Node" and obj["metadata"]["name"] == "node2"
     assert obj["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == "true"
     assert obj["metadata"]["labels"]["zone"] == "a"
@@ -162,28 +163,28 @@ def test_node_object_has_the_kubernetes_shape():
 
 def test_stale_heartbeat_is_not_ready_and_cordon_shows():
     state = {}
-    node = standin.register_node(state, _info(), NOW)
+    node = objects.register_node(state, _info(), NOW)
     node["unschedulable"] = True
-    obj = standin.node_object(node, NOW + 41, grace=40)
+    obj = objects.node_object(node, NOW + 41, grace=40)
     ready = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"][0]
     assert (ready["status"], ready["message"]) == ("Unknown", "Kubelet stopped posting node status.")
     assert obj["spec"]["unschedulable"] is True
     assert [t["key"] for t in obj["spec"]["taints"]] == [
         "gpu", "node.kubernetes.io/unschedulable", "node.kubernetes.io/unreachable"]
-    assert standin.node_status_word(obj) == "NotReady,SchedulingDisabled"
+    assert objects.node_status_word(obj) == "NotReady,SchedulingDisabled"
     # a fresh heartbeat after the grace period makes it Ready again, with a new transition time
-    standin.heartbeat(state, "node2", "pw", NOW + 50, 40)
-    obj = standin.node_object(state["nodes"]["node2"], NOW + 51, grace=40)
-    assert standin.node_status_word(obj) == "Ready,SchedulingDisabled"
-    assert obj["status"]["conditions"][0]["lastTransitionTime"] == standin.rfc3339(NOW + 50)
+    objects.heartbeat(state, "node2", "pw", NOW + 50, 40)
+    obj = objects.node_object(state["nodes"]["node2"], NOW + 51, grace=40)
+    assert objects.node_status_word(obj) == "Ready,SchedulingDisabled"
+    assert obj["status"]["conditions"][0]["lastTransitionTime"] == util.rfc3339(NOW + 50)
 
 
 def test_node_table_is_formatted_like_kubectl():
     state = {}
-    a = standin.register_node(state, _info("node1", roles=["control-plane", "etcd", "master"]), NOW - 300)
-    b = standin.register_node(state, _info("node10"), NOW - 30)
-    objs = [standin.node_object(n, NOW, 40) for n in (a, b)]
-    assert standin.node_table(objs, NOW) == (
+    a = objects.register_node(state, _info("node1", roles=["control-plane", "etcd", "master"]), NOW - 300)
+    b = objects.register_node(state, _info("node10"), NOW - 30)
+    objs = [objects.node_object(n, NOW, 40) for n in (a, b)]
+    assert kubectl.node_table(objs, NOW) == (
         "NAME     STATUS     ROLES                       AGE   VERSION\n"
         "node1    NotReady   control-plane,etcd,master   5m    v1.31.4+k3s1\n"
         "node10   Ready      <none>                      30s   v1.31.4+k3s1\n"
@@ -195,21 +196,21 @@ def test_node_table_is_formatted_like_kubectl():
     (30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (10 * 86400, "10d"),
 ])
 def test_human_age(seconds, text):
-    assert standin.human_age(seconds) == text
+    assert kubectl.human_age(seconds) == text
 
 
 def test_join_refuses_a_sqlite_server():
     state = {"cluster": {"datastore": "sqlite"}, "etcd_members": {}}
-    with pytest.raises(standin.ApiError) as e:
-        standin.join_member(state, {"name": "node2", "address": "10.77.0.12"})
+    with pytest.raises(objects.ApiError) as e:
+        join.join_member(state, {"name": "node2", "address": "10.77.0.12"})
     assert e.value.status == 409 and "without cluster-init" in e.value.message
     state["cluster"] = {"datastore": "etcd", "ca": "CA"}
-    assert standin.join_member(state, {"name": "node2", "address": "10.77.0.12"})["ca"] == "CA"
+    assert join.join_member(state, {"name": "node2", "address": "10.77.0.12"})["ca"] == "CA"
     assert list(state["etcd_members"]) == ["node2"]
 
 
 def test_json_output_round_trips():
     state = {}
-    node = standin.register_node(state, _info(), NOW)
-    doc = {"apiVersion": "v1", "kind": "List", "items": [standin.node_object(node, NOW, 40)]}
+    node = objects.register_node(state, _info(), NOW)
+    doc = {"apiVersion": "v1", "kind": "List", "items": [objects.node_object(node, NOW, 40)]}
     assert json.loads(json.dumps(doc)) == doc

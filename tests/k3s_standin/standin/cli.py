@@ -1,0 +1,110 @@
+"""The ``k3s`` command line: ``--version``, ``server``, ``agent``, ``kubectl``, ``etcd-snapshot``."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+
+from .api import Server
+from .build import ARCH, VERSION
+from .config import load_config, parse_flags
+from .etcd import cluster_reset, cmd_etcd_snapshot
+from .join import ensure_node_password, http_url, request, split_token, wait_for_ca
+from .kubectl import cmd_kubectl
+from .objects import ApiError
+from .util import DATA_DIR, component_arg, default_ip, fatal, log, os_image, sd_notify, sha256, write_file
+
+MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum, _frame):
+        log("info", f"Received signal {signal.Signals(signum).name}, shutting down")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+def cmd_server(argv: list[str]) -> int:
+    flags, _ = parse_flags(argv)
+    config = load_config(flags)
+    if config.get("cluster-reset"):
+        return cluster_reset(config)
+    if config.get("cluster-init") and config.get("server"):
+        log("warning", "cluster-init is ignored when joining a server")
+    server = Server(config)
+    install_signal_handlers(server.stop)
+    server.run()
+    return 0
+
+def cmd_agent(argv: list[str]) -> int:
+    flags, _ = parse_flags(argv)
+    config = load_config(flags)
+    if not config.get("server"):
+        fatal("--server is required")
+    if not config.get("token"):
+        fatal("--token is required")
+    url = http_url(config["server"])
+    ca_hash, secret = split_token(str(config["token"]))
+    ca = wait_for_ca(url, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
+    if ca_hash and ca_hash != sha256(ca):
+        fatal("token CA hash does not match the Cluster CA certificate hash")
+    name = config.get("node-name") or socket.gethostname()
+    auth = "Basic " + base64.b64encode(f"node:{secret}".encode()).decode()
+    host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    info = {"name": name, "address": config.get("node-ip") or default_ip(socket.gethostbyname(host)),
+            "password": ensure_node_password(), "roles": [], "labels": config.get("node-label") or [],
+            "taints": config.get("node-taint") or [], "version": VERSION, "arch": ARCH,
+            "os_image": os_image(), "kernel": platform.release()}
+    try:
+        request(url, "POST", "/v1-standin/register", info, auth)
+    except ApiError as e:
+        if e.status == 401:
+            fatal(f"Error: the server at {config['server']} rejected the token (401 Unauthorized): "
+                  "it is not this cluster's token")
+        fatal(f"Error: failed to register node {name} with {config['server']}: {e.message}")
+    except OSError as e:
+        fatal(f"Error: failed to reach {config['server']}: {e}")
+    write_file(os.path.join(config.get("data-dir") or DATA_DIR, "agent", "standin-server"),
+               config["server"] + "\n", 0o600)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    sd_notify("READY=1")
+    log("info", f"k3s agent {name} joined {config['server']} ({VERSION})")
+    interval = component_arg(config, "kubelet-arg", "node-status-update-frequency", 10)
+    while not stop.wait(interval):
+        try:
+            request(url, "POST", f"/v1-standin/heartbeat/{name}", {"password": info["password"]}, auth)
+        except (ApiError, OSError) as e:
+            log("error", f"Error updating node status, will retry: {e}")
+    return 0
+
+def main(argv: list[str]) -> int:
+    machine = platform.machine()
+    if MACHINE_ARCH.get(machine, machine) != ARCH:
+        print(f"{argv[0]}: cannot execute binary file: Exec format error "
+              f"(stand-in built for {ARCH}, this machine is {machine})", file=sys.stderr)
+        return 126
+    prog = os.path.basename(argv[0])
+    args = argv[1:]
+    if prog == "kubectl":
+        return cmd_kubectl(args)
+    if not args or args[0] in ("--version", "-v", "version"):
+        print(f"k3s version {VERSION} (standin)\ngo version go1.22.9 (stand-in: python {platform.python_version()})")
+        return 0
+    commands = {"server": cmd_server, "agent": cmd_agent, "kubectl": cmd_kubectl,
+                "etcd-snapshot": cmd_etcd_snapshot}
+    if args[0] not in commands:
+        print(f"k3s stand-in: unknown command {args[0]!r} (supported: {', '.join(commands)})", file=sys.stderr)
+        return 1
+    return commands[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main(sys.argv))
