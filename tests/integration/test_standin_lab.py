@@ -1,14 +1,18 @@
 """The k3s stand-in as real systemd services on lab nodes, driven over SSH (no Ansible).
 
 What the provisioning and lifecycle code relies on: the token and kubeconfig at k3s's
-paths, agents that must present the right token, Ready from heartbeats, kubectl node
-verbs, embedded-etcd joins, snapshots and cluster-reset.
+paths, TLS and client certificates on 6443, agents that must present the right token (and the
+right CA hash), Ready from heartbeats, real kubectl (``k3s kubectl``) node verbs, embedded-etcd
+joins, snapshots and cluster-reset.
 """
 
 import base64
+import hashlib
 import json
 import shlex
+import ssl
 import time
+import urllib.error
 import urllib.request
 
 import jinja2
@@ -75,12 +79,23 @@ def _wait(predicate, timeout=15.0, what="condition"):
         time.sleep(0.3)
 
 
-def test_server_agents_tokens_and_node_verbs(nodes, lab3):
+def _tls_get(url, ca, certs=None):
+    """GET over TLS: ``ca`` None fetches without verification (as a joining node first does)."""
+    if ca is None:
+        ctx = ssl._create_unverified_context()
+    else:
+        ctx = ssl.create_default_context(cadata=ca)
+        if certs:
+            ctx.load_cert_chain(certs / "crt", certs / "key")
+    return urllib.request.urlopen(url, timeout=5, context=ctx).read().decode()
+
+
+def test_server_agents_tokens_and_node_verbs(nodes, lab3, tmp_path):
     _reset(nodes)
     s, a, bad = nodes["node1"], nodes["node2"], nodes["node3"]
     assert parse_version_output(s.run("k3s --version").stdout) == VERSION
 
-    _config(s, {"token": TOKEN, "node-name": "node1", **FAST})
+    _config(s, {"token": TOKEN, "node-name": "node1", "tls-san": ["edge.example"], **FAST})
     s.run("systemctl start k3s")  # Type=notify: returns once the stand-in is up
     # the token at k3s's path, root-only, in k3s's full format
     assert s.run("stat -c '%a %U' /var/lib/rancher/k3s/server/token").stdout.split() == ["600", "root"]
@@ -94,12 +109,32 @@ def test_server_agents_tokens_and_node_verbs(nodes, lab3):
     assert base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
     assert kubeconfig["contexts"] == [{"name": "default", "context": {"cluster": "default", "user": "default"}}]
     assert kubeconfig["current-context"] == "default" and kubeconfig["users"][0]["name"] == "default"
-    # listening on 6443 on the LAN (plain HTTP: the stand-in has no TLS)
+    user = kubeconfig["users"][0]["user"]
+    assert set(user) == {"client-certificate-data", "client-key-data"}
+    # TLS on 6443 on the LAN: the CA at /cacerts is the one in the token and in k3s.yaml, kept in server/tls
     ip1 = lab3.nodes["node1"].ip
-    assert urllib.request.urlopen(f"http://{ip1}:6443/ping", timeout=5).read() == b"pong"
+    ca = _tls_get(f"https://{ip1}:6443/cacerts", None)
+    assert full_token[3:].split("::")[0] == hashlib.sha256(ca.encode()).hexdigest()
+    assert base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]).decode() == ca
+    assert s.run("cat /var/lib/rancher/k3s/server/tls/server-ca.crt").stdout == ca
+    # the serving certificate verifies against it, for the node IP (a SAN), and the API wants a client cert
+    assert _tls_get(f"https://{ip1}:6443/ping", ca) == "pong"
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(f"http://{ip1}:6443/v1-standin/state", timeout=5)
+        _tls_get(f"https://{ip1}:6443/api/v1/nodes", ca)
     assert e.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _tls_get(f"https://{ip1}:6443/v1-standin/state", ca)
+    assert e.value.code == 401
+    sans = s.run("python3 -c \"import sys; from cryptography import x509; c = x509.load_pem_x509_certificate("
+                 "open('/var/lib/rancher/k3s/server/tls/serving-kube-apiserver.crt','rb').read()); "
+                 "print(*[str(n.value) for n in c.extensions.get_extension_for_class("
+                 "x509.SubjectAlternativeName).value])\"").stdout.split()
+    assert {ip1, "127.0.0.1", "node1", "edge.example"} <= set(sans)
+    certs = tmp_path / "admin"
+    certs.mkdir()
+    (certs / "crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
+    (certs / "key").write_bytes(base64.b64decode(user["client-key-data"]))
+    assert json.loads(_tls_get(f"https://{ip1}:6443/api/v1/nodes", ca, certs))["kind"] == "NodeList"
 
     # an agent with the full token joins
     _config(a, {"server": f"https://{ip1}:6443", "token": full_token, **FAST})
@@ -142,6 +177,14 @@ def test_server_agents_tokens_and_node_verbs(nodes, lab3):
     assert "Ready,SchedulingDisabled" in s.run("k3s kubectl get nodes").stdout
     assert s.run("k3s kubectl uncordon node2").stdout == "node/node2 uncordoned\n"
     assert "unschedulable" not in json.loads(s.run("k3s kubectl get node node2 -o json").stdout)["spec"]
+    # labels and annotations (merge patches), and label selectors
+    assert s.run("k3s kubectl annotate node node2 edgeclu.example/why=test").stdout == "node/node2 annotated\n"
+    s.run("k3s kubectl label node node2 zone=a")
+    assert s.run("k3s kubectl get nodes -l zone=a -o name").stdout == "node/node2\n"
+    assert s.run("k3s kubectl get nodes -l '!zone' -o name").stdout == "node/node1\n"
+    s.run("systemctl restart k3s")  # the server's restart keeps them
+    meta = json.loads(s.run("k3s kubectl get node node2 -o json").stdout)["metadata"]
+    assert meta["annotations"]["edgeclu.example/why"] == "test" and meta["labels"]["zone"] == "a"
 
     # Ready follows the heartbeat: the agent stops -> NotReady after the grace period -> back
     a.run("systemctl stop k3s-agent")

@@ -29,10 +29,16 @@ LAB_ROOT = Path(os.environ.get("EDGECLU_LAB_DIR", "/var/tmp/edgeclu-lab"))
 SUITE = "bookworm"
 PACKAGES = (
     "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,procps,sudo,"
-    "avahi-daemon,libnss-mdns,python3-psutil,python3-zeroconf,python3-yaml,kmod"
+    "avahi-daemon,libnss-mdns,python3-psutil,python3-zeroconf,python3-yaml,kmod,"
+    "python3-cryptography,python3-cffi-backend"  # the k3s stand-in makes its CA and certs with it (debootstrap
+    # does not resolve the virtual package python3-cryptography needs: name its provider)
 )
 LAB_USER = "edge"  # non-root login with passwordless sudo, like a Pi's default user
 RECIPE_VERSION = "3"  # bump when build_base changes, so caches are rebuilt
+#: real kubectl binaries, one per minor (``kubectl.1.31``); bound read-only into every node at KUBECTL_IN_NODE,
+#: where the k3s stand-in's ``k3s kubectl`` runs the one of its own minor version, as k3s runs its embedded one
+KUBECTL_DIR = Path(os.environ.get("EDGECLU_LAB_KUBECTL_DIR", "/usr/lib/google-cloud-sdk/bin"))
+KUBECTL_IN_NODE = "/opt/standin-kubectl"
 CG_HIERARCHIES = ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified")
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -112,6 +118,11 @@ def _build_rootfs(r: Path) -> None:
     _sh("chroot", str(r), "apt-get", "clean")
     shutil.rmtree(r / "var/lib/apt/lists", ignore_errors=True)
     (r / "var/lib/apt/lists/partial").mkdir(parents=True)
+
+
+def kubectl_binds() -> list[str]:
+    """systemd-nspawn options binding each real ``kubectl.1.NN`` into a node."""
+    return [f"--bind-ro={p}:{KUBECTL_IN_NODE}/{p.name}" for p in sorted(KUBECTL_DIR.glob("kubectl.1.[0-9]*"))]
 
 
 def _setns(fd: int) -> None:
@@ -246,7 +257,7 @@ exec systemd-nspawn -q -D $R -M {node.netns} --hostname={name} --register=no --k
   --network-namespace-path=/run/netns/{node.netns} --console=read-only $NSPAWN_EXTRA -b
 """
         _sh("ip", "-n", self.lan_netns, "link", "set", self._veth(node), "up", check=False)
-        env = dict(os.environ, NSPAWN_EXTRA=" ".join(self.nspawn_extra.get(name, [])))
+        env = dict(os.environ, NSPAWN_EXTRA=" ".join(kubectl_binds() + self.nspawn_extra.get(name, [])))
         with open(d / "nspawn.log", "ab") as log:
             proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ import pytest
 
 from edgeclu import k3s as edgeclu_k3s
 from tests.k3s_standin.release import build_release, standin_binary
-from tests.k3s_standin.standin import config, join, kubectl, objects, util
+from tests.k3s_standin.standin import config, join, kube, objects, util
 
 NOW = 1_700_000_000.0
 
@@ -179,16 +179,18 @@ def test_stale_heartbeat_is_not_ready_and_cordon_shows():
     assert obj["status"]["conditions"][0]["lastTransitionTime"] == util.rfc3339(NOW + 50)
 
 
-def test_node_table_is_formatted_like_kubectl():
+def test_node_table_has_kubectls_columns():
     state = {}
     a = objects.register_node(state, _info("node1", roles=["control-plane", "etcd", "master"]), NOW - 300)
     b = objects.register_node(state, _info("node10"), NOW - 30)
-    objs = [objects.node_object(n, NOW, 40) for n in (a, b)]
-    assert kubectl.node_table(objs, NOW) == (
-        "NAME     STATUS     ROLES                       AGE   VERSION\n"
-        "node1    NotReady   control-plane,etcd,master   5m    v1.31.4+k3s1\n"
-        "node10   Ready      <none>                      30s   v1.31.4+k3s1\n"
-    )
+    doc = kube.table("Node", [objects.node_object(n, NOW, 40) for n in (a, b)], NOW)
+    assert doc["kind"] == "Table" and doc["apiVersion"] == "meta.k8s.io/v1"
+    assert [(c["name"], c["priority"]) for c in doc["columnDefinitions"]][:5] == [
+        ("Name", 0), ("Status", 0), ("Roles", 0), ("Age", 0), ("Version", 0)]
+    assert [r["cells"][:5] for r in doc["rows"]] == [
+        ["node1", "NotReady", "control-plane,etcd,master", "5m", "v1.31.4+k3s1"],
+        ["node10", "Ready", "<none>", "30s", "v1.31.4+k3s1"]]
+    assert doc["rows"][0]["object"]["metadata"]["name"] == "node1"
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -196,7 +198,7 @@ def test_node_table_is_formatted_like_kubectl():
     (30 * 3600, "30h"), (3 * 86400 + 3600, "3d1h"), (10 * 86400, "10d"),
 ])
 def test_human_age(seconds, text):
-    assert kubectl.human_age(seconds) == text
+    assert kube.human_age(seconds) == text
 
 
 def test_join_refuses_a_sqlite_server():
@@ -204,8 +206,8 @@ def test_join_refuses_a_sqlite_server():
     with pytest.raises(objects.ApiError) as e:
         join.join_member(state, {"name": "node2", "address": "10.77.0.12"})
     assert e.value.status == 409 and "without cluster-init" in e.value.message
-    state["cluster"] = {"datastore": "etcd", "ca": "CA"}
-    assert join.join_member(state, {"name": "node2", "address": "10.77.0.12"})["ca"] == "CA"
+    state["cluster"] = {"datastore": "etcd", "ca_files": {"server-ca.crt": "CA"}}
+    assert join.join_member(state, {"name": "node2", "address": "10.77.0.12"})["state"] is state
     assert list(state["etcd_members"]) == ["node2"]
 
 

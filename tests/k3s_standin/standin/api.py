@@ -1,4 +1,11 @@
-"""One k3s server process: the API on 6443, the store, and its own kubelet heartbeat."""
+"""One k3s server process: TLS on 6443, the store, and its own kubelet heartbeat.
+
+Two kinds of request, as on a real k3s server's port 6443: k3s's own supervisor paths (``/cacerts``,
+``/ping`` open; ``/v1-standin/...`` with the token as basic auth, for joining servers and agents: k3s's
+are ``/v1-k3s/...``), and the Kubernetes API (:mod:`.kube`), which takes only a client certificate
+signed by the cluster's client CA (401 otherwise). A joined server forwards both to the first server,
+which holds the state.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +16,18 @@ import os
 import platform
 import secrets
 import socket
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import yaml
 
+from . import kube, tls
 from .build import ARCH, VERSION
-from .join import ensure_node_password, http_url, join_member, request, split_token, wait_for_ca
-from .objects import ApiError, create_object, delete_node, delete_pdb, evict_pod, heartbeat, node_roles, register_node
+from .join import ca_hash, check_token_ca, ensure_node_password, fetch_ca, join_member, request, split_token
+from .objects import ApiError, delete_node, heartbeat, node_roles, register_node
 from .store import Store
 from .util import (
     DATA_DIR,
@@ -44,12 +55,20 @@ class Server:
         self.grace = component_arg(config, "kube-controller-manager-arg", "node-monitor-grace-period", 40)
         self.interval = component_arg(config, "kubelet-arg", "node-status-update-frequency", 10)
         self.port = int(config.get("https-listen-port") or 6443)
+        self.tls = tls.tls_dir(self.data_dir)
         self.leader_url: str | None = None  # None: this server holds the state
+        self._leader_ctx: ssl.SSLContext | None = None
         self.stop = threading.Event()
 
     # -- the state, local or at the leader --------------------------------------
     def call_leader(self, method: str, path: str, body: dict | None = None, auth: str | None = None):
-        return request(self.leader_url, method, path, body, auth or self.server_auth())
+        return request(self.leader_url, method, path, body, auth or self.server_auth(), ctx=self.leader_ctx())
+
+    def leader_ctx(self) -> ssl.SSLContext:
+        """Trust the cluster CA and present this server's admin certificate (for forwarded API calls)."""
+        if self._leader_ctx is None:
+            self._leader_ctx = tls.client_context(self.ca, self.tls)
+        return self._leader_ctx
 
     def server_auth(self) -> str:
         return "Basic " + base64.b64encode(f"server:{self.secret}".encode()).decode()
@@ -61,20 +80,8 @@ class Server:
             "register": lambda st: register_node(st, args[0], now),
             "heartbeat": lambda st: heartbeat(st, args[0], args[1], now, self.grace),
             "delete": lambda st: delete_node(st, args[0], now, self.grace),
-            "create": lambda st: [create_object(st, doc, now) for doc in args[0]],
-            "evict": lambda st: evict_pod(st, args[0], args[1], now, self.grace),
-            "delete_pdb": lambda st: delete_pdb(st, args[0], args[1]),
-            "cordon": lambda st: self._set_unschedulable(st, args[0], True),
-            "uncordon": lambda st: self._set_unschedulable(st, args[0], False),
         }
         return self.store.update(ops[op])
-
-    @staticmethod
-    def _set_unschedulable(state: dict, name: str, value: bool) -> None:
-        node = (state.get("nodes") or {}).get(name)
-        if node is None:
-            raise ApiError(404, "NotFound", f'nodes "{name}" not found')
-        node["unschedulable"] = value
 
     # -- bootstrap -------------------------------------------------------------
     def bootstrap(self) -> None:
@@ -88,10 +95,10 @@ class Server:
             # already joined: etcd data exists, the server: flag is not used again (like k3s)
             self.leader_url = role["url"]
             self.secret = role["secret"]
-            self.ca = read_file(self.ca_path())
+            self.ca = tls.ca_bundle(self.tls)
             return
-        self.ca = read_file(self.ca_path()) or f"STANDIN-CA {secrets.token_hex(16)}\n"
-        write_file(self.ca_path(), self.ca, 0o644)
+        tls.ensure_cas(self.tls)
+        self.ca = tls.ca_bundle(self.tls)
         state = self.store.read()
         secret = split_token(token)[1] if token else None
         if state.get("cluster"):
@@ -102,8 +109,7 @@ class Server:
             self.secret = secret or secrets.token_hex(16)
             datastore = "etcd" if self.config.get("cluster-init") else "sqlite"
             state = {"cluster": {"datastore": datastore, "token_hash": sha256(self.secret),
-                                 "admin_token": secrets.token_hex(24), "ca": self.ca,
-                                 "created": time.time()},
+                                 "ca_files": tls.export_cas(self.tls), "created": time.time()},
                      "nodes": {}, "node_passwords": {}, "etcd_members": {}, "revision": 1}
             if datastore == "etcd":
                 state["etcd_members"][self.name] = {"address": self.address(), "joined": time.time()}
@@ -115,27 +121,24 @@ class Server:
     def join(self, server: str, token: str) -> None:
         if not token:
             fatal("--token is required when joining a server")
-        ca_hash, secret = split_token(token)
-        url = http_url(server)
-        ca = wait_for_ca(url, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
-        if ca_hash and ca_hash != sha256(ca):
-            fatal("token CA hash does not match the Cluster CA certificate hash")
+        token_hash, secret = split_token(token)
+        url = server
+        self.ca, ctx = fetch_ca(url, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
         self.secret = secret
         self.leader_url = url
         try:
-            reply = self.call_leader("POST", "/v1-standin/join", {"name": self.name, "address": self.address()})
+            reply = request(url, "POST", "/v1-standin/join", {"name": self.name, "address": self.address()},
+                            self.server_auth(), ctx=ctx)
         except ApiError as e:
             if e.status == 401:
                 fatal(f"failed to join {server}: the server rejected the token (401 Unauthorized)")
             fatal(f"failed to join {server}: {e.message}")
-        self.ca = reply["ca"]
-        write_file(self.ca_path(), self.ca, 0o644)
+        tls.import_cas(self.tls, reply["state"]["cluster"]["ca_files"])
+        self.ca = tls.ca_bundle(self.tls)
+        check_token_ca(token_hash, self.ca)
         self.store.write(reply["state"])
         self.store.set_role({"leader": False, "url": url, "secret": secret})
         log("info", f"Joined the cluster at {server} as etcd member {self.name}")
-
-    def ca_path(self) -> str:
-        return os.path.join(self.data_dir, "server", "tls", "server-ca.crt")
 
     def token_path(self) -> str:
         return os.path.join(self.data_dir, "server", "token")
@@ -144,11 +147,13 @@ class Server:
         return self.config.get("node-ip") or default_ip()
 
     def write_files(self) -> None:
-        token = f"K10{sha256(self.ca)}::server:{self.secret}\n"
+        token = f"K10{ca_hash(self.ca)}::server:{self.secret}\n"
         write_file(self.token_path(), token, 0o600)
         write_file(os.path.join(self.data_dir, "server", "node-token"), token, 0o600)
-        state = self.store.read()
         mode = int(str(self.config.get("write-kubeconfig-mode") or "0600"), 8)
+        admin = {f"client-{part}-data": base64.b64encode(read_file(os.path.join(self.tls, f"{tls.ADMIN}.{ext}"))
+                                                         .encode()).decode()
+                 for part, ext in (("certificate", "crt"), ("key", "key"))}
         kubeconfig = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": "default", "cluster": {
@@ -156,7 +161,7 @@ class Server:
                 "server": f"https://127.0.0.1:{self.port}"}}],
             "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
             "current-context": "default",
-            "users": [{"name": "default", "user": {"token": state["cluster"]["admin_token"]}}],
+            "users": [{"name": "default", "user": admin}],
         }
         write_file(self.config.get("write-kubeconfig") or KUBECONFIG,
                    yaml.safe_dump(kubeconfig, sort_keys=False), mode)
@@ -174,13 +179,14 @@ class Server:
     # -- run -----------------------------------------------------------------
     def run(self) -> None:
         self.bootstrap()
+        tls.issue_server_certs(self.tls, self.address(), self.name, self.config.get("tls-san") or [])
         bind = self.config.get("bind-address") or "0.0.0.0"
         try:
-            httpd = http.server.ThreadingHTTPServer((bind, self.port), make_handler(self))
+            httpd = TLSServer((bind, self.port), make_handler(self), tls.server_context(self.tls))
         except OSError as e:
             fatal(f"listen tcp {bind}:{self.port}: bind: {e.strerror}")
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        log("info", f"Running kube-apiserver (stand-in) on port {self.port}")
+        log("info", f"Running kube-apiserver (stand-in) on port {self.port} (TLS, client certificates)")
         self.register_self()
         self.write_files()
         sd_notify("READY=1")
@@ -213,6 +219,25 @@ class Server:
         except (ApiError, OSError) as e:
             log("error", f"node status update failed: {e}")
 
+class TLSServer(http.server.ThreadingHTTPServer):
+    """HTTPS with the handshake in each connection's own thread (a slow client cannot stall accept)."""
+
+    def __init__(self, address, handler, ctx: ssl.SSLContext):
+        self.ctx = ctx
+        super().__init__(address, handler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(30)
+        try:
+            conn = self.ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # e.g. a client that does not trust our CA: it says so itself
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
+
+
 def make_handler(server: Server):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -221,7 +246,7 @@ def make_handler(server: Server):
             pass
 
         def _send(self, status: int, body, ctype: str = "application/json") -> None:
-            data = (body if isinstance(body, str) else json.dumps(body)).encode()
+            data = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
@@ -229,14 +254,12 @@ def make_handler(server: Server):
             self.wfile.write(data)
 
         def _error(self, e: ApiError) -> None:
-            self._send(e.status, {"kind": "Status", "status": "Failure", "reason": e.reason,
-                                  "message": e.message, "code": e.status})
+            self._send(e.status, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                  "message": e.message, "reason": e.reason, "code": e.status})
 
-        def _who(self) -> str | None:
+        def _token_user(self) -> str | None:
+            """The supervisor paths: ``server:<token secret>`` or ``node:<token secret>`` as basic auth."""
             header = self.headers.get("Authorization", "")
-            if header.startswith("Bearer "):
-                admin = server.store.read().get("cluster", {}).get("admin_token")
-                return "admin" if admin and secrets.compare_digest(header[7:], admin) else None
             if header.startswith("Basic "):
                 try:
                     user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
@@ -246,9 +269,18 @@ def make_handler(server: Server):
                     return user
             return None
 
-        def _body(self) -> dict:
+        def _client_cert(self) -> str | None:
+            """The Kubernetes API: the CN of a client certificate that chains to client-ca (TLS checked it)."""
+            cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+            for rdn in (cert or {}).get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        return value
+            return None
+
+        def _raw_body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"{}") if length else {}
+            return self.rfile.read(length) if length else b""
 
         def do_GET(self):
             self._route("GET")
@@ -259,43 +291,61 @@ def make_handler(server: Server):
         def do_DELETE(self):
             self._route("DELETE")
 
+        def do_PATCH(self):
+            self._route("PATCH")
+
+        def do_PUT(self):
+            self._route("PUT")
+
         def _route(self, method: str) -> None:
             path = self.path.split("?")[0]
             try:
-                body = self._body()
+                raw = self._raw_body()
                 if path == "/ping":
                     return self._send(200, "pong", "text/plain")
                 if path == "/cacerts":
                     return self._send(200, server.ca, "text/plain")
-                who = self._who()
-                if who is None:
+                if path.startswith("/v1-standin/"):
+                    who = self._token_user()
+                    if who is None:
+                        raise ApiError(401, "Unauthorized", "Unauthorized")
+                    body = json.loads(raw or b"{}")
+                    if server.leader_url is not None:
+                        return self._forward(method, path, raw, {"Authorization": self.headers["Authorization"]})
+                    return self._send(200, self._supervisor(method, path, body, who))
+                if self._client_cert() is None:
                     raise ApiError(401, "Unauthorized", "Unauthorized")
                 if server.leader_url is not None:
-                    return self._forward(method, path, body)
-                self._send(200, self._local(method, path, body, who))
+                    return self._forward(method, self.path, raw, {h: self.headers[h] for h in ("Accept", "Content-Type")
+                                                                   if self.headers.get(h)})
+                status, doc = kube.handle(method, self.path, raw, self.headers, server.store.read,
+                                          server.store.update, server.grace)
+                self._send(status, doc)
             except ApiError as e:
                 self._error(e)
             except (ValueError, KeyError) as e:
                 self._error(ApiError(400, "BadRequest", f"bad request: {e}"))
 
-        def _forward(self, method: str, path: str, body: dict) -> None:
+        def _forward(self, method: str, path: str, raw: bytes, headers: dict) -> None:
+            """Pass the request to the first server (it holds the state); its answer goes back as it is."""
+            req = urllib.request.Request(server.leader_url.rstrip("/") + path, data=raw or None, method=method,
+                                         headers={**headers, **({"Content-Type": "application/json"}
+                                                                if raw and "Content-Type" not in headers else {})})
             try:
-                reply = request(server.leader_url, method, path, body or None,
-                                self.headers.get("Authorization"))
-            except ApiError as e:
-                return self._error(e)
-            except OSError as e:
+                with urllib.request.urlopen(req, timeout=10, context=server.leader_ctx()) as resp:
+                    status, ctype, data = resp.status, resp.headers.get("Content-Type"), resp.read()
+            except urllib.error.HTTPError as e:
+                status, ctype, data = e.code, e.headers.get("Content-Type"), e.read()
+            except (urllib.error.URLError, OSError) as e:
                 if method == "GET" and path == "/v1-standin/state":
                     return self._send(200, server.store.read())  # the replica, while the leader is away
                 return self._error(ApiError(503, "ServiceUnavailable", f"leader unreachable: {e}"))
-            self._send(200, reply)
+            self._send(status, data, ctype or "application/json")
 
-        def _local(self, method: str, path: str, body: dict, who: str):
+        def _supervisor(self, method: str, path: str, body: dict, who: str):
             parts = path.strip("/").split("/")
-            if parts[:1] != ["v1-standin"]:
-                raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
             route = (method, *parts[1:2])
-            if route == ("GET", "state") and who in ("admin", "server"):
+            if route == ("GET", "state") and who == "server":
                 return server.store.read()
             if route == ("POST", "join") and who == "server":
                 return server.store.update(lambda st: join_member(st, body))
@@ -303,17 +353,6 @@ def make_handler(server: Server):
                 return server.apply("register", body)
             if route == ("POST", "heartbeat") and who in ("server", "node") and len(parts) == 3:
                 return server.apply("heartbeat", parts[2], body.get("password", ""))
-            if parts[1:2] == ["nodes"] and len(parts) >= 3 and who == "admin":
-                if method == "DELETE" and len(parts) == 3:
-                    return server.apply("delete", parts[2])
-                if method == "POST" and len(parts) == 4 and parts[3] in ("cordon", "uncordon"):
-                    return server.apply(parts[3], parts[2])
-            if route == ("POST", "objects") and who == "admin":
-                return server.apply("create", body.get("items") or [])
-            if parts[1:2] == ["pods"] and len(parts) == 5 and parts[4] == "eviction" and who == "admin":
-                return server.apply("evict", parts[2], parts[3])
-            if method == "DELETE" and parts[1:2] == ["pdbs"] and len(parts) == 4 and who == "admin":
-                return server.apply("delete_pdb", parts[2], parts[3])
             raise ApiError(403, "Forbidden", f"{who} may not {method} {path}")
 
     return Handler

@@ -15,11 +15,11 @@ from .api import Server
 from .build import ARCH, VERSION
 from .config import load_config, parse_flags
 from .etcd import cluster_reset, cmd_etcd_snapshot
-from .join import ensure_node_password, http_url, request, split_token, wait_for_ca
-from .kubectl import cmd_kubectl
+from .join import ensure_node_password, fetch_ca, request, split_token
 from .objects import ApiError
-from .util import DATA_DIR, component_arg, default_ip, fatal, log, os_image, sd_notify, sha256, write_file
+from .util import DATA_DIR, KUBECONFIG, component_arg, default_ip, fatal, log, os_image, sd_notify, write_file
 
+KUBECTL_DIR = "/opt/standin-kubectl"  # real kubectl binaries, kubectl.1.<minor>
 MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -49,11 +49,9 @@ def cmd_agent(argv: list[str]) -> int:
         fatal("--server is required")
     if not config.get("token"):
         fatal("--token is required")
-    url = http_url(config["server"])
-    ca_hash, secret = split_token(str(config["token"]))
-    ca = wait_for_ca(url, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
-    if ca_hash and ca_hash != sha256(ca):
-        fatal("token CA hash does not match the Cluster CA certificate hash")
+    url = config["server"]
+    token_hash, secret = split_token(str(config["token"]))
+    _, ctx = fetch_ca(url, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
     name = config.get("node-name") or socket.gethostname()
     auth = "Basic " + base64.b64encode(f"node:{secret}".encode()).decode()
     host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
@@ -62,7 +60,7 @@ def cmd_agent(argv: list[str]) -> int:
             "taints": config.get("node-taint") or [], "version": VERSION, "arch": ARCH,
             "os_image": os_image(), "kernel": platform.release()}
     try:
-        request(url, "POST", "/v1-standin/register", info, auth)
+        request(url, "POST", "/v1-standin/register", info, auth, ctx=ctx)
     except ApiError as e:
         if e.status == 401:
             fatal(f"Error: the server at {config['server']} rejected the token (401 Unauthorized): "
@@ -79,10 +77,25 @@ def cmd_agent(argv: list[str]) -> int:
     interval = component_arg(config, "kubelet-arg", "node-status-update-frequency", 10)
     while not stop.wait(interval):
         try:
-            request(url, "POST", f"/v1-standin/heartbeat/{name}", {"password": info["password"]}, auth)
+            request(url, "POST", f"/v1-standin/heartbeat/{name}", {"password": info["password"]}, auth, ctx=ctx)
         except (ApiError, OSError) as e:
             log("error", f"Error updating node status, will retry: {e}")
     return 0
+
+def cmd_kubectl(argv: list[str]) -> int:
+    """``k3s kubectl``: k3s embeds kubectl; the stand-in runs a real one of its minor version (the lab binds
+    it read-only into each node), with k3s.yaml unless the caller names a kubeconfig."""
+    minor = VERSION.split(".")[1]
+    binary = os.path.join(KUBECTL_DIR, f"kubectl.1.{minor}")
+    if not os.access(binary, os.X_OK):
+        print(f"k3s stand-in: no real kubectl 1.{minor} at {binary} (the lab binds one in)", file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    if "KUBECONFIG" not in env and not any(a == "--kubeconfig" or a.startswith("--kubeconfig=") for a in argv):
+        env["KUBECONFIG"] = KUBECONFIG
+    os.execve(binary, ["kubectl", *argv], env)
+    return 1
+
 
 def main(argv: list[str]) -> int:
     machine = platform.machine()

@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 
+from . import tls
 from .config import load_config, parse_flags
 from .join import split_token
 from .store import Store
@@ -67,7 +68,7 @@ def cluster_reset(config: dict) -> int:
     state["cluster"]["datastore"] = "etcd"
     state["etcd_members"] = {name: {"address": config.get("node-ip") or default_ip(), "joined": time.time()}}
     store.write(state)
-    write_file(os.path.join(data_dir, "server", "tls", "server-ca.crt"), state["cluster"]["ca"], 0o644)
+    tls.import_cas(tls.tls_dir(data_dir), state["cluster"]["ca_files"])
     store.set_role({"leader": True})
     log("info", "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. "
         "Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes")

@@ -1,16 +1,19 @@
 """Joining: the token (``K10<ca-hash>::<user>:<secret>``), the CA a joining node fetches and checks,
-and the HTTP client nodes use to talk to a server."""
+and the HTTPS client nodes and servers use to talk to a server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import ssl
 import time
 import urllib.error
 import urllib.request
 
 from .objects import ApiError
+from .tls import client_context
 from .util import NODE_PASSWORD, fatal, log, read_file, write_file
 
 
@@ -26,12 +29,29 @@ def split_token(token: str) -> tuple[str | None, str]:
         return ca_hash, secret
     return None, token
 
-def http_url(url: str) -> str:
-    """The stand-in serves plain HTTP: dial ``https://`` URLs as ``http://``."""
-    return "http://" + url.split("://", 1)[1] if url.startswith("https://") else url
+
+def ca_hash(ca_pem: str) -> str:
+    """The token's CA hash: sha256 of the CA bundle PEM as served at /cacerts (k3s: "the SHA256 sum of the
+    PEM-formatted certificate, as stored on disk", docs cli/token.md; pkg/clientaccess/token.go hashes the
+    /cacerts body)."""
+    return hashlib.sha256(ca_pem.encode()).hexdigest()
+
+
+def check_token_ca(token_hash: str | None, ca_pem: str) -> None:
+    """A joining node trusts the fetched CA only if the token's hash matches, as k3s does
+    (pkg/clientaccess/token.go: validateCACerts, and this error text)."""
+    if token_hash is None:
+        log("warning", "Cluster CA certificate is not trusted by the host CA bundle, but the token does not "
+                       "include a CA hash. Use the full token from the server's node-token file to enable "
+                       "Cluster CA validation.")
+        return
+    if token_hash != ca_hash(ca_pem):
+        fatal(f"failed to validate token: token CA hash does not match the Cluster CA certificate hash: "
+              f"{token_hash} != {ca_hash(ca_pem)}")
+
 
 def request(base: str, method: str, path: str, body: dict | None = None, auth: str | None = None,
-            timeout: float = 5):
+            timeout: float = 5, *, ctx: ssl.SSLContext | None = None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method)
     if data is not None:
@@ -39,7 +59,7 @@ def request(base: str, method: str, path: str, body: dict | None = None, auth: s
     if auth:
         req.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             raw = resp.read().decode()
     except urllib.error.HTTPError as e:
         try:
@@ -51,16 +71,28 @@ def request(base: str, method: str, path: str, body: dict | None = None, auth: s
         raise OSError(str(e.reason)) from None
     return json.loads(raw) if raw and raw[0] in "{[" else raw
 
-def wait_for_ca(url: str, timeout: float) -> str:
+
+def fetch_ca(url: str, token_hash: str | None, timeout: float) -> tuple[str, ssl.SSLContext]:
+    """GET /cacerts without verification (waiting for the server), check it against the token; returns
+    the CA and a client context that trusts it (and verifies the server's certificate from now on)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return request(url, "GET", "/cacerts")
+            ca_pem = request(url, "GET", "/cacerts", ctx=client_context(None))
+            break
         except (OSError, ApiError) as e:
             if time.monotonic() > deadline:
                 fatal(f"failed to get CA certs from {url}: {e}")
             log("info", f"Waiting for the server at {url}: {e}")
             time.sleep(1)
+    check_token_ca(token_hash, ca_pem)
+    ctx = client_context(ca_pem)
+    try:
+        request(url, "GET", "/ping", ctx=ctx)
+    except OSError as e:
+        fatal(f"failed to verify the server certificate of {url} with the Cluster CA: {e}")
+    return ca_pem, ctx
+
 
 def ensure_node_password() -> str:
     pw = (read_file(NODE_PASSWORD) or "").strip()
@@ -70,9 +102,10 @@ def ensure_node_password() -> str:
         write_file(NODE_PASSWORD, pw + "\n", 0o600)
     return pw
 
+
 def join_member(state: dict, body: dict) -> dict:
     if state["cluster"]["datastore"] != "etcd":
         raise ApiError(409, "Conflict", "this server uses SQLite (started without cluster-init); "
                                         "servers cannot join it")
     state["etcd_members"][body["name"]] = {"address": body["address"], "joined": time.time()}
-    return {"ca": state["cluster"]["ca"], "state": state}
+    return {"state": state}

@@ -9,6 +9,7 @@ a bare pod is just deleted; DaemonSet pods are never moved.
 from __future__ import annotations
 
 import time
+import uuid
 
 from .util import rfc3339, sha256
 
@@ -18,6 +19,10 @@ class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str):
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
 
 def node_roles(server: bool, etcd: bool) -> list[str]:
     return (["control-plane", "master"] + (["etcd"] if etcd else [])) if server else []
@@ -34,6 +39,7 @@ def register_node(state: dict, info: dict, now: float) -> dict:
     nodes = state.setdefault("nodes", {})
     old = nodes.get(name) or {}
     labels = {
+        **(old.get("labels") or {}),
         "beta.kubernetes.io/arch": info["arch"], "beta.kubernetes.io/os": "linux",
         "kubernetes.io/arch": info["arch"], "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
         "node.kubernetes.io/instance-type": "k3s",
@@ -53,7 +59,8 @@ def register_node(state: dict, info: dict, now: float) -> dict:
         "address": info["address"], "version": info["version"], "arch": info["arch"],
         "os_image": info.get("os_image", "Linux"), "kernel": info.get("kernel", ""),
         "created": old.get("created", now), "heartbeat": now, "ready_since": now,
-        "unschedulable": old.get("unschedulable", False),
+        "unschedulable": old.get("unschedulable", False), "uid": old.get("uid") or new_uid(),
+        "annotations": old.get("annotations") or {},
     }
     return nodes[name]
 
@@ -100,7 +107,7 @@ def create_object(state: dict, doc: dict, now: float) -> str:
         owner = (meta.get("ownerReferences") or [{}])[0]
         pods[key] = {"namespace": ns, "name": name, "node": node, "labels": meta.get("labels") or {},
                      "owner": {"kind": owner["kind"], "name": owner["name"]} if owner.get("kind") else None,
-                     "created": now}
+                     "created": now, "uid": new_uid()}
         return f"pod/{name} created"
     if kind == "PodDisruptionBudget":
         spec = doc.get("spec") or {}
@@ -111,7 +118,7 @@ def create_object(state: dict, doc: dict, now: float) -> str:
         pdbs = state.setdefault("pdbs", {})
         if key in pdbs:
             raise ApiError(409, "AlreadyExists", f'poddisruptionbudgets.policy "{name}" already exists')
-        pdbs[key] = {"namespace": ns, "name": name, "created": now,
+        pdbs[key] = {"namespace": ns, "name": name, "created": now, "uid": new_uid(),
                      "selector": (spec.get("selector") or {}).get("matchLabels") or {}, **budget}
         return f"poddisruptionbudget.policy/{name} created"
     raise ApiError(400, "BadRequest", f"the k3s stand-in cannot create kind {kind!r} (only Pod, "
@@ -161,13 +168,14 @@ def remove_pod(state: dict, key: str, now: float, grace: float) -> None:
     state["pod_seq"] = state.get("pod_seq", 0) + 1
     name = pod["name"] if owner["kind"] == "StatefulSet" else f"{owner['name']}-{state['pod_seq']:05x}"
     state["pods"][f"{pod['namespace']}/{name}"] = {
-        **pod, "name": name, "node": targets[0][1] if targets else None, "created": now}
+        **pod, "name": name, "node": targets[0][1] if targets else None, "created": now, "uid": new_uid()}
 
 def pod_object(pod: dict, nodes: dict, now: float, grace: float) -> dict:
     node = nodes.get(pod["node"]) if pod["node"] else None
     phase = "Pending" if not pod["node"] else ("Running" if node and node_ready(node, now, grace) else "Unknown")
     meta = {"name": pod["name"], "namespace": pod["namespace"], "labels": pod["labels"],
-            "creationTimestamp": rfc3339(pod["created"])}
+            "creationTimestamp": rfc3339(pod["created"]), "uid": pod.get("uid", ""),
+            "resourceVersion": "1"}
     if pod.get("owner"):
         meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": pod["owner"]["kind"],
                                     "name": pod["owner"]["name"], "controller": True}]
@@ -179,7 +187,8 @@ def pdb_object(state: dict, pdb: dict, now: float, grace: float) -> dict:
             **{k: pdb[k] for k in ("minAvailable", "maxUnavailable") if k in pdb}}
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": pdb["name"], "namespace": pdb["namespace"],
-                         "creationTimestamp": rfc3339(pdb["created"])},
+                         "creationTimestamp": rfc3339(pdb["created"]), "uid": pdb.get("uid", ""),
+                         "resourceVersion": "1"},
             "spec": spec, "status": pdb_status(state, pdb, now, grace)}
 
 def node_object(node: dict, now: float, grace: float) -> dict:
@@ -205,8 +214,10 @@ def node_object(node: dict, now: float, grace: float) -> dict:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node["name"], "labels": dict(sorted(node["labels"].items())),
-                     "annotations": {"k3s.io/node-args": "[]", "k3s.io/internal-ip": node["address"]},
-                     "creationTimestamp": rfc3339(node["created"])},
+                     "annotations": {"k3s.io/node-args": "[]", "k3s.io/internal-ip": node["address"],
+                                     **(node.get("annotations") or {})},
+                     "creationTimestamp": rfc3339(node["created"]), "uid": node.get("uid", ""),
+                     "resourceVersion": str(int(node["heartbeat"]))},
         "spec": spec,
         "status": {
             "addresses": [{"type": "InternalIP", "address": node["address"]},
@@ -223,3 +234,42 @@ def node_status_word(obj: dict) -> str:
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     word = "Ready" if ready["status"] == "True" else "NotReady"
     return word + (",SchedulingDisabled" if obj["spec"].get("unschedulable") else "")
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch; a strategic-merge patch's ``$`` directives are dropped (the stand-in's
+    objects have no lists that kubectl patches by key)."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if k.startswith("$"):
+            continue
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+SYSTEM_TAINTS = ("node.kubernetes.io/unschedulable", "node.kubernetes.io/unreachable")
+
+
+def patch_node(state: dict, name: str, patch: dict, now: float, grace: float) -> dict:
+    """PATCH a Node (merge or strategic merge): labels, annotations, spec.unschedulable and
+    spec.taints are kept; the rest of the object is the kubelet's and the stand-in's to say."""
+    node = (state.get("nodes") or {}).get(name)
+    if node is None:
+        raise ApiError(404, "NotFound", f'nodes "{name}" not found')
+    if not isinstance(patch, dict):
+        raise ApiError(400, "BadRequest", "the patch is not a JSON object")
+    obj = merge_patch(node_object(node, now, grace), patch)
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    if meta.get("name") != name:
+        raise ApiError(422, "Invalid", f'Node "{name}" is invalid: metadata.name: Invalid value: field is immutable')
+    node["labels"] = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    shown = {"k3s.io/node-args", "k3s.io/internal-ip"}
+    node["annotations"] = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items() if k not in shown}
+    node["unschedulable"] = bool(spec.get("unschedulable"))
+    node["taints"] = [t for t in spec.get("taints") or [] if t.get("key") not in SYSTEM_TAINTS]
+    return node
