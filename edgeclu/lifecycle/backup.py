@@ -38,6 +38,9 @@ NODE_PASSWORD = "/etc/rancher/node/password"  # noqa: S105 - a path, not a passw
 SNAPSHOT_NAME = "edgeclu"
 _SAVED_RE = re.compile(r"Saving etcd snapshot to (\S+)")
 _SAVED_JSON_RE = re.compile(r'"msg":"saved","path":"([^"]+)"')
+# k3s >= 1.27 (the CLI asks the server to save): only `Snapshot <name> saved.`; the file is in the snapshot dir
+_SAVED_NAME_RE = re.compile(r"Snapshot ([A-Za-z0-9][A-Za-z0-9._-]*) saved\.")
+SNAPSHOT_DIR = f"{SERVER_DIR}/db/snapshots"  # k3s's default etcd-snapshot-dir
 
 # Runs on the server as root: a consistent copy of server/db (without snapshots and etcd)
 # as a tar.gz in a new temporary file, whose path it prints.
@@ -73,9 +76,13 @@ def default_root(env: dict | None = None) -> Path:
 
 
 def snapshot_path(output: str) -> str | None:
-    """Where ``k3s etcd-snapshot save`` wrote the snapshot, from its log (pure)."""
+    """Where ``k3s etcd-snapshot save`` wrote the snapshot, from its log (pure): the path when it logs one
+    (older k3s), else the saved snapshot's name in k3s's snapshot dir."""
     m = _SAVED_RE.search(output) or _SAVED_JSON_RE.search(output)
-    return m.group(1).rstrip('".') if m else None
+    if m:
+        return m.group(1).rstrip('".')
+    m = _SAVED_NAME_RE.search(output)
+    return f"{SNAPSHOT_DIR}/{m.group(1)}" if m else None
 
 
 def backup_name(cluster: str, when: dt.datetime) -> str:

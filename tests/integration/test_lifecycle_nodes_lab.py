@@ -112,7 +112,9 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     assert {n: service_marks(lab, n) for n in ("node1", "node2")} == before
 
     # workloads on node3: web (budget allows 1 disruption), db (budget allows none), a DaemonSet pod
-    lab.exec("node1", f"cat > /root/w.yaml <<'EOF'\n{MANIFESTS}\nEOF\nk3s kubectl create -f /root/w.yaml")
+    # (--validate=false: the stand-in serves no OpenAPI schema for kubectl to validate against)
+    lab.exec("node1", f"cat > /root/w.yaml <<'EOF'\n{MANIFESTS}\nEOF\n"
+                      "k3s kubectl create --validate=false -f /root/w.yaml")
     t0 = time.monotonic()
     blocked = edgeclu(tmp_path, "remove", "node3", "-i", str(inv), "--drain-timeout", "6")
     assert blocked.returncode == 5, blocked.stderr[-4000:]

@@ -9,17 +9,21 @@ joins, snapshots and cluster-reset.
 import base64
 import hashlib
 import json
+import os
 import shlex
 import ssl
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import jinja2
 import pytest
 import yaml
 
+from edgeclu.health.kube import parse_nodes
 from edgeclu.k3s import nodes_not_ready, parse_version_output
+from edgeclu.lifecycle.kubectl import drain_command, eviction_errors
 from edgeclu.transport import SSHRemote
 from tests.k3s_standin.release import build_release
 
@@ -215,7 +219,9 @@ def test_wrong_arch_binary_and_kubectl_without_a_server(nodes):
     r.run("systemctl start k3s && systemctl stop k3s")
     refused = r.run("k3s kubectl get nodes", check=False)
     assert refused.exit_code == 1
-    assert refused.stderr.startswith("The connection to the server 127.0.0.1:6443 was refused")
+    # real kubectl's words (it logs discovery errors first)
+    assert refused.stderr.splitlines()[-1] == ("The connection to the server 127.0.0.1:6443 was refused - did you "
+                                               "specify the right host or port?")
 
 
 def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
@@ -261,3 +267,72 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
     assert sorted(state(s1)["nodes"]) == ["node1", "node2"]
     s1.run("systemctl start k3s")
     assert [i["metadata"]["name"] for i in _nodes_json(s1)["items"]] == ["node1", "node2"]
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "kubectl"
+WORKLOAD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web-a, labels: {app: web}, ownerReferences: [{kind: ReplicaSet, name: web-5d9c}]}
+spec: {nodeName: node2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, labels: {app: db}, ownerReferences: [{kind: StatefulSet, name: db}]}
+spec: {nodeName: node2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: loner, labels: {app: loner}}
+spec: {nodeName: node2}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db}
+spec: {maxUnavailable: 0, selector: {matchLabels: {app: db}}}
+"""
+
+
+def _golden(name: str, live: str) -> str:
+    """The committed sample (written from this run with EDGECLU_UPDATE_GOLDEN=1)."""
+    path = GOLDEN / name
+    if os.environ.get("EDGECLU_UPDATE_GOLDEN") == "1":
+        path.write_text(live)
+    return path.read_text()
+
+
+def test_real_kubectl_output_is_what_edgeclu_parses(nodes, lab3):
+    """Golden samples from real kubectl (the one k3s kubectl runs): edgeclu reads the live output and the
+    committed sample the same way (tests/unit/test_golden.py parses the samples without a lab)."""
+    _reset(nodes)
+    s, a = nodes["node1"], nodes["node2"]
+    ip1 = lab3.nodes["node1"].ip
+    _config(s, {"token": TOKEN, "node-name": "node1", **FAST})
+    s.run("systemctl start k3s")
+    _config(a, {"server": f"https://{ip1}:6443", "token": s.run("cat /var/lib/rancher/k3s/server/token").stdout.strip(),
+                **FAST})
+    a.run("systemctl start k3s-agent")
+    _wait(lambda: not nodes_not_ready(_nodes_json(s), ["node1", "node2"]), what="both nodes Ready")
+
+    nodes_out = s.run("k3s kubectl get nodes -o json").stdout
+    for text in (nodes_out, _golden("get-nodes.json", nodes_out)):
+        assert {n: (k.ready, k.roles) for n, k in parse_nodes(text).items()} == {
+            "node1": (True, ("control-plane", "master")), "node2": (True, ())}
+
+    s.run(f"cat > /root/w.yaml <<'EOF'\n{WORKLOAD}\nEOF\nk3s kubectl create --validate=false -f /root/w.yaml")
+    # a pod without a controller: drain refuses before evicting anything
+    loner = s.run(drain_command("node2", 5), check=False)
+    assert loner.exit_code == 1
+    out = loner.stdout + loner.stderr
+    assert "cannot delete Pods that declare no controller (use --force to override): default/loner" in out
+    assert "cannot delete Pods that declare no controller" in _golden("drain-unmanaged.txt", out)
+    s.run("k3s kubectl uncordon node2 && k3s kubectl delete pod loner")
+    # a PodDisruptionBudget that allows no disruption: refused (429) until --timeout
+    blocked = s.run(drain_command("node2", 6), check=False)
+    assert blocked.exit_code == 1
+    out = blocked.stdout + blocked.stderr
+    for text in (out, _golden("drain-pdb-timeout.txt", out)):
+        assert eviction_errors(text) == ["default/db-0"]
+        assert "Cannot evict pod as it would violate the pod's disruption budget." in text
+        assert 'error when evicting pods/"db-0" -n "default": global timeout reached: 6s' in text
+        assert "evicting pod default/web-a" in text

@@ -14,6 +14,7 @@ import time
 import pytest
 import yaml
 
+from tests.integration import real_clients
 from tests.k3s_standin.fixtures import V1, k3s_mirror, k3s_releases  # noqa: F401
 
 pytestmark = pytest.mark.lab
@@ -25,6 +26,14 @@ def _inventory(tmp_path, lab, mirror, servers, agents):
         "k3s_version": V1, "token_file": str(tmp_path / "secrets" / "token"), "k3s_mirror": mirror.url,
         "cluster_name": "lab"}))
     return path
+
+
+def wait_for(fetch, want, timeout=60):
+    """``fetch()`` until it has ``want`` entries (Prometheus scrapes on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while len(value := fetch()) < want and time.monotonic() < deadline:
+        time.sleep(1)
+    return value
 
 
 def _up(inv, kubeconfig, *args, timeout=600):
@@ -76,6 +85,16 @@ def test_up_one_server_three_agents_then_no_changes(fresh_lab, k3s_mirror, tmp_p
     assert next(u for u in merged["users"] if u["name"] == "work")["user"] == {"token": "keep-me"}
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     assert list(kubeconfig.parent.glob("config.bak-*")), "no backup of the old kubeconfig"
+    # the user's own kubectl (the machine's, same minor) with that kubeconfig, TLS verified: every node Ready
+    assert real_clients.ready_nodes(kubeconfig, "lab", V1) == dict.fromkeys(("node1", "node2", "node3", "node4"), True)
+    # a real Prometheus on the controller scrapes every node's agent with the README's scrape config
+    targets = [f"{lab.nodes[n].ip}:9101" for n in sorted(lab.nodes)]
+    with real_clients.prometheus(real_clients.readme_scrape_config(targets), lab.ctl_ip) as prom:
+        up = wait_for(lambda: {r["metric"]["instance"]: r["value"][1]
+                               for r in real_clients.query(prom, 'up{job="edgeclu"}')}, want=len(targets))
+        assert up == dict.fromkeys(targets, "1")
+        load = {r["metric"]["instance"] for r in real_clients.query(prom, "node_memory_MemTotal_bytes > 0")}
+        assert load == set(targets)
 
     # the playbook itself changes nothing the second time
     second = _up(inv, kubeconfig, "--json", "--full")
