@@ -10,8 +10,9 @@ import stat
 
 import pytest
 
+from tests.integration import real_clients
 from tests.integration.lifecycle_util import edgeclu, kube_nodes, ok, standin_state, write_inventory
-from tests.k3s_standin.fixtures import k3s_mirror, k3s_releases  # noqa: F401
+from tests.k3s_standin.fixtures import V1, k3s_mirror, k3s_releases  # noqa: F401
 
 pytestmark = pytest.mark.lab
 
@@ -85,6 +86,9 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
     nodes = kube_nodes(lab)
     assert all(v["ready"] for v in nodes.values()), nodes
     assert nodes["node3"]["cordoned"]  # as it was when the backup was taken
+    # the user's own kubectl, with the kubeconfig up merged before the reset: the restored cluster's CA
+    assert real_clients.wait_ready_nodes(tmp_path / "kubeconfig", "lab", V1, {"node1", "node2", "node3"}) == \
+        dict.fromkeys(("node1", "node2", "node3"), True)
     # staging cleaned, lock released; the restore's converge stamped the node (edgeclu/stamp.py)
     assert lab.exec("node1", "ls /var/lib/edgeclu") == "converged\n"
 

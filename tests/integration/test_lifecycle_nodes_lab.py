@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.integration import real_clients
 from tests.integration.lifecycle_util import (
     COMMENT,
     edgeclu,
@@ -26,7 +27,7 @@ from tests.integration.lifecycle_util import (
     wait_for,
     write_inventory,
 )
-from tests.k3s_standin.fixtures import k3s_mirror, k3s_releases  # noqa: F401
+from tests.k3s_standin.fixtures import V1, k3s_mirror, k3s_releases  # noqa: F401
 
 pytestmark = pytest.mark.lab
 
@@ -108,6 +109,9 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     nodes = kube_nodes(lab)
     assert set(nodes) == {"node1", "node2", "node3"} and nodes["node3"]["ready"]
     assert lab.exec("node3", "systemctl is-active k3s-agent edgeclu-agent").split() == ["active", "active"]
+    # ... and so says the user's own kubectl, with the kubeconfig up merged (TLS verified)
+    assert real_clients.ready_nodes(tmp_path / "kubeconfig", "lab", V1) == dict.fromkeys(("node1", "node2", "node3"),
+                                                                                         True)
     # only node3 was touched: same unit start times, PIDs and restart counts, same file mtimes
     assert {n: service_marks(lab, n) for n in ("node1", "node2")} == before
 
@@ -136,6 +140,7 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     gone = ok(edgeclu(tmp_path, "remove", "node3", "-i", str(inv), "--json"))
     assert "would not move" not in gone.stderr
     assert set(kube_nodes(lab)) == {"node1", "node2"}
+    assert real_clients.ready_nodes(tmp_path / "kubeconfig", "lab", V1) == {"node1": True, "node2": True}
     pods = _pods(lab)
     assert "node3" not in pods.values() and pods["default/db-0"] in ("node1", "node2")
     assert "kube-system/svclb-x" not in pods  # the DaemonSet pod went with node3

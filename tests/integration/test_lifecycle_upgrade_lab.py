@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from tests.integration import real_clients
 from tests.integration.lifecycle_util import COMMENT, edgeclu, kube_nodes, ok, wait_for, write_inventory
 from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401
 
@@ -90,6 +91,11 @@ def test_rolling_upgrade_order_stop_at_a_broken_node_and_resume(fresh_lab, k3s_m
     assert {n: v["version"] for n, v in nodes.items()} == dict.fromkeys(SERVERS + AGENTS, V2)
     assert all(v["ready"] and not v["cordoned"] for v in nodes.values())
     assert {n: _binary(lab, n) for n in SERVERS + AGENTS} == dict.fromkeys(SERVERS + AGENTS, V2)
+    # the user's own kubectl (V2's minor), with the kubeconfig up merged, sees the same upgraded cluster
+    doc = json.loads(real_clients.kubectl(tmp_path / "kubeconfig", "lab", V2, "get", "nodes", "-o", "json").stdout)
+    assert {i["metadata"]["name"]: i["status"]["nodeInfo"]["kubeletVersion"] for i in doc["items"]} == \
+        dict.fromkeys(SERVERS + AGENTS, V2)
+    assert real_clients.ready_nodes(tmp_path / "kubeconfig", "lab", V2) == dict.fromkeys(SERVERS + AGENTS, True)
     assert f"k3s_version: {V2}" in inv.read_text()
     (backup,) = tmp_path.glob("inventory.yml.bak-*")  # timestamped, one per edit
     assert f"k3s_version: {V1}" in backup.read_text() and inv.read_text().startswith(COMMENT)

@@ -23,6 +23,7 @@ import yaml
 
 from edgeclu.health.kube import parse_nodes
 from edgeclu.k3s import nodes_not_ready, parse_version_output
+from edgeclu.lifecycle.backup import snapshot_path
 from edgeclu.lifecycle.kubectl import drain_command, eviction_errors
 from edgeclu.transport import SSHRemote
 from tests.k3s_standin.release import build_release
@@ -249,9 +250,10 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
 
     saved = s1.run("k3s etcd-snapshot save --name pre-remove")
     assert saved.stdout == ""  # like k3s: it only logs, on stderr
-    path = saved.stderr.split("Saving etcd snapshot to ", 1)[1].split('"')[0]
-    assert path.startswith("/var/lib/rancher/k3s/server/db/snapshots/pre-remove-node1-")
-    assert "Snapshot pre-remove-node1-" in saved.stderr and "saved." in saved.stderr
+    name = saved.stderr.split("Snapshot ", 1)[1].split(" saved.")[0]
+    assert name.startswith("pre-remove-node1-")
+    path = f"/var/lib/rancher/k3s/server/db/snapshots/{name}"
+    assert snapshot_path(saved.stderr) == path  # what edgeclu backup reads
     assert path.rsplit("/", 1)[1] in s1.run("k3s etcd-snapshot ls").stdout
 
     # deleting a server's node also removes its etcd member (as k3s does)

@@ -30,9 +30,8 @@ def cmd_etcd_snapshot(argv: list[str]) -> int:
         name = f"{config.get('name') or 'on-demand'}-{node}-{int(time.time())}"
         path = os.path.join(snap_dir, name)
         os.makedirs(snap_dir, mode=0o700, exist_ok=True)
-        log("info", f"Saving etcd snapshot to {path}")
-        log("info", f"Saving etcd snapshot to {path}")
         write_file(path, json.dumps(state, sort_keys=True), 0o600)
+        # k3s >= 1.27's CLI asks the server to save and logs only this (k3s-io/k3s#10513)
         log("info", f"Snapshot {name} saved.")
         return 0
     if verb in ("ls", "list"):
