@@ -122,7 +122,7 @@ class Server:
         if not token:
             fatal("--token is required when joining a server")
         token_hash, secret = split_token(token)
-        url = server
+        url = server  # https://<server>:6443
         self.ca, ctx = fetch_ca(url, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
         self.secret = secret
         self.leader_url = url
@@ -218,6 +218,7 @@ class Server:
                 self.sync()
         except (ApiError, OSError) as e:
             log("error", f"node status update failed: {e}")
+
 
 class TLSServer(http.server.ThreadingHTTPServer):
     """HTTPS with the handshake in each connection's own thread (a slow client cannot stall accept)."""

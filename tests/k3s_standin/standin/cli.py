@@ -22,6 +22,7 @@ from .util import DATA_DIR, KUBECONFIG, component_arg, default_ip, fatal, log, o
 KUBECTL_DIR = "/opt/standin-kubectl"  # real kubectl binaries, kubectl.1.<minor>
 MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 
+
 def install_signal_handlers(stop: threading.Event) -> None:
     def handler(signum, _frame):
         log("info", f"Received signal {signal.Signals(signum).name}, shutting down")
@@ -29,6 +30,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
 
 def cmd_server(argv: list[str]) -> int:
     flags, _ = parse_flags(argv)
@@ -41,6 +43,7 @@ def cmd_server(argv: list[str]) -> int:
     install_signal_handlers(server.stop)
     server.run()
     return 0
+
 
 def cmd_agent(argv: list[str]) -> int:
     flags, _ = parse_flags(argv)
@@ -81,6 +84,7 @@ def cmd_agent(argv: list[str]) -> int:
         except (ApiError, OSError) as e:
             log("error", f"Error updating node status, will retry: {e}")
     return 0
+
 
 def cmd_kubectl(argv: list[str]) -> int:
     """``k3s kubectl``: k3s embeds kubectl; the stand-in runs a real one of its minor version (the lab binds

@@ -24,6 +24,7 @@ KNOWN_FLAGS = LIST_FLAGS | BOOL_FLAGS | {
     "disable-network-policy", "disable-kube-proxy", "disable-cloud-controller", "disable-helm-controller",
 }
 
+
 def parse_flags(argv: list[str]) -> tuple[dict, list[str]]:
     """``--key value`` / ``--key=value`` / ``--bool`` -> (flags, positional args)."""
     flags: dict = {}
@@ -54,6 +55,7 @@ def parse_flags(argv: list[str]) -> tuple[dict, list[str]]:
             rest.append(arg)
         i += 1
     return flags, rest
+
 
 def load_config(flags: dict) -> dict:
     """config.yaml merged with command-line flags (flags win), like k3s."""

@@ -51,6 +51,7 @@ def cmd_etcd_snapshot(argv: list[str]) -> int:
     print(f"error: unsupported etcd-snapshot command {verb!r}", file=sys.stderr)
     return 1
 
+
 def cluster_reset(config: dict) -> int:
     """``k3s server --cluster-reset``: this server becomes the only etcd member (restoring a snapshot)."""
     data_dir = config.get("data-dir") or DATA_DIR

@@ -15,10 +15,12 @@ from .util import rfc3339, sha256
 
 RECREATED_BY = ("ReplicaSet", "StatefulSet", "ReplicationController", "Job")
 
+
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str):
         super().__init__(message)
         self.status, self.reason, self.message = status, reason, message
+
 
 def new_uid() -> str:
     return str(uuid.uuid4())
@@ -26,6 +28,7 @@ def new_uid() -> str:
 
 def node_roles(server: bool, etcd: bool) -> list[str]:
     return (["control-plane", "master"] + (["etcd"] if etcd else [])) if server else []
+
 
 def register_node(state: dict, info: dict, now: float) -> dict:
     """Create or refresh a node on (re)start of its kubelet; checks the node password."""
@@ -64,6 +67,7 @@ def register_node(state: dict, info: dict, now: float) -> dict:
     }
     return nodes[name]
 
+
 def heartbeat(state: dict, name: str, password: str, now: float, grace: float) -> None:
     node = (state.get("nodes") or {}).get(name)
     if node is None:
@@ -73,6 +77,7 @@ def heartbeat(state: dict, name: str, password: str, now: float, grace: float) -
     if now - node["heartbeat"] > grace:
         node["ready_since"] = now
     node["heartbeat"] = now
+
 
 def delete_node(state: dict, name: str, now: float | None = None, grace: float = 40) -> None:
     """Delete the Node object; like k3s, a deleted server also leaves etcd. Its pods go too
@@ -85,8 +90,10 @@ def delete_node(state: dict, name: str, now: float | None = None, grace: float =
     for key in [k for k, p in (state.get("pods") or {}).items() if p["node"] == name]:
         remove_pod(state, key, time.time() if now is None else now, grace)
 
+
 def node_ready(node: dict, now: float, grace: float) -> bool:
     return now - node["heartbeat"] <= grace
+
 
 def create_object(state: dict, doc: dict, now: float) -> str:
     """``kubectl create -f``: a Pod or a policy/v1 PodDisruptionBudget (integer budgets)."""
@@ -124,10 +131,12 @@ def create_object(state: dict, doc: dict, now: float) -> str:
     raise ApiError(400, "BadRequest", f"the k3s stand-in cannot create kind {kind!r} (only Pod, "
                                       "PodDisruptionBudget)")
 
+
 def pdb_pods(state: dict, pdb: dict) -> list[dict]:
     return [p for p in (state.get("pods") or {}).values()
             if p["namespace"] == pdb["namespace"]
             and all(p["labels"].get(k) == v for k, v in pdb["selector"].items())]
+
 
 def pdb_status(state: dict, pdb: dict, now: float, grace: float) -> dict:
     """The PDB's status as the disruption controller computes it (healthy = on a Ready node)."""
@@ -137,6 +146,7 @@ def pdb_status(state: dict, pdb: dict, now: float, grace: float) -> dict:
     desired = pdb["minAvailable"] if "minAvailable" in pdb else max(len(pods) - pdb["maxUnavailable"], 0)
     return {"currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": len(pods),
             "disruptionsAllowed": max(healthy - desired, 0)}
+
 
 def evict_pod(state: dict, ns: str, name: str, now: float, grace: float) -> dict:
     """The Eviction API: refused (429) while a matching PDB allows no disruption."""
@@ -150,10 +160,12 @@ def evict_pod(state: dict, ns: str, name: str, now: float, grace: float) -> dict
     remove_pod(state, key, now, grace)
     return {"kind": "Status", "status": "Success"}
 
+
 def delete_pdb(state: dict, ns: str, name: str) -> str:
     if (state.get("pdbs") or {}).pop(f"{ns}/{name}", None) is None:
         raise ApiError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
     return f'poddisruptionbudget.policy "{name}" deleted'
+
 
 def remove_pod(state: dict, key: str, now: float, grace: float) -> None:
     """Delete a pod; its controller (if it has one that does) creates a replacement elsewhere."""
@@ -170,6 +182,7 @@ def remove_pod(state: dict, key: str, now: float, grace: float) -> None:
     state["pods"][f"{pod['namespace']}/{name}"] = {
         **pod, "name": name, "node": targets[0][1] if targets else None, "created": now, "uid": new_uid()}
 
+
 def pod_object(pod: dict, nodes: dict, now: float, grace: float) -> dict:
     node = nodes.get(pod["node"]) if pod["node"] else None
     phase = "Pending" if not pod["node"] else ("Running" if node and node_ready(node, now, grace) else "Unknown")
@@ -182,6 +195,7 @@ def pod_object(pod: dict, nodes: dict, now: float, grace: float) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": pod["node"]} if pod["node"] else {}, "status": {"phase": phase}}
 
+
 def pdb_object(state: dict, pdb: dict, now: float, grace: float) -> dict:
     spec = {"selector": {"matchLabels": pdb["selector"]},
             **{k: pdb[k] for k in ("minAvailable", "maxUnavailable") if k in pdb}}
@@ -190,6 +204,7 @@ def pdb_object(state: dict, pdb: dict, now: float, grace: float) -> dict:
                          "creationTimestamp": rfc3339(pdb["created"]), "uid": pdb.get("uid", ""),
                          "resourceVersion": "1"},
             "spec": spec, "status": pdb_status(state, pdb, now, grace)}
+
 
 def node_object(node: dict, now: float, grace: float) -> dict:
     """A Node as ``kubectl get node -o json`` shows it (the fields edgeclu reads, and a few more)."""
@@ -229,6 +244,7 @@ def node_object(node: dict, now: float, grace: float) -> dict:
                          "containerRuntimeVersion": "standin://0"},
         },
     }
+
 
 def node_status_word(obj: dict) -> str:
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")

@@ -17,14 +17,17 @@ KUBECONFIG = "/etc/rancher/k3s/k3s.yaml"
 
 NODE_PASSWORD = "/etc/rancher/node/password"
 
+
 def log(level: str, msg: str) -> None:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     escaped = msg.replace('"', '\\"')
     print(f'time="{now}" level={level} msg="{escaped}"', file=sys.stderr, flush=True)
 
+
 def fatal(msg: str, code: int = 1):
     log("fatal", msg)
     sys.exit(code)
+
 
 def sd_notify(message: str) -> None:
     """Tell systemd (Type=notify) we are ready, like k3s does once it is up."""
@@ -37,8 +40,10 @@ def sd_notify(message: str) -> None:
         s.connect(address)
         s.sendall(message.encode())
 
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
 
 def parse_duration(text: str) -> float:
     """Go-style durations: ``40s``, ``1m30s``, ``500ms``."""
@@ -52,6 +57,7 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"invalid duration {text!r}")
     return total
 
+
 def component_arg(config: dict, key: str, name: str, default: float) -> float:
     """``kubelet-arg: [node-status-update-frequency=2s]`` style settings."""
     for item in config.get(key) or []:
@@ -59,6 +65,7 @@ def component_arg(config: dict, key: str, name: str, default: float) -> float:
         if k == name:
             return parse_duration(v)
     return default
+
 
 def write_file(path: str, text: str, mode: int) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -69,12 +76,14 @@ def write_file(path: str, text: str, mode: int) -> None:
     os.chmod(tmp, mode)
     os.replace(tmp, path)
 
+
 def read_file(path: str) -> str | None:
     try:
         with open(path) as f:
             return f.read()
     except FileNotFoundError:
         return None
+
 
 def default_ip(towards: str = "192.0.2.1") -> str:
     """The source address of the route to ``towards`` (the default route if it is not local)."""
@@ -85,11 +94,13 @@ def default_ip(towards: str = "192.0.2.1") -> str:
         except OSError:
             return "127.0.0.1"
 
+
 def os_image() -> str:
     for line in (read_file("/etc/os-release") or "").splitlines():
         if line.startswith("PRETTY_NAME="):
             return line.split("=", 1)[1].strip('"')
     return "Linux"
+
 
 def rfc3339(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
