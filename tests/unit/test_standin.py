@@ -216,3 +216,29 @@ def test_json_output_round_trips():
     node = objects.register_node(state, _info(), NOW)
     doc = {"apiVersion": "v1", "kind": "List", "items": [objects.node_object(node, NOW, 40)]}
     assert json.loads(json.dumps(doc)) == doc
+
+
+# -- certificates ----------------------------------------------------------------------
+def test_certificates_sans_and_admin_cert_follow_the_cas(tmp_path):
+    from cryptography import x509
+
+    from tests.k3s_standin.standin import tls
+
+    d = str(tmp_path)
+    tls.ensure_cas(d)
+    tls.issue_server_certs(d, "10.77.0.11", "node1", ["k3s.example", "10.77.0.11"])
+    serving = x509.load_pem_x509_certificate((tmp_path / "serving-kube-apiserver.crt").read_bytes())
+    sans = [str(n.value) for n in serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value]
+    assert sans[:3] == ["10.77.0.11", "node1", "127.0.0.1"] and "k3s.example" in sans
+    assert sans.count("10.77.0.11") == 1
+    admin = (tmp_path / "client-admin.crt").read_bytes()
+    assert tls.signed_by(d, "client-admin", "client-ca") and not tls.signed_by(d, "client-admin", "server-ca")
+    # the CAs replaced (cluster-reset from another cluster's snapshot): the admin cert is issued again
+    other = tmp_path / "other"
+    tls.ensure_cas(str(other))
+    tls.import_cas(d, tls.export_cas(str(other)))
+    assert not tls.signed_by(d, "client-admin", "client-ca")
+    tls.issue_server_certs(d, "10.77.0.11", "node1", [])
+    assert (tmp_path / "client-admin.crt").read_bytes() != admin and tls.signed_by(d, "client-admin", "client-ca")
+    # the token's CA hash is the sha256 of the CA PEM as stored (k3s docs, cli/token.md)
+    assert join.ca_hash(tls.ca_bundle(d)) == hashlib.sha256((tmp_path / "server-ca.crt").read_bytes()).hexdigest()

@@ -18,6 +18,7 @@ import os
 import ssl
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -122,8 +123,22 @@ def serving_sans(node_ip: str, node_name: str, tls_sans: list[str]) -> list[str]
 def issue_server_certs(directory: str, node_ip: str, node_name: str, tls_sans: list[str]) -> None:
     """This server's serving certificate (every start: SANs follow the config) and its admin client cert."""
     issue(directory, "server-ca", SERVING, "kube-apiserver", sans=serving_sans(node_ip, node_name, tls_sans))
-    if not os.path.exists(os.path.join(directory, f"{ADMIN}.crt")):
+    if not signed_by(directory, ADMIN, "client-ca"):  # none yet, or the CAs were replaced (cluster-reset)
         issue(directory, "client-ca", ADMIN, "system:admin", org="system:masters", client=True)
+
+
+def signed_by(directory: str, name: str, ca: str) -> bool:
+    text = read_file(os.path.join(directory, f"{name}.crt"))
+    if not text:
+        return False
+    cert = x509.load_pem_x509_certificate(text.encode())
+    ca_cert = x509.load_pem_x509_certificate(ca_bundle(directory, ca).encode())
+    try:  # (cryptography 38, Debian bookworm's: no verify_directly_issued_by yet)
+        ca_cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
+                                    ec.ECDSA(cert.signature_hash_algorithm))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return cert.issuer == ca_cert.subject
 
 
 def server_context(directory: str) -> ssl.SSLContext:
