@@ -65,12 +65,12 @@ def prometheus(config_yaml: str, host: str):
     """A real Prometheus (Debian's ``prometheus``) on ``host`` with ``config_yaml``; yields its base URL."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (apt-get install prometheus; .ci/run does)"
-    with tempfile.TemporaryDirectory(prefix="edgeclu-prom-") as d:
+    with tempfile.TemporaryDirectory(prefix="edgeclu-prom-") as d, open(Path(d) / "log", "w") as log:
         (Path(d) / "prometheus.yml").write_text(config_yaml)
         port = _free_port(host)
         proc = subprocess.Popen([binary, f"--config.file={d}/prometheus.yml", f"--storage.tsdb.path={d}/data",
                                  f"--web.listen-address={host}:{port}", "--log.level=warn"],
-                                stdout=subprocess.DEVNULL, stderr=open(Path(d) / "log", "w"))  # noqa: SIM115
+                                stdout=subprocess.DEVNULL, stderr=log)
         url = f"http://{host}:{port}"
         try:
             deadline = time.monotonic() + 30
