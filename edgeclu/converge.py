@@ -1,6 +1,10 @@
 """Converge a cluster to its inventory: lock, run site.yml (unless the stamp says nothing can have
 changed, see :mod:`edgeclu.stamp`), stamp the nodes, merge the kubeconfig.
 
+Before anything changes it refuses a node whose k3s is newer than the inventory's, and an
+upgrade in progress (:mod:`edgeclu.guards`); with ``skip_unreachable`` it leaves out the
+nodes preflight could not reach, unless they are needed (the first server, etcd quorum).
+
 The CLI (`edgeclu up`, `edgeclu add`) formats; this module decides what runs.
 """
 
@@ -8,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeclu import guards, stamp
 from edgeclu import kubeconfig as kc
-from edgeclu import stamp
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory
 from edgeclu.lock import ClusterLock
@@ -26,6 +30,7 @@ class Outcome:
     kubeconfig: Path | None = None
     kubeconfig_backup: Path | None = None
     kubeconfig_changed: bool = False  # False: it already held this cluster's entries as they are
+    skipped: list[str] = field(default_factory=list)  # unreachable, left out (skip_unreachable)
 
 
 def forks_for(inv: Inventory) -> int:
@@ -33,15 +38,32 @@ def forks_for(inv: Inventory) -> int:
     return max(10, len(inv.hosts))
 
 
-def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report: Callable[[str], None]) -> None:
-    from edgeclu.preflight import check_cluster
+def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report: Callable[[str], None],
+                  skip_unreachable: bool = False):
+    """Preflight every node (unreachable ones are not errors with ``skip_unreachable``), and refuse a
+    node whose k3s is newer than the inventory's. Returns the preflight report."""
+    from edgeclu.preflight import run_preflight as preflight
 
-    problems = check_cluster(inv, known_hosts=known_hosts, accept_new=accept_new)
-    errors = [p for p in problems if p.severity == "error"]
-    for p in problems:
+    rep = preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    errors = [p for p in rep.errors if not (skip_unreachable and p.check == "unreachable")]
+    for p in rep.problems:
         report(f"preflight: {p}")
     if errors:
-        raise EdgecluError(f"preflight failed on {len({p.node for p in errors})} node(s); nothing was changed")
+        down = [p.node for p in errors if p.check == "unreachable"]
+        raise EdgecluError(f"preflight failed on {len({p.node for p in errors})} node(s); nothing was changed"
+                           + (f" (unreachable: {', '.join(down)}; `edgeclu up --skip-unreachable` converges the "
+                              "others)" if down else ""))
+    refusal = guards.downgrade_refusal({n: f.k3s_version for n, f in rep.facts.items()}, inv.vars["k3s_version"])
+    if refusal:
+        raise EdgecluError(refusal)
+    return rep
+
+
+def refuse_pending_upgrade(lock: ClusterLock | None, inv: Inventory) -> None:
+    """Under the lock: stop if `edgeclu upgrade` to a newer k3s was started and has not finished."""
+    refusal = guards.pending_upgrade_refusal(lock.upgrade if lock else None, inv.vars["k3s_version"])
+    if refusal:
+        raise EdgecluError(refusal)
 
 
 def _unchanged(inv: Inventory, remotes: dict, report: Callable[[str], None]) -> PlaybookResult | None:
@@ -72,36 +94,51 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
              preflight: bool = True, limit: str | None = None, kubeconfig: Path | None = None,
              merge_kubeconfig: bool = True, on_event: Callable[[TaskEvent], None] | None = None,
              report: Callable[[str], None] = print, lock_action: str = "up", lock: bool = True,
-             fast: bool = False) -> Outcome:
+             fast: bool = False, skip_unreachable: bool = False) -> Outcome:
     """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``).
     ``fast``: skip the playbook when the converged stamps say nothing can have changed (``up``).
     A run over every node (no ``limit``) stamps the nodes that converged."""
     if merge_kubeconfig and not dry_run:
         kc.check(inv, kubeconfig)  # a kubeconfig it could not merge into stops it before any change
+    skipped: list[str] = []
     if preflight:
-        run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+        rep = run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report,
+                            skip_unreachable=skip_unreachable and limit is None)
+        if rep.unreachable and limit is None:
+            nodes, why = guards.skip_plan([h.name for h in inv.servers], [h.name for h in inv.agents],
+                                          rep.unreachable)
+            if why:
+                raise EdgecluError(f"--skip-unreachable: {why}; nothing was changed")
+            skipped, limit = rep.unreachable, ",".join(nodes)
+            report(f"skipping unreachable node(s): {', '.join(skipped)} (--skip-unreachable)")
     first = inv.servers[0]
 
     def play() -> PlaybookResult:
+        if held:
+            held.check("the playbook")
         return run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
                             check=dry_run, limit=limit, forks=forks_for(inv), on_event=on_event)
 
+    held: ClusterLock | None = None
     if dry_run:  # read-only: no lock file, no kubeconfig
-        return Outcome(play())
+        return Outcome(play(), skipped=skipped)
     lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
     remotes = {h.name: lock_remote if h.name == first.name else
                remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
                for h in (inv.hosts if limit is None else [])}
     try:
-        with ClusterLock(lock_remote, lock_action, report=report) if lock else contextlib.nullcontext():
+        with ClusterLock(lock_remote, lock_action, report=report) if lock else contextlib.nullcontext() as held:
+            refuse_pending_upgrade(held, inv)
             result = _unchanged(inv, remotes, report) if fast and limit is None else None
             if result is None:
                 result = play()
                 if limit is None:
                     _stamp(inv, result, remotes, report)
-            outcome = Outcome(result)
+            outcome = Outcome(result, skipped=skipped)
             first_ok = first.name in result.hosts and result.hosts[first.name].healthy
             if merge_kubeconfig and first_ok:
+                if held:
+                    held.check("merging the kubeconfig")
                 installed = kc.install_from_server(inv, lock_remote, path=kubeconfig)
                 outcome.kubeconfig, outcome.kubeconfig_backup = installed.path, installed.backup
                 outcome.kubeconfig_changed = installed.changed

@@ -90,6 +90,14 @@ def compare_versions(a: str, b: str) -> int:
     return (ka > kb) - (ka < kb)
 
 
+def is_newer(installed: str | None, wanted: str) -> bool:
+    """Is the ``installed`` version (None or unparseable: no) newer than ``wanted``?"""
+    try:
+        return compare_versions(installed or "", wanted) > 0
+    except ValueError:
+        return False
+
+
 def kubernetes_minor(version: str) -> str:
     """``v1.31.4+k3s1`` -> ``1.31``."""
     return f"1.{version_key(version)[0]}"
@@ -256,7 +264,8 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
 
     ``config_file``: config.yaml as ``{path, mode, content}``; ``files``: the unit and scripts,
     the same way. Each content is read once (in a playbook each read renders a template).
-    A new config, unit or binary (another version than ``version``) means a restart.
+    A new config, unit or binary (another version than ``version``) means a restart. A newer
+    installed k3s is never replaced (``downgrade``: the role refuses the node).
     """
     config_file = dict(config_file)
     files = [dict(f) for f in files]
@@ -264,13 +273,16 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
     config_stale = bool(stale_files([config_file], state["files"]))
     unit_changed = f"/etc/systemd/system/{service}.service" in stale_paths
     installed = parse_version_output(state.get("k3s_version_output")) or ""
-    restart = config_stale or unit_changed or installed != version
+    downgrade = is_newer(installed, version)  # never installed over: k3s cannot be downgraded
+    install = installed != version and not downgrade
+    restart = config_stale or unit_changed or install
     service = state["services"][service]
     start_now = restart or service.get("active") != "active"
     return {
         "release_files": release_files(state["machine"]),
         "installed_version": installed,
-        "install": installed != version,
+        "install": install,
+        "downgrade": downgrade,
         "config_file": config_file,
         "files": files,
         "config_stale": config_stale,

@@ -6,6 +6,18 @@ with an owner and an expiry, renewed by a background thread while the run lasts.
 A run that dies (crash, kill -9, lost network) stops renewing, and after ``ttl``
 seconds the lock is stale and the next run takes it over, saying so. Check-and-set
 happens under ``flock`` on the node, so two runs racing for it cannot both win.
+
+The expiry is kept on the node's boot-time clock (``CLOCK_BOOTTIME``) with its boot id,
+never its wall clock: a Raspberry Pi has no RTC and steps its clock at NTP sync. After a
+reboot of the node the old expiry means nothing, so the lease then lasts ``ttl`` from the
+first look in the new boot.
+
+It fences: the holder counts its lease as lost once a renewal was refused (another run
+took it) or none succeeded for ``SAFETY * ttl`` seconds (sent-time of the last good one,
+on the controller's monotonic clock), which is before the node can call it stale. A lost
+lease cancels a running playbook (:func:`lease_problem`, polled by
+:mod:`edgeclu.playbook`) and stops the run before its next step (:meth:`ClusterLock.check`);
+destructive steps ask the node first (:meth:`ClusterLock.confirm`).
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import os
 import shlex
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -22,10 +35,32 @@ from edgeclu.errors import EdgecluError
 
 LOCK_DIR = "/var/lib/edgeclu"
 LOCK_FILE = f"{LOCK_DIR}/cluster.lock"
+UPGRADE_FILE = f"{LOCK_DIR}/upgrade.json"  # an upgrade in progress: its target (see lifecycle/upgrade.py)
+DEFAULT_TTL = 60.0
+TTL_ENV = "EDGECLU_LOCK_TTL"
+SAFETY = 0.8  # the holder trusts its lease for this share of the ttl after its last good renewal
 
 
 class LockHeld(EdgecluError):
     exit_code = 4
+
+
+class LockLost(EdgecluError):
+    """This run's lease ran out or was taken over: it stops before changing anything else."""
+
+    exit_code = 4
+
+
+def lock_ttl() -> float:
+    """The lease's length: ``$EDGECLU_LOCK_TTL`` seconds, else 60."""
+    raw = os.environ.get(TTL_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_TTL
+    except ValueError:
+        raise EdgecluError(f"${TTL_ENV}: {raw!r} is not a number of seconds") from None
+    if value < 2:
+        raise EdgecluError(f"${TTL_ENV}: {raw!r}: the lease must last at least 2 seconds")
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,30 +78,49 @@ class Owner:
 _PY = r"""
 import json, os, sys, time
 path, mode, owner_id, owner_json, ttl = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
-now = time.time()
-try:
-    cur = json.load(open(path))
-except (OSError, ValueError):
-    cur = None
+now = time.clock_gettime(time.CLOCK_BOOTTIME)  # not time.time(): the wall clock may step
+wall = time.time()  # only to show since when
+boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+def load(p):
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 def write(doc):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f)
     os.replace(tmp, path)
+def answer(code, **kw):
+    kw.update(now=now, wall=wall)
+    print(json.dumps(kw))
+    sys.exit(code)
+cur = load(path)
+if not isinstance(cur, dict) or "id" not in cur or "expires" not in cur:
+    cur = None
+mine = cur is not None and cur["id"] == owner_id
+if cur is not None and not mine and cur.get("boot") != boot:
+    # written in another boot: its expiry counted on that boot's clock; the lease lasts ttl from now
+    cur.update(boot=boot, expires=now + float(cur.get("ttl") or ttl))
+    write(cur)
 if mode == "acquire":
-    if cur and cur["id"] != owner_id and cur["expires"] > now:
-        print(json.dumps({"held": cur, "now": now})); sys.exit(3)
-    doc = json.loads(owner_json); doc.update(since=now, expires=now + ttl)
+    if cur is not None and not mine and cur["expires"] > now:
+        answer(3, held=cur)
+    doc = json.loads(owner_json)
+    doc.update(since=wall, boot=boot, expires=now + ttl, ttl=ttl)
     write(doc)
-    print(json.dumps({"took_over": cur if cur and cur["id"] != owner_id else None, "now": now}))
+    answer(0, took_over=None if mine else cur, upgrade=load(os.path.join(os.path.dirname(path), "upgrade.json")))
 elif mode == "renew":
-    if not cur or cur["id"] != owner_id:
-        print(json.dumps({"lost": cur})); sys.exit(4)
-    cur["expires"] = now + ttl; write(cur); print("{}")
+    if not mine:
+        answer(4, lost=cur)
+    cur.update(boot=boot, expires=now + ttl)
+    write(cur)
+    answer(0)
 elif mode == "release":
-    if cur and cur["id"] == owner_id:
+    if mine:
         os.remove(path)
-    print("{}")
+    answer(0)
 """
 
 
@@ -79,56 +133,140 @@ def lock_command(mode: str, owner: Owner, ttl: float) -> str:
             f"flock {LOCK_DIR}/.flock python3 -c {shlex.quote(_PY)} {args}")
 
 
-def held_message(held: dict, now: float, node: str) -> str:
-    age = now - held["since"]
-    left = held["expires"] - now
+def upgrade_record_command(record: dict | None) -> str:
+    """Write (or, for None, remove) the upgrade-in-progress record next to the lock (pure)."""
+    if record is None:
+        return f"rm -f {UPGRADE_FILE}"
+    return (f"mkdir -p {LOCK_DIR} && chmod 700 {LOCK_DIR} && umask 077 && "
+            f"printf '%s\\n' {shlex.quote(json.dumps(record))} > {UPGRADE_FILE}.tmp && "
+            f"mv -f {UPGRADE_FILE}.tmp {UPGRADE_FILE}")
+
+
+def held_message(held: dict, answer: dict, node: str) -> str:
+    """``answer``: the node's reply, with its wall clock (``wall``) and boot-time clock (``now``)."""
+    age = answer["wall"] - held.get("since", answer["wall"])
+    left = held["expires"] - answer["now"]
     return (f"cluster is locked by {held['who']} running `{held['action']}` since {age:.0f}s ago "
             f"(lock on {node}:{LOCK_FILE}; it goes stale {left:.0f}s after that run stops renewing it). "
             "Wait for it to finish, or stop it.")
 
 
+_ACTIVE: list[ClusterLock] = []  # the leases this process holds now
+
+
+def lease_problem() -> str | None:
+    """Why a lease this process holds is no longer good, or None (also when it holds none)."""
+    return next((why for lk in list(_ACTIVE) if (why := lk.problem())), None)
+
+
 class ClusterLock:
     """``with ClusterLock(remote, "up"):`` — raises :class:`LockHeld` if another run holds the cluster."""
 
-    def __init__(self, remote, action: str, *, ttl: float = 60.0, renew_every: float | None = None,
+    def __init__(self, remote, action: str, *, ttl: float | None = None, renew_every: float | None = None,
                  report=print):
-        self.remote, self.owner, self.ttl = remote, Owner.current(action), ttl
-        self.renew_every = renew_every or ttl / 4
+        self.remote, self.owner, self.ttl = remote, Owner.current(action), ttl or lock_ttl()
+        self.renew_every = renew_every or self.ttl / 4
         self.report = report
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lost = False
+        self._io = threading.Lock()  # one lock command at a time on this connection
+        self._good_until = 0.0  # controller monotonic time until which the lease is surely ours
+        self.lost: str | None = None  # why the lease is gone
+        self.upgrade: dict | None = None  # the upgrade-in-progress record found when the lock was taken
+
+    def _call(self, mode: str):
+        sent = time.monotonic()
+        with self._io:
+            r = self.remote.run(lock_command(mode, self.owner, self.ttl), sudo=True, check=False,
+                                timeout=max(self.renew_every, 5))
+        return sent, r
 
     def acquire(self) -> None:
-        r = self.remote.run(lock_command("acquire", self.owner, self.ttl), sudo=True, check=False)
+        sent, r = self._call("acquire")
         if r.exit_code == 3:
             doc = json.loads(r.stdout)
-            raise LockHeld(held_message(doc["held"], doc["now"], self.remote.name))
+            raise LockHeld(held_message(doc["held"], doc, self.remote.name))
         if r.exit_code != 0:
             raise EdgecluError(f"{self.remote.name}: cannot take the cluster lock: {r.stderr.strip()}")
-        stale = json.loads(r.stdout).get("took_over")
+        doc = json.loads(r.stdout)
+        self._good_until = sent + SAFETY * self.ttl
+        self.upgrade = doc.get("upgrade") if isinstance(doc.get("upgrade"), dict) else None
+        stale = doc.get("took_over")
         if stale:
             self.report(f"took over a stale cluster lock left by {stale['who']} ({stale['action']})")
+        _ACTIVE.append(self)
         self._thread = threading.Thread(target=self._renew, name="cluster-lock", daemon=True)
         self._thread.start()
 
+    def _renew_once(self) -> None:
+        """One renewal; sets :attr:`lost` (and raises :class:`LockLost`) if another run has it."""
+        sent, r = self._call("renew")
+        if r.exit_code == 0:
+            self._good_until = sent + SAFETY * self.ttl
+            return
+        if r.exit_code == 4:
+            cur = (json.loads(r.stdout or "{}").get("lost") or {})
+            self.lost = (f"the cluster lock on {self.remote.name} was taken over by "
+                         f"{cur.get('who', 'another run')} ({cur.get('action', '?')})")
+            raise LockLost(self.lost)
+        raise EdgecluError(f"{self.remote.name}: renewing the cluster lock failed: {r.stderr.strip()}")
+
     def _renew(self) -> None:
+        error = "no answer"
         while not self._stop.wait(self.renew_every):
             try:
-                r = self.remote.run(lock_command("renew", self.owner, self.ttl), sudo=True, check=False)
-                if r.exit_code == 4:
-                    self.lost = True
-                    self.report("warning: the cluster lock was taken by another run")
-                    return
-            except Exception:  # noqa: BLE001, S112 - a missed renewal is retried; the lease covers gaps
-                continue
+                self._renew_once()
+            except LockLost:
+                self.report(f"warning: {self.lost}")
+                return
+            except Exception as e:  # noqa: BLE001 - a missed renewal is retried while the lease lasts
+                error = str(e)
+            if self.problem():
+                self.lost = self.problem()
+                self.report(f"warning: {self.lost} (last error: {error})")
+                return
+
+    def problem(self) -> str | None:
+        """Why this lease is no longer surely ours, or None."""
+        if self.lost:
+            return self.lost
+        if self._thread is not None and time.monotonic() > self._good_until:
+            return (f"the cluster lock on {self.remote.name} could not be renewed for "
+                    f"{SAFETY * self.ttl:.0f}s; another run may have taken it over")
+        return None
+
+    def check(self, before: str) -> None:
+        """Raise :class:`LockLost` if the lease is gone, naming the step that will not run."""
+        why = self.problem()
+        if why:
+            raise LockLost(f"{why}: stopped before {before}; nothing of that was done. Run the command "
+                           "again once the cluster answers")
+
+    def confirm(self, before: str) -> None:
+        """Ask the node, now, whether the lease is still ours (a renewal); before destructive steps."""
+        self.check(before)
+        try:
+            self._renew_once()
+        except LockLost:
+            self.check(before)
+        except Exception as e:  # noqa: BLE001 - unreachable, timed out: not confirmed
+            raise LockLost(f"could not confirm the cluster lock on {self.remote.name} ({e}): stopped before "
+                           f"{before}; nothing of that was done") from None
+
+    def set_upgrade(self, record: dict | None) -> None:
+        """Record (or clear, with None) the upgrade in progress next to the lock, while holding it."""
+        with self._io:
+            self.remote.run(upgrade_record_command(record), sudo=True, timeout=30)
+        self.upgrade = record
 
     def release(self) -> None:
         self._stop.set()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         if self._thread:
             self._thread.join(timeout=5)
         try:
-            self.remote.run(lock_command("release", self.owner, self.ttl), sudo=True, check=False)
+            self._call("release")
         except Exception:  # noqa: BLE001 - unreachable: the lease simply expires
             self.report(f"could not release the cluster lock on {self.remote.name}; it expires in {self.ttl:.0f}s")
 

@@ -4,6 +4,10 @@ Events are reduced to :class:`TaskEvent` (host, task, status, message) for progr
 display, and to a :class:`PlaybookResult` with per-host recaps, changed tasks and
 failures. Host keys are checked strictly (``UserKnownHostsFile`` from the inventory),
 and task output marked ``no_log`` never reaches us.
+
+A run stopped before its end (SIGINT/SIGTERM, a lost cluster lock, a timeout) counts as
+failed on every host; every process it started is gone before :func:`run_playbook`
+returns or raises (see :mod:`edgeclu.interrupt`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import os
 import shlex
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeclu import interrupt
 from edgeclu.errors import EdgecluError
 from edgeclu.resources import data_dir
 
@@ -52,10 +58,11 @@ class HostRecap:
     skipped: int = 0
     changed_tasks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    finished: bool = True  # False: the play stopped before this host's recap
 
     @property
     def healthy(self) -> bool:
-        return not self.failed and not self.unreachable
+        return self.finished and not self.failed and not self.unreachable
 
 
 @dataclass
@@ -141,6 +148,43 @@ def _censored_changed(event: dict, res: dict) -> bool:
     return bool(res.get("censored")) and str(event.get("stdout") or "").lstrip().startswith("changed: [")
 
 
+STOPPED = {"canceled": "the playbook was stopped before it finished",
+           "timeout": "the playbook timed out before it finished"}
+
+
+def apply_stats(hosts: dict[str, HostRecap], stats: dict | None, status: str) -> None:
+    """Fill the recaps from ansible's final stats (pure). A host missing from them (it had only
+    a start event, say) did not finish; after a canceled or timed-out run none did."""
+    stats = stats or {}
+    for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
+                      ("dark", "unreachable"), ("skipped", "skipped")):
+        for host, count in (stats.get(key) or {}).items():
+            setattr(hosts.setdefault(host, HostRecap()), attr, count)
+    seen = {h for key in ("processed", "ok", "changed", "failures", "dark", "skipped")
+            for h in (stats.get(key) or {})}
+    for host, recap in hosts.items():
+        why = STOPPED.get(status) or (None if host in seen else "the playbook did not finish on it")
+        if why:
+            recap.finished = False
+            recap.failures.append(why)
+
+
+def in_flight(running: dict[str, str]) -> str:
+    """``'Start the k3s servers' on node1, node2; 'X' on node3`` (pure)."""
+    by_task: dict[str, list[str]] = {}
+    for host, task in running.items():
+        by_task.setdefault(task, []).append(host)
+    return "; ".join(f"{task!r} on {', '.join(hosts)}" for task, hosts in by_task.items())
+
+
+def stopped_message(playbook: str, why: str, running: dict[str, str]) -> str:
+    """What an interrupted run tells the user: what may be half-done, and that a re-run resumes."""
+    doing = (f"it was running {in_flight(running)}: that step may be half-done there"
+             if running else "no task was running on a node")
+    return (f"{why}: stopped {playbook} and every process it started; {doing}. Nothing after it ran and "
+            "no node was marked converged. Run the same command again: it resumes from what the nodes have")
+
+
 def _failure_message(res: dict) -> str:
     if res.get("censored"):
         return "failed (output hidden: no_log)"
@@ -169,8 +213,12 @@ def run_playbook(
     project = data_dir("playbooks")
     if not (project / playbook).exists():
         raise EdgecluError(f"playbook {playbook} not found in {project}")
+    from edgeclu.lock import LockLost, lease_problem
+
     workdir = Path(tempfile.mkdtemp(prefix="edgeclu-run-"))
     hosts: dict[str, HostRecap] = {}
+    running: dict[str, str] = {}  # host -> the task started there and not finished yet
+    run_id = uuid.uuid4().hex
 
     def handler(event: dict) -> bool:
         if event.get("event") == "playbook_on_stats" and on_event:
@@ -178,6 +226,10 @@ def run_playbook(
         te = event_to_task_event(event)
         if te is None:
             return True
+        if te.status == "started":
+            running[te.host] = te.task
+        else:
+            running.pop(te.host, None)
         recap = hosts.setdefault(te.host, HostRecap())
         if te.status == "changed":
             recap.changed_tasks.append(te.task)
@@ -201,28 +253,43 @@ def run_playbook(
         # per run: the same address may be another machine next time (and in the lab, another netns)
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp"),
         "PATH": _path_with_ansible(),
+        interrupt.RUN_MARK: run_id,  # how kill_run finds every process of this run
     }
+    lost: list[str] = []
+
+    def cancel() -> bool:  # polled by ansible-runner while the playbook runs
+        if not lost and (why := lease_problem()):
+            lost.append(why)
+        return bool(signals.received or lost)
+
     try:
-        r = ansible_runner.run(
-            private_data_dir=str(workdir),
-            project_dir=str(project),
-            playbook=playbook,
-            inventory=str(Path(inventory).resolve()),
-            extravars={**(extravars or {}), **ssh_policy_vars(known_hosts, accept_new)},
-            limit=limit,
-            forks=forks or 10,
-            cmdline=" ".join(cmdline) or None,
-            envvars=env,
-            event_handler=handler,
-            quiet=True,
-            verbosity=verbosity,
-            suppress_env_files=True,
-        )
-        stats = r.stats or {}
-        for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
-                          ("dark", "unreachable"), ("skipped", "skipped")):
-            for host, count in (stats.get(key) or {}).items():
-                setattr(hosts.setdefault(host, HostRecap()), attr, count)
+        with interrupt.Signals() as signals:
+            try:
+                r = ansible_runner.run(
+                    private_data_dir=str(workdir),
+                    project_dir=str(project),
+                    playbook=playbook,
+                    inventory=str(Path(inventory).resolve()),
+                    extravars={**(extravars or {}), **ssh_policy_vars(known_hosts, accept_new)},
+                    limit=limit,
+                    forks=forks or 10,
+                    cmdline=" ".join(cmdline) or None,
+                    envvars=env,
+                    event_handler=handler,
+                    quiet=True,
+                    verbosity=verbosity,
+                    suppress_env_files=True,
+                    cancel_callback=cancel,
+                    settings={"pexpect_timeout": 0.2},  # how often cancel() is asked
+                )
+            finally:
+                interrupt.kill_run(run_id)  # before the lock can be released
+        if signals.received:
+            raise interrupt.Interrupted(signals.received, stopped_message(
+                playbook, f"interrupted by {interrupt.SIGNAL_NAMES[signals.received]}", running))
+        if lost:
+            raise LockLost(stopped_message(playbook, lost[0], running))
+        apply_stats(hosts, r.stats, r.status)
         if r.rc != 0 and not hosts:
             tail = r.stdout.read()[-1500:] if r.stdout else ""
             raise EdgecluError(f"ansible-playbook {playbook} failed before reaching any host (rc={r.rc}):\n"

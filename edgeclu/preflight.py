@@ -25,7 +25,7 @@ from edgeclu.agent.pi import decode_throttled, parse_throttled
 from edgeclu.errors import CommandFailed, RemoteError, Unreachable
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
-from edgeclu.k3s import UnsupportedArch, k3s_arch
+from edgeclu.k3s import UnsupportedArch, k3s_arch, parse_version_output
 from edgeclu.transport import Remote, remote_for
 
 # MemTotal excludes what firmware and kernel reserve: a 1 GB Pi reports about 920-950 MiB,
@@ -52,6 +52,7 @@ else echo "rancher_dev=$(df -P "$d" 2>/dev/null | awk 'NR == 2 { print $1 }')"; 
 t=$(cat /sys/devices/platform/soc/soc:firmware/get_throttled 2>/dev/null || vcgencmd get_throttled 2>/dev/null)
 [ -n "$t" ] && echo "throttled=$t"
 if [ "$(id -u)" = 0 ]; then echo sudo=root; elif sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
+echo "k3s=$(/usr/local/bin/k3s --version 2>/dev/null | head -n 1)"
 """
 
 _SD_CARD = re.compile(r"(?:/dev/)?mmcblk\d+(?:p\d+)?")
@@ -70,6 +71,7 @@ class NodeFacts:
     cgroup: int | None = None  # 2 (unified), 1 (v1 or hybrid), None (unknown)
     rancher_dev: str = ""  # the block device under /var/lib/rancher (mmcblk0p2, sda1, overlay, ...)
     throttled: int | None = None  # the firmware's get_throttled bits, on a Pi
+    k3s_version: str | None = None  # the installed k3s (``k3s --version``), None if none
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ def facts_from(host: Host, probe_output: str) -> NodeFacts:
                      machine=p.get("machine", ""), mem_kib=int(mem) if mem.isdigit() else None,
                      sudo=p.get("sudo", "no"), memory_cgroup=None if cgroup is None else cgroup == "1",
                      cgroup=int(version) if version in ("1", "2") else None,
-                     rancher_dev=p.get("rancher_dev", ""), throttled=parse_throttled(p.get("throttled", "")))
+                     rancher_dev=p.get("rancher_dev", ""), throttled=parse_throttled(p.get("throttled", "")),
+                     k3s_version=parse_version_output(p.get("k3s")))
 
 
 def on_sd_card(device: str) -> bool:

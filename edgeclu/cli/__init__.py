@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -10,6 +11,7 @@ from typer.core import TyperGroup
 from edgeclu import __version__
 from edgeclu.cli._console import plain
 from edgeclu.errors import EdgecluError
+from edgeclu.interrupt import Terminated, raise_terminated
 
 
 class _Group(TyperGroup):
@@ -25,6 +27,9 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             ctx.exit(130)
+        except Terminated:
+            typer.echo("terminated (SIGTERM)", err=True)
+            ctx.exit(143)
 
 
 app = typer.Typer(
@@ -65,6 +70,7 @@ _register()
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, raise_terminated)  # unwind (release the lock), exit 143
     app(prog_name="edgeclu")
 
 

@@ -38,13 +38,17 @@ def up(
     = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
         "Show every task per node as Ansible names it, instead of the phases."))] = False,
+    skip_unreachable: Annotated[bool, typer.Option("--skip-unreachable", help=(
+        "Converge the nodes that answer and leave out the unreachable ones (never the first server, "
+        "nor so many servers that etcd loses quorum)."))] = False,
     as_json: opt.Json = False,
 ) -> None:
     """Converge the cluster to the inventory: preflight, prerequisites, k3s, add-ons, node agent, kubeconfig.
 
     A second run changes nothing; when no node and no input changed since the last run (the converged
     stamp), it only looks. Exit code: 0 converged, 1 some node failed (the others still
-    converge), 2 bad inventory, 4 another run holds the cluster lock.
+    converge), 2 bad inventory, 3 unreachable nodes were skipped (--skip-unreachable), 4 another
+    run holds the cluster lock (or this run lost it), 130/143 interrupted (SIGINT/SIGTERM).
     """
     inv = load_inventory(inventory)
     if merge_kubeconfig and not dry_run:
@@ -62,7 +66,8 @@ def up(
 
         outcome = converge(inv, known_hosts=kh, accept_new=accept_new, dry_run=dry_run,
                            preflight=not skip_preflight, kubeconfig=kubeconfig,
-                           merge_kubeconfig=merge_kubeconfig, on_event=on_event, report=tell, fast=not full)
+                           merge_kubeconfig=merge_kubeconfig, on_event=on_event, report=tell, fast=not full,
+                           skip_unreachable=skip_unreachable)
         result = outcome.result
         view.step(ph.Step("preflight", ph.DONE))
         view.finish(result)
@@ -98,9 +103,15 @@ def up(
                           for h, r in result.hosts.items()},
                 "kubeconfig": path,
                 "next": steps,
+                "skipped": outcome.skipped,
             }))
+        if outcome.skipped:
+            say(f"[yellow]skipped (unreachable): {', '.join(outcome.skipped)}[/]: not changed; run `edgeclu up` "
+                "again when they are back")
     if not result.ok:
         raise typer.Exit(1)
+    if outcome.skipped:
+        raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:
