@@ -20,6 +20,9 @@ from edgeclu.inventory import Inventory
 from edgeclu.transport import Remote, remote_for
 
 KUBECTL = "k3s kubectl"
+# on every node edgeclu cordons (drain), until it uncordons it: a re-run after a stop
+# uncordons exactly these, never a node the user cordoned
+CORDON_MARK = "edgeclu/cordoned-by"
 _EVICT_RE = re.compile(r'error when evicting pods/"([^"]+)" -n "([^"]+)"')
 
 
@@ -39,6 +42,25 @@ def node_command(verb: str, node: str) -> str:
     if verb not in ("cordon", "uncordon", "delete"):
         raise ValueError(f"unsupported verb {verb!r}")
     return f"{KUBECTL} {verb}{' node' if verb == 'delete' else ''} {shlex.quote(node)}"
+
+
+def mark_command(node: str, action: str | None) -> str:
+    """Put (``action``: who cordons) or take off (None) the cordon mark, with ``kubectl annotate``
+    (``KEY=VALUE --overwrite`` sets, ``KEY-`` removes)."""
+    if action is None:
+        return f"{KUBECTL} annotate node {shlex.quote(node)} {CORDON_MARK}-"
+    return f"{KUBECTL} annotate node {shlex.quote(node)} --overwrite {shlex.quote(f'{CORDON_MARK}={action}')}"
+
+
+def marked_cordons(doc: Mapping) -> dict[str, str]:
+    """``{node: action}`` for the nodes carrying the cordon mark, from ``get nodes -o json`` (pure)."""
+    marked = {}
+    for item in doc.get("items") or []:
+        meta = item.get("metadata") or {}
+        action = (meta.get("annotations") or {}).get(CORDON_MARK)
+        if meta.get("name") and action is not None:
+            marked[meta["name"]] = action
+    return marked
 
 
 def pods_on_command(node: str) -> str:
@@ -123,6 +145,19 @@ class ClusterApi:
 
     def node(self, verb: str, name: str) -> None:
         self.run(node_command(verb, name))
+
+    def mark(self, name: str, action: str) -> None:
+        """Mark ``name`` as cordoned by edgeclu's ``action``; call before draining it."""
+        self.run(mark_command(name, action))
+
+    def uncordon_marked(self, name: str) -> None:
+        """Uncordon, then take the mark off (a stop in between: the next run uncordons again)."""
+        self.node("uncordon", name)
+        self.run(mark_command(name, None))
+
+    def marked(self) -> dict[str, str]:
+        """``{node: action}``: nodes an edgeclu run cordoned and has not uncordoned yet."""
+        return marked_cordons(json.loads(self.run(f"{KUBECTL} get nodes -o json").stdout))
 
     def drain(self, name: str, timeout: float) -> Drain:
         r = self.run(drain_command(name, timeout), check=False, timeout=timeout + 60)

@@ -5,11 +5,14 @@ add: the new node is checked (preflight), written to the inventory and converged
 join URL, the token if the controller lost it, Ready) and holds the cluster lock.
 
 remove: cordon and drain (PodDisruptionBudgets respected, with a timeout and a report of
-what would not move), stop k3s on the node, delete the Node object (k3s then removes the
-node's etcd member), uninstall k3s and the edgeclu agent (``reset.yml --limit``), and
-drop the node from the inventory. A server whose removal would cost etcd its quorum (or
-its ability to survive another failure) is refused unless ``force``; ``force`` also
-removes a node that cannot be reached (its drain and uninstall are skipped).
+what would not move), disable and stop k3s on the node (a reboot must not bring it back),
+delete the Node object (k3s then removes the node's etcd member), uninstall k3s and the
+edgeclu agent (``reset.yml --limit``), and drop the node from the inventory, only once the
+uninstall finished (else it stays there, and a re-run of remove finishes the job). A
+server whose removal would cost etcd its quorum (or its ability to survive another
+failure) is refused unless ``force``; ``force`` also removes a node that cannot be
+reached (its drain and uninstall are skipped). Each destructive step first confirms that
+the cluster lock is still this run's.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclu import discovery
-from edgeclu.converge import Outcome, converge
+from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
+from edgeclu.guards import downgrade_refusal
 from edgeclu.inventory import ROLES, Inventory, load_inventory
 from edgeclu.lifecycle.invfile import edit_hosts, write_inventory
 from edgeclu.lifecycle.kubectl import Drain, connect_api
@@ -117,10 +121,14 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
         report(f"preflight: {p}")
     if pre.errors:
         raise EdgecluError(f"preflight failed on {name}; nothing was changed")
+    refusal = downgrade_refusal({n: f.k3s_version for n, f in pre.facts.items()}, v["k3s_version"])
+    if refusal:
+        raise EdgecluError(refusal)
 
     lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, "add", report=report):
+        with ClusterLock(lock_remote, "add", report=report) as lk:
+            refuse_pending_upgrade(lk, inv)
             _clear_leftover(inv, new_inv.host(name), known_hosts=known_hosts, accept_new=accept_new, report=report)
             old_text = inv.path.read_text()
             backup = write_inventory(inv.path, edit_hosts(inv.path, add=entry))  # the file as it is now, locked
@@ -193,9 +201,16 @@ class Refused(EdgecluError):
     exit_code = 5
 
 
-def _stop_k3s(remote, role: str) -> None:
+def stop_k3s_command(role: str) -> str:
+    """Disable, then stop, the node's k3s service: stopped alone, a reboot would start it again and
+    the node would rejoin with a valid token (pure)."""
     service = "k3s" if role == "server" else "k3s-agent"
-    remote.run(f"systemctl stop {service} 2>/dev/null || true", sudo=True, timeout=120)
+    return (f"if systemctl cat {service}.service >/dev/null 2>&1; then "
+            f"systemctl disable {service} && systemctl stop {service}; fi")
+
+
+def _stop_k3s(remote, role: str) -> None:
+    remote.run(stop_k3s_command(role), sudo=True, timeout=120)
 
 
 def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout: float = 120,
@@ -226,16 +241,16 @@ def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout
     lock_host = next(h for h in inv.servers if outcome.reachable or h.name != name)
     lock_remote = remote_for(lock_host, known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, "remove", report=report):
-            _remove_locked(inv, host, outcome, force=force, drain_timeout=drain_timeout, known_hosts=known_hosts,
-                           accept_new=accept_new, report=report, on_event=on_event)
+        with ClusterLock(lock_remote, "remove", report=report) as lk:
+            _remove_locked(inv, host, outcome, lk, force=force, drain_timeout=drain_timeout,
+                           known_hosts=known_hosts, accept_new=accept_new, report=report, on_event=on_event)
     finally:
         lock_remote.close()
     return outcome
 
 
-def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, *, force: bool, drain_timeout: float,
-                   known_hosts: Path, accept_new: bool, report: Report, on_event) -> None:
+def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock, *, force: bool,
+                   drain_timeout: float, known_hosts: Path, accept_new: bool, report: Report, on_event) -> None:
     name = host.name
     api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, exclude=[name], report=report)
     try:
@@ -253,24 +268,28 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, *, force: bool,
         if not in_cluster:
             report(f"{name} is not in the cluster's node list (kubectl via {api.server})")
         if in_cluster and outcome.reachable:
+            lk.confirm(f"draining {name}")
             report(f"draining {name} (timeout {drain_timeout:g}s)")
+            api.mark(name, "remove")
             outcome.drain = api.drain(name, drain_timeout)
             if not outcome.drain.ok:
                 for line in outcome.drain.stuck:
                     report(f"  would not move: {line}")
                 if not force:
-                    api.node("uncordon", name)
+                    api.uncordon_marked(name)
                     raise Refused(f"{name} could not be drained ({len(outcome.drain.stuck)} pod(s) would not "
                                   f"move); it is uncordoned again and nothing else changed. Fix that, or use "
                                   "--force to remove it anyway (those pods go with the node)")
                 report("--force: removing it anyway")
         if outcome.reachable:
+            lk.confirm(f"stopping k3s on {name}")
             remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
             try:
                 _stop_k3s(remote, host.role)  # so the kubelet cannot register the node again
             finally:
                 remote.close()
         if in_cluster:
+            lk.confirm(f"deleting the Node {name}")
             api.node("delete", name)
             report(f"Node {name} deleted" + (" (k3s removes its etcd member)" if host.role == "server" else ""))
         outcome.node_deleted = True
@@ -280,13 +299,17 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, *, force: bool,
         api.close()
 
     if outcome.reachable:
+        lk.confirm(f"uninstalling k3s from {name}")
         result = run_playbook(inv.path, "reset.yml", known_hosts=known_hosts, accept_new=accept_new, limit=name,
                               on_event=on_event)
         outcome.uninstalled = result.ok
         outcome.uninstall_failures = [f for h in result.hosts.values() for f in h.failures]
-        if result.ok:
-            report(f"k3s and the edgeclu agent uninstalled from {name}")
-        else:
-            report(f"uninstall on {name} failed: " + "; ".join(outcome.uninstall_failures[:3]))
+        if not result.ok:
+            report(f"uninstall on {name} did not finish: " + "; ".join(outcome.uninstall_failures[:3]))
+            report(f"{name} is out of the cluster and its k3s is disabled and stopped, but it stays in {inv.path} "
+                   f"until the uninstall finishes: fix that and run `edgeclu remove {name}` again")
+            return
+        report(f"k3s and the edgeclu agent uninstalled from {name}")
+    lk.check(f"removing {name} from {inv.path}")
     outcome.inventory_backup = write_inventory(inv.path, edit_hosts(inv.path, remove=name))
     report(f"{name} removed from {inv.path} (previous version: {outcome.inventory_backup})")

@@ -22,9 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclu.converge import Outcome, converge
+from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
+from edgeclu.fleet import on_all
+from edgeclu.guards import downgrade_refusal
 from edgeclu.inventory import Inventory
+from edgeclu.k3s import parse_version_output
 from edgeclu.lifecycle.backup import NODE_PASSWORD, SERVER_DIR, Backup
 from edgeclu.lock import ClusterLock
 from edgeclu.playbook import TaskEvent, run_playbook
@@ -33,6 +36,7 @@ from edgeclu.transport import remote_for
 Report = Callable[[str], None]
 STAGE = "/var/lib/edgeclu/restore"
 INSTALLED = "test -x /usr/local/bin/k3s && test -f /etc/systemd/system/k3s.service"
+K3S_VERSION = "/usr/local/bin/k3s --version 2>/dev/null | head -n 1"
 
 
 def token_secret(token: str) -> str:
@@ -113,7 +117,13 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
     first = inv.servers[0]
     lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, "restore", report=report):
+        with ClusterLock(lock_remote, "restore", report=report) as lk:
+            refuse_pending_upgrade(lk, inv)
+            versions = on_all(inv.hosts, lambda h: parse_version_output(
+                remotes[h.name].run(K3S_VERSION, sudo=True, check=False, timeout=30).stdout))
+            refusal = downgrade_refusal(versions.succeeded, inv.vars["k3s_version"])
+            if refusal:
+                raise EdgecluError(refusal)
             outcome.token_replaced = sync_token(inv, backup, report)
             outcome.passwords_restored = _put_node_passwords(inv, backup, remotes, report)
             if remotes[first.name].run(INSTALLED, sudo=True, check=False).exit_code != 0:
@@ -126,13 +136,16 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
                 outcome.installed_first = True
             servers = [h for h in inv.servers
                        if remotes[h.name].run(INSTALLED, sudo=True, check=False).exit_code == 0]
+            lk.confirm("stopping k3s on the servers")
             for h in servers:
                 report(f"{h.name}: stopping k3s")
                 _run(remotes[h.name], "systemctl stop k3s", "systemctl stop k3s")
+            lk.confirm(f"restoring the datastore on {first.name}")
             _restore_first(remotes[first.name], backup, report)
             for h in servers[1:]:
                 report(f"{h.name}: removing {SERVER_DIR}/db and rejoining")
                 _run(remotes[h.name], f"rm -rf {SERVER_DIR}/db && timeout 300 systemctl start k3s", "rejoin")
+            lk.confirm("converging every node")
             report("converging every node (site.yml)")
             outcome.converge = converge(inv, known_hosts=known_hosts, accept_new=accept_new, preflight=False,
                                         on_event=on_event, report=report, lock=False)

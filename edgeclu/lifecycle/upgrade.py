@@ -7,10 +7,18 @@ restarts the service), uncordoned, and waited for until it is Ready on the new
 version. The run stops at the first step where a node does not come back, and says
 which. Nodes already on the target are skipped, so a re-run resumes. The inventory's
 ``k3s_version`` is updated once every node runs the target.
+
+Resuming is safe: the target is recorded next to the cluster lock before the first step
+(so `edgeclu up` refuses to run the old version over it, see :mod:`edgeclu.guards`) and
+cleared when every node runs it; every node this module cordons carries a mark
+(:data:`~edgeclu.lifecycle.kubectl.CORDON_MARK`) until it is uncordoned, and a run first
+uncordons the nodes an earlier, stopped one left marked. Each step first confirms that
+the cluster lock is still this run's.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,16 +93,22 @@ def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_ne
     check_target(target)
     lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, "upgrade", report=report):
+        with ClusterLock(lock_remote, "upgrade", report=report) as lk:
             api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
             try:
+                if lk.upgrade:
+                    report(f"resuming the upgrade to {lk.upgrade.get('target')} started by "
+                           f"{lk.upgrade.get('who', 'an earlier run')}")
+                release_marked(api, lk, report)
                 steps, before = plan_upgrade(inv, api, target, percent)
                 outcome = UpgradeOutcome(target, steps, before)
                 report(f"upgrade to {target}: {describe(steps)}")
                 if outcome.skipped:
                     report(f"already on {target}: {', '.join(outcome.skipped)}")
+                if steps:
+                    lk.set_upgrade({"target": target, "who": lk.owner.who, "started": time.time()})
                 for i, step in enumerate(steps):
-                    if not _step(inv, api, step, f"[{i + 1}/{len(steps)}]", outcome, known_hosts=known_hosts,
+                    if not _step(inv, api, step, f"[{i + 1}/{len(steps)}]", outcome, lk, known_hosts=known_hosts,
                                  accept_new=accept_new, drain_timeout=drain_timeout, ready_timeout=ready_timeout,
                                  single=len(before) == 1, report=report, on_event=on_event):
                         outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
@@ -104,35 +118,51 @@ def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_ne
             finally:
                 api.close()
             if inv.vars["k3s_version"] != target:
+                lk.check("updating the inventory")
                 outcome.inventory_backup = write_inventory(inv.path, set_cluster_var(inv.path, "k3s_version", target))
                 report(f"{inv.path}: k3s_version is now {target} (previous version: {outcome.inventory_backup})")
+            if lk.upgrade:
+                lk.set_upgrade(None)  # done: `up` with the new k3s_version is free to run
             return outcome
     finally:
         lock_remote.close()
 
 
-def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: UpgradeOutcome, *, known_hosts: Path,
-          accept_new: bool, drain_timeout: float, ready_timeout: float, single: bool, report: Report,
-          on_event) -> bool:
+def release_marked(api: ClusterApi, lk: ClusterLock, report: Report) -> list[str]:
+    """Uncordon the nodes an earlier edgeclu run cordoned and did not uncordon (it was stopped)."""
+    marked = api.marked()
+    for n, action in marked.items():
+        lk.check(f"uncordoning {n}")
+        api.uncordon_marked(n)
+        report(f"{n}: uncordoned (an earlier `edgeclu {action}` cordoned it and stopped before uncordoning it)")
+    return list(marked)
+
+
+def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: UpgradeOutcome, lk: ClusterLock, *,
+          known_hosts: Path, accept_new: bool, drain_timeout: float, ready_timeout: float, single: bool,
+          report: Report, on_event) -> bool:
     target = outcome.target
     drained: list[str] = []
     for n in step.nodes:
         if single:
             report(f"{label} {n}: the only node, not drained")
             continue
+        lk.confirm(f"draining {n}")
         report(f"{label} {n}: draining")
+        api.mark(n, "upgrade")
         d = api.drain(n, drain_timeout)
         if not d.ok:
             for line in d.stuck:
                 report(f"  would not move: {line}")
             for m in [*drained, n]:
-                api.node("uncordon", m)
+                api.uncordon_marked(m)
             outcome.failed[n] = f"drain did not finish ({len(d.stuck)} pod(s) would not move); uncordoned, not upgraded"
             outcome.not_started += [m for m in step.nodes if m != n and m not in drained]
             report(f"{label} {n}: {outcome.failed[n]}")
             return False
         drained.append(n)
     names = ", ".join(step.nodes)
+    lk.confirm(f"upgrading {names}")
     report(f"{label} {names}: installing k3s {target}")
     result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
                           extravars={"k3s_version": target}, limit=",".join(step.nodes), forks=forks_for(inv),
@@ -143,14 +173,16 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
         if rec is None or not rec.healthy:
             failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
     back = [n for n in step.nodes if n not in failed]
-    for n in back:
-        api.node("uncordon", n)
+    if back and not single:
+        report(f"{label} {', '.join(back)}: k3s {target} installed; uncordoning")
+    for n in back if not single else []:
+        api.uncordon_marked(n)
     waiting = api.wait_nodes(back, ready_timeout, want=lambda k: k.ready is True and k.version == target)
     for n, why in waiting.items():
         failed[n] = f"not Ready on {target} after {ready_timeout:g}s ({why})"
-    for n in failed:  # a node that is not Ready takes no pods anyway; do not leave it cordoned for later
+    for n in failed if not single else []:  # not Ready: it takes no pods anyway; do not leave it cordoned
         try:
-            api.node("uncordon", n)
+            api.uncordon_marked(n)
         except RemoteError as e:
             report(f"{label} {n}: could not uncordon it: {e}")
     for n in step.nodes:
