@@ -234,6 +234,10 @@ def _installed(**changes):
     ({"version_output": "k3s version v1.30.2+k3s1 (x)\n"}, dict(install=True, installed_version="v1.30.2+k3s1",
                                                                write=False, restart=True, start_now=True)),
     ({"version_output": ""}, dict(install=True, installed_version="", restart=True)),
+    # a newer k3s (an upgrade stopped part-way): never replaced by the older one; the role refuses the node
+    ({"version_output": "k3s version v1.31.5+k3s1 (x)\n"}, dict(install=False, downgrade=True, restart=False,
+                                                               installed_version="v1.31.5+k3s1")),
+    ({"version_output": "k3s version v1.30.2+k3s1 (x)\n"}, dict(install=True, downgrade=False)),
     # stopped: started, not restarted; only disabled: enabled, neither started nor restarted
     ({"active": "failed"}, dict(restart=False, start_now=True, start_needed=True)),
     ({"enabled": "disabled"}, dict(restart=False, start_now=False, start_needed=True)),

@@ -1,6 +1,8 @@
 """kubectl commands and the reading of `kubectl drain` failures (pure)."""
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +11,8 @@ from edgeclu.lifecycle.kubectl import (
     drain_command,
     eviction_errors,
     explain_stuck,
+    mark_command,
+    marked_cordons,
     node_command,
     pods_on_command,
 )
@@ -88,3 +92,34 @@ def test_explain_stuck_reads_real_json_shapes():
                       ' "currentHealthy": 1, "expectedPods": 1}}]}')
     assert explain_stuck(pods, pdbs) == [
         "default/w: PodDisruptionBudget default/p allows 0 disruptions (maxUnavailable 0; 1 healthy of 1)"]
+
+
+# -- the cordon mark ---------------------------------------------------------------------
+REAL_KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.31"
+
+
+def _real_annotate(node_doc: dict, command: str, tmp_path) -> dict:
+    """Apply what ``command`` asks to ``node_doc`` with the real kubectl, offline (``--local``)."""
+    import subprocess
+
+    argv = shlex.split(command)
+    assert argv[:5] == ["k3s", "kubectl", "annotate", "node", node_doc["metadata"]["name"]]
+    path = tmp_path / "node.json"
+    path.write_text(json.dumps(node_doc))
+    r = subprocess.run([REAL_KUBECTL, "annotate", "--local", "-f", str(path), "-o", "json", *argv[5:]],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.skipif(not Path(REAL_KUBECTL).exists(), reason="no real kubectl here")
+def test_the_cordon_mark_is_set_and_removed_the_way_real_kubectl_reads_it(tmp_path):
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-2", "annotations": {"k3s.io/x": "y"}}}
+    marked = _real_annotate(node, mark_command("pi-2", "upgrade"), tmp_path)
+    other = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-3"}}  # cordoned by hand, say
+    assert marked_cordons({"items": [marked, other]}) == {"pi-2": "upgrade"}
+    again = _real_annotate(marked, mark_command("pi-2", "remove"), tmp_path)  # --overwrite: a new owner
+    assert marked_cordons({"items": [again]}) == {"pi-2": "remove"}
+    cleared = _real_annotate(again, mark_command("pi-2", None), tmp_path)
+    assert marked_cordons({"items": [cleared]}) == {}
+    assert cleared["metadata"]["annotations"] == {"k3s.io/x": "y"}

@@ -33,3 +33,49 @@ def test_ssh_args_are_strict_unless_accept_new(tmp_path):
     strict = ssh_args(kh)
     assert f"-o UserKnownHostsFile='{kh}'" in strict and "StrictHostKeyChecking=yes" in strict
     assert "StrictHostKeyChecking=accept-new" in ssh_args(kh, accept_new=True)
+
+
+# -- a run that did not reach its end ---------------------------------------------------
+from edgeclu.playbook import HostRecap, PlaybookResult, apply_stats, stopped_message  # noqa: E402
+
+STATS = {"ok": {"n1": 5, "n2": 3}, "changed": {"n1": 2}, "failures": {}, "dark": {}, "skipped": {"n2": 1},
+         "processed": {"n1": 1, "n2": 1}}
+
+
+def _recaps(stats, status, started=("n1", "n2", "n3")):
+    hosts = {h: HostRecap() for h in started}  # what the events created: a start event each
+    apply_stats(hosts, stats, status)
+    return PlaybookResult("site.yml", 0 if status == "successful" else 254, status, hosts)
+
+
+@pytest.mark.parametrize(("stats", "status", "healthy"), [
+    (STATS, "successful", {"n1": True, "n2": True, "n3": False}),  # n3 only ever started a task
+    (STATS, "canceled", {"n1": False, "n2": False, "n3": False}),  # ansible-runner: rc 254, status canceled
+    (STATS, "timeout", {"n1": False, "n2": False, "n3": False}),
+    (None, "canceled", {"n1": False, "n2": False, "n3": False}),  # stopped before any recap
+    (None, "failed", {"n1": False, "n2": False, "n3": False}),
+])
+def test_a_host_is_healthy_only_if_the_play_finished_on_it(stats, status, healthy):
+    result = _recaps(stats, status)
+    assert {h: r.healthy for h, r in result.hosts.items()} == healthy
+    assert not result.ok or all(healthy.values())
+    for h, ok in healthy.items():
+        if not ok:
+            assert result.hosts[h].failures[-1] in ("the playbook was stopped before it finished",
+                                                    "the playbook timed out before it finished",
+                                                    "the playbook did not finish on it")
+
+
+def test_counts_come_from_the_recap():
+    result = _recaps(STATS, "successful")
+    assert (result.hosts["n1"].ok, result.hosts["n1"].changed, result.hosts["n2"].skipped) == (5, 2, 1)
+
+
+def test_the_stop_message_says_what_may_be_half_done_and_that_a_rerun_resumes():
+    msg = stopped_message("site.yml", "interrupted by SIGINT (Ctrl-C)",
+                          {"n1": "Start the k3s servers", "n2": "Start the k3s servers", "n3": "Wait"})
+    assert msg == ("interrupted by SIGINT (Ctrl-C): stopped site.yml and every process it started; it was running "
+                   "'Start the k3s servers' on n1, n2; 'Wait' on n3: that step may be half-done there. Nothing "
+                   "after it ran and no node was marked converged. Run the same command again: it resumes from "
+                   "what the nodes have")
+    assert "no task was running on a node" in stopped_message("reset.yml", "x", {})
