@@ -31,7 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from edgeclu.errors import EdgecluError
+from edgeclu.errors import EdgecluError, Unreachable
 
 LOCK_DIR = "/var/lib/edgeclu"
 LOCK_FILE = f"{LOCK_DIR}/cluster.lock"
@@ -176,10 +176,39 @@ class ClusterLock:
 
     def _call(self, mode: str):
         sent = time.monotonic()
-        with self._io:
-            r = self.remote.run(lock_command(mode, self.owner, self.ttl), sudo=True, check=False,
-                                timeout=max(self.renew_every, 5))
-        return sent, r
+        return sent, self._bounded(lambda: self.remote.run(
+            lock_command(mode, self.owner, self.ttl), sudo=True, check=False, timeout=self._wait))
+
+    @property
+    def _wait(self) -> float:
+        """Seconds a lock command may take: 5, less for a short lease."""
+        return max(min(self.ttl / 2, 5.0), 1.0)
+
+    def _bounded(self, call):
+        """``call()`` (one command on the lock's node), given up on after a deadline: SSH on a dead link
+        can wait far longer than its command timeout (opening a channel), and the lease cannot."""
+        deadline = self._wait + 2
+        if not self._io.acquire(timeout=deadline):
+            raise Unreachable(self.remote.name, "an earlier cluster lock command is still waiting for an answer")
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["result"] = call()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+            finally:
+                self._io.release()
+
+        worker = threading.Thread(target=run, name="cluster-lock-call", daemon=True)
+        worker.start()
+        worker.join(deadline)
+        if worker.is_alive():  # closing the connection wakes it up; the next call reconnects
+            self.remote.close()
+            raise Unreachable(self.remote.name, f"no answer to a cluster lock command in {deadline:g}s")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
 
     def acquire(self) -> None:
         sent, r = self._call("acquire")
@@ -255,8 +284,7 @@ class ClusterLock:
 
     def set_upgrade(self, record: dict | None) -> None:
         """Record (or clear, with None) the upgrade in progress next to the lock, while holding it."""
-        with self._io:
-            self.remote.run(upgrade_record_command(record), sudo=True, timeout=30)
+        self._bounded(lambda: self.remote.run(upgrade_record_command(record), sudo=True, timeout=self._wait))
         self.upgrade = record
 
     def release(self) -> None:

@@ -61,8 +61,13 @@ class Run:
         return "".join(self.lines)
 
     def wait(self, timeout: float = 300) -> int:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"edgeclu did not stop within {timeout:g}s:\n{self.stderr[-4000:]}") from None
         self.stdout = self.proc.stdout.read()
-        rc = self.proc.wait(timeout)
         self._reader.join(10)
         return rc
 

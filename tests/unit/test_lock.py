@@ -9,6 +9,7 @@ be cut off the network."""
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,15 +75,21 @@ class LocalNode:
     name = "node1"
 
     def __init__(self, root):
-        self.root, self.cut = root, False
+        self.root, self.cut, self.hang = root, False, threading.Event()
 
     def run(self, command, *, sudo=False, check=True, timeout=None):
+        if self.cut == "hang":  # like SSH opening a channel on a dead link: no timeout applies
+            self.hang.wait()
+            raise Unreachable(self.name, "connection closed")
         if self.cut:
             time.sleep(min(timeout or 1, 0.3))
             raise Unreachable(self.name, "timed out")
         r = subprocess.run(["sh", "-c", command.replace(lock.LOCK_DIR, str(self.root))], capture_output=True,
                            text=True, timeout=30)
         return Result(self.name, command, r.returncode, r.stdout, r.stderr)
+
+    def close(self):
+        self.hang.set()
 
 
 def test_a_holder_that_cannot_renew_stops_before_the_node_calls_its_lease_stale(tmp_path):
@@ -153,3 +160,17 @@ def test_lock_ttl_from_the_environment(monkeypatch, value, ok):
     else:
         with pytest.raises(lock.EdgecluError, match=lock.TTL_ENV):
             lock.lock_ttl()
+
+
+def test_a_lock_command_that_never_answers_does_not_hang_the_run(tmp_path):
+    node = LocalNode(tmp_path)
+    held = ClusterLock(node, "up", ttl=2, renew_every=0.25, report=lambda m: None)
+    held.acquire()
+    node.cut = "hang"
+    t0 = time.monotonic()
+    while lease_problem() is None:
+        assert time.monotonic() - t0 < 2
+        time.sleep(0.05)
+    held.release()  # its renewal hangs; the release gives up instead of waiting for it
+    assert time.monotonic() - t0 < 10
+    assert lease_problem() is None
