@@ -8,8 +8,8 @@ version. The run stops at the first step where a node does not come back, and sa
 which. Nodes already on the target are skipped, so a re-run resumes. The inventory's
 ``k3s_version`` is updated once every node runs the target.
 
-Resuming is safe: the target is recorded next to the cluster lock before the first step
-(so `edgeclu up` refuses to run the old version over it, see :mod:`edgeclu.guards`) and
+Resuming is safe: the target is recorded next to the cluster lock before the first node
+gets it (so `edgeclu up` refuses to run the old version over it, see :mod:`edgeclu.guards`) and
 cleared when every node runs it; every node this module cordons carries a mark
 (:data:`~edgeclu.lifecycle.kubectl.CORDON_MARK`) until it is uncordoned, and a run first
 uncordons the nodes an earlier, stopped one left marked. Each step first confirms that
@@ -105,8 +105,6 @@ def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_ne
                 report(f"upgrade to {target}: {describe(steps)}")
                 if outcome.skipped:
                     report(f"already on {target}: {', '.join(outcome.skipped)}")
-                if steps:
-                    lk.set_upgrade({"target": target, "who": lk.owner.who, "started": time.time()})
                 for i, step in enumerate(steps):
                     if not _step(inv, api, step, f"[{i + 1}/{len(steps)}]", outcome, lk, known_hosts=known_hosts,
                                  accept_new=accept_new, drain_timeout=drain_timeout, ready_timeout=ready_timeout,
@@ -163,6 +161,8 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
         drained.append(n)
     names = ", ".join(step.nodes)
     lk.confirm(f"upgrading {names}")
+    if (lk.upgrade or {}).get("target") != target:  # from here on a node may run the target: `up` must know
+        lk.set_upgrade({"target": target, "who": lk.owner.who, "started": time.time()})
     report(f"{label} {names}: installing k3s {target}")
     result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
                           extravars={"k3s_version": target}, limit=",".join(step.nodes), forks=forks_for(inv),
