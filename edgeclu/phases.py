@@ -60,6 +60,22 @@ RESET_PHASES = (
     Phase("backup", "backup", _first, own=True),
     Phase("uninstall", "uninstall k3s and the node agent"),
 )
+# edgeclu upgrade: its own steps per node, in the order it does them (lifecycle/upgrade.py)
+UPGRADE_PHASES = (
+    Phase("drain", "cordon and drain", own=True),
+    Phase("install", "install the new k3s", own=True),
+    Phase("uncordon", "uncordon", own=True),
+    Phase("ready", "wait for Ready on the new version", own=True),
+)
+# edgeclu remove: its own steps on the one node (lifecycle/nodes.py)
+REMOVE_PHASES = (
+    Phase("quorum", "check etcd quorum", _servers, own=True),
+    Phase("drain", "cordon and drain", own=True),
+    Phase("stop", "disable and stop k3s", own=True),
+    Phase("delete", "delete the Node object", own=True),
+    Phase("uninstall", "uninstall k3s and the node agent", own=True),
+    Phase("inventory", "drop it from the inventory", own=True),
+)
 ROLE_PHASE = {"prereq": "prepare", "raspberrypi": "prepare", "addons": "addons", "edgeclu_agent": "agent"}
 
 

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
+from edgeclu import phases as ph
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out
 from edgeclu.cli._lifecycle import DrainTimeout, report
 from edgeclu.cli._nodes import trusted_known_hosts
-from edgeclu.cli._progress import print_words
+from edgeclu.cli._progress import PhaseProgress, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.nodes import remove_node
 from edgeclu.lifecycle.words import remove_words
@@ -43,8 +44,10 @@ def remove(
     """
     inv = load_inventory(inventory)
     kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
-    outcome = remove_node(inv, node, force=force, drain_timeout=drain_timeout,
-                          known_hosts=kh, accept_new=accept_new, report=report)
+    role = next((h.role for h in inv.hosts if h.name == node), "agent")
+    with PhaseProgress(ph.Board(ph.REMOVE_PHASES, {node: role}), f"edgeclu remove {node}") as view:
+        outcome = remove_node(inv, node, force=force, drain_timeout=drain_timeout,
+                              known_hosts=kh, accept_new=accept_new, report=report, on_step=view.step)
     if as_json:
         out.print_json(json.dumps({
             "node": outcome.name, "role": outcome.role, "ok": outcome.ok, "reachable": outcome.reachable,

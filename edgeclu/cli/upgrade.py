@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
+from edgeclu import phases as ph
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import DrainTimeout, report
 from edgeclu.cli._nodes import trusted_known_hosts
-from edgeclu.cli._progress import print_words
+from edgeclu.cli._progress import PhaseProgress, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.kubectl import connect_api
 from edgeclu.lifecycle.upgrade import check_target, describe, plan_upgrade, upgrade_cluster
@@ -61,8 +62,11 @@ def upgrade(
                 out.print(f"{i}. {s.role}: {', '.join(s.nodes)}", highlight=False, markup=False)
             say(f"dry run: {describe(steps)}; nothing was changed")
         return
-    outcome = upgrade_cluster(inv, k3s_version, known_hosts=kh, accept_new=accept_new, percent=batch_percent,
-                              drain_timeout=drain_timeout, ready_timeout=ready_timeout, report=report)
+    board = ph.Board(ph.UPGRADE_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
+    with PhaseProgress(board, f"edgeclu upgrade to {k3s_version}") as view:
+        outcome = upgrade_cluster(inv, k3s_version, known_hosts=kh, accept_new=accept_new, percent=batch_percent,
+                                  drain_timeout=drain_timeout, ready_timeout=ready_timeout, report=report,
+                                  on_step=view.step)
     if as_json:
         out.print_json(json.dumps({"target": outcome.target, "ok": outcome.ok, "upgraded": outcome.upgraded,
                                    "skipped": outcome.skipped, "failed": outcome.failed,

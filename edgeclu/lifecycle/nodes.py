@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclu import discovery
+from edgeclu import phases as ph
 from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.guards import downgrade_refusal
@@ -215,7 +216,9 @@ def _stop_k3s(remote, role: str) -> None:
 
 def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout: float = 120,
                 known_hosts: Path, accept_new: bool = False, report: Report = print,
-                on_event: Callable[[TaskEvent], None] | None = None) -> RemoveOutcome:
+                on_event: Callable[[TaskEvent], None] | None = None,
+                on_step: Callable[[ph.Step], None] | None = None) -> RemoveOutcome:
+    """Take ``name`` out; ``on_step`` hears its steps (:data:`edgeclu.phases.REMOVE_PHASES`)."""
     try:
         host = inv.host(name)
     except KeyError:
@@ -236,6 +239,7 @@ def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout
         report(f"{name} is unreachable ({e}); --force: skipping its drain and uninstall")
     finally:
         target.close()
+    step = _stepper(name, on_step)
 
     # the lock lives on the first server; when that is the node going away and it is down, the next one
     lock_host = next(h for h in inv.servers if outcome.reachable or h.name != name)
@@ -243,14 +247,23 @@ def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout
     try:
         with ClusterLock(lock_remote, "remove", report=report) as lk:
             _remove_locked(inv, host, outcome, lk, force=force, drain_timeout=drain_timeout,
-                           known_hosts=known_hosts, accept_new=accept_new, report=report, on_event=on_event)
+                           known_hosts=known_hosts, accept_new=accept_new, report=report, on_event=on_event,
+                           step=step)
     finally:
         lock_remote.close()
     return outcome
 
 
+def _stepper(name: str, on_step: Callable[[ph.Step], None] | None) -> Callable[..., None]:
+    def step(phase: str, state: str, message: str = "") -> None:
+        if on_step is not None:
+            on_step(ph.Step(phase, state, (name,), message))
+    return step
+
+
 def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock, *, force: bool,
-                   drain_timeout: float, known_hosts: Path, accept_new: bool, report: Report, on_event) -> None:
+                   drain_timeout: float, known_hosts: Path, accept_new: bool, report: Report, on_event,
+                   step: Callable[..., None]) -> None:
     name = host.name
     api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, exclude=[name], report=report)
     try:
@@ -260,16 +273,19 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock
             outcome.quorum = check_member_removal(name, members)
             if not outcome.quorum.ok:
                 if not force:
+                    step("quorum", ph.FAILED, outcome.quorum.message)
                     raise Refused(f"{outcome.quorum.message}. Nothing was changed; --force removes it anyway")
                 report(f"warning: {outcome.quorum.message}; --force: removing it anyway")
             else:
                 report(outcome.quorum.message)
+            step("quorum", ph.DONE, outcome.quorum.message)
         in_cluster = name in nodes
         if not in_cluster:
             report(f"{name} is not in the cluster's node list (kubectl via {api.server})")
         if in_cluster and outcome.reachable:
             lk.confirm(f"draining {name}")
             report(f"draining {name} (timeout {drain_timeout:g}s)")
+            step("drain", ph.WORKING)
             api.mark(name, "remove")
             outcome.drain = api.drain(name, drain_timeout)
             if not outcome.drain.ok:
@@ -277,21 +293,30 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock
                     report(f"  would not move: {line}")
                 if not force:
                     api.uncordon_marked(name)
+                    step("drain", ph.FAILED, f"{len(outcome.drain.stuck)} pod(s) would not move; uncordoned")
                     raise Refused(f"{name} could not be drained ({len(outcome.drain.stuck)} pod(s) would not "
                                   f"move); it is uncordoned again and nothing else changed. Fix that, or use "
                                   "--force to remove it anyway (those pods go with the node)")
                 report("--force: removing it anyway")
+            step("drain", ph.CHANGED)
+        else:
+            step("drain", ph.SKIPPED, "unreachable (--force)" if not outcome.reachable else "not in the cluster")
         if outcome.reachable:
             lk.confirm(f"stopping k3s on {name}")
+            step("stop", ph.WORKING)
             remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
             try:
                 _stop_k3s(remote, host.role)  # so the kubelet cannot register the node again
             finally:
                 remote.close()
+            step("stop", ph.CHANGED)
+        else:
+            step("stop", ph.SKIPPED, "unreachable (--force)")
         if in_cluster:
             lk.confirm(f"deleting the Node {name}")
             api.node("delete", name)
             report(f"Node {name} deleted" + (" (k3s removes its etcd member)" if host.role == "server" else ""))
+        step("delete", ph.CHANGED if in_cluster else ph.DONE, "" if in_cluster else "not in the node list")
         outcome.node_deleted = True
         if in_cluster and not api.wait_gone(name, 30):
             report(f"warning: {name} is still listed by kubectl 30s after its deletion")
@@ -300,16 +325,22 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock
 
     if outcome.reachable:
         lk.confirm(f"uninstalling k3s from {name}")
+        step("uninstall", ph.WORKING)
         result = run_playbook(inv.path, "reset.yml", known_hosts=known_hosts, accept_new=accept_new, limit=name,
                               on_event=on_event)
         outcome.uninstalled = result.ok
         outcome.uninstall_failures = [f for h in result.hosts.values() for f in h.failures]
         if not result.ok:
+            step("uninstall", ph.FAILED, "; ".join(outcome.uninstall_failures[:2]) or "did not finish")
             report(f"uninstall on {name} did not finish: " + "; ".join(outcome.uninstall_failures[:3]))
             report(f"{name} is out of the cluster and its k3s is disabled and stopped, but it stays in {inv.path} "
                    f"until the uninstall finishes: fix that and run `edgeclu remove {name}` again")
             return
         report(f"k3s and the edgeclu agent uninstalled from {name}")
+        step("uninstall", ph.CHANGED)
+    else:
+        step("uninstall", ph.SKIPPED, "unreachable (--force): k3s stays on the machine")
     lk.check(f"removing {name} from {inv.path}")
     outcome.inventory_backup = write_inventory(inv.path, edit_hosts(inv.path, remove=name))
     report(f"{name} removed from {inv.path} (previous version: {outcome.inventory_backup})")
+    step("inventory", ph.CHANGED)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeclu import phases as ph
 from edgeclu.converge import forks_for
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.inventory import Inventory
@@ -35,6 +36,11 @@ from edgeclu.playbook import TaskEvent, run_playbook
 from edgeclu.transport import remote_for
 
 Report = Callable[[str], None]
+OnStep = Callable[[ph.Step], None]
+
+
+def _no_step(step: ph.Step) -> None:
+    pass
 
 
 @dataclass
@@ -89,7 +95,9 @@ def plan_upgrade(inv: Inventory, api: ClusterApi, target: str, percent: int | No
 
 def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_new: bool = False,
                     percent: int | None = None, drain_timeout: float = 120, ready_timeout: float = 300,
-                    report: Report = print, on_event: Callable[[TaskEvent], None] | None = None) -> UpgradeOutcome:
+                    report: Report = print, on_event: Callable[[TaskEvent], None] | None = None,
+                    on_step: OnStep = _no_step) -> UpgradeOutcome:
+    """The rolling upgrade; ``on_step`` hears each node's steps (:data:`edgeclu.phases.UPGRADE_PHASES`)."""
     check_target(target)
     lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
@@ -105,13 +113,17 @@ def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_ne
                 report(f"upgrade to {target}: {describe(steps)}")
                 if outcome.skipped:
                     report(f"already on {target}: {', '.join(outcome.skipped)}")
+                    for phase in ph.UPGRADE_PHASES:
+                        on_step(ph.Step(phase.key, ph.DONE, tuple(outcome.skipped), f"already on {target}"))
                 for i, step in enumerate(steps):
                     if not _step(inv, api, step, f"[{i + 1}/{len(steps)}]", outcome, lk, known_hosts=known_hosts,
                                  accept_new=accept_new, drain_timeout=drain_timeout, ready_timeout=ready_timeout,
-                                 single=len(before) == 1, report=report, on_event=on_event):
+                                 single=len(before) == 1, report=report, on_event=on_event, on_step=on_step):
                         outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
                         if outcome.not_started:
                             report(f"stopped: not upgraded: {', '.join(outcome.not_started)}")
+                        for phase in ph.UPGRADE_PHASES:  # every step still waiting, on any node
+                            on_step(ph.Step(phase.key, ph.SKIPPED, None, "the upgrade stopped first"))
                         return outcome
             finally:
                 api.close()
@@ -138,15 +150,17 @@ def release_marked(api: ClusterApi, lk: ClusterLock, report: Report) -> list[str
 
 def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: UpgradeOutcome, lk: ClusterLock, *,
           known_hosts: Path, accept_new: bool, drain_timeout: float, ready_timeout: float, single: bool,
-          report: Report, on_event) -> bool:
+          report: Report, on_event, on_step: OnStep = _no_step) -> bool:
     target = outcome.target
     drained: list[str] = []
     for n in step.nodes:
         if single:
             report(f"{label} {n}: the only node, not drained")
+            on_step(ph.Step("drain", ph.SKIPPED, (n,), "the only node"))
             continue
         lk.confirm(f"draining {n}")
         report(f"{label} {n}: draining")
+        on_step(ph.Step("drain", ph.WORKING, (n,)))
         api.mark(n, "upgrade")
         d = api.drain(n, drain_timeout)
         if not d.ok:
@@ -157,13 +171,16 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
             outcome.failed[n] = f"drain did not finish ({len(d.stuck)} pod(s) would not move); uncordoned, not upgraded"
             outcome.not_started += [m for m in step.nodes if m != n and m not in drained]
             report(f"{label} {n}: {outcome.failed[n]}")
+            on_step(ph.Step("drain", ph.FAILED, (n,), outcome.failed[n]))
             return False
         drained.append(n)
+        on_step(ph.Step("drain", ph.CHANGED, (n,)))
     names = ", ".join(step.nodes)
     lk.confirm(f"upgrading {names}")
     if (lk.upgrade or {}).get("target") != target:  # from here on a node may run the target: `up` must know
         lk.set_upgrade({"target": target, "who": lk.owner.who, "started": time.time()})
     report(f"{label} {names}: installing k3s {target}")
+    on_step(ph.Step("install", ph.WORKING, step.nodes))
     result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
                           extravars={"k3s_version": target}, limit=",".join(step.nodes), forks=forks_for(inv),
                           on_event=on_event)
@@ -173,10 +190,16 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
         if rec is None or not rec.healthy:
             failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
     back = [n for n in step.nodes if n not in failed]
+    for n in step.nodes:
+        on_step(ph.Step("install", ph.FAILED if n in failed else ph.CHANGED, (n,), failed.get(n, "")))
     if back and not single:
         report(f"{label} {', '.join(back)}: k3s {target} installed; uncordoning")
     for n in back if not single else []:
         api.uncordon_marked(n)
+        on_step(ph.Step("uncordon", ph.CHANGED, (n,)))
+    if single:
+        on_step(ph.Step("uncordon", ph.SKIPPED, tuple(back), "the only node: never cordoned"))
+    on_step(ph.Step("ready", ph.WORKING, tuple(back)))
     waiting = api.wait_nodes(back, ready_timeout, want=lambda k: k.ready is True and k.version == target)
     for n, why in waiting.items():
         failed[n] = f"not Ready on {target} after {ready_timeout:g}s ({why})"
@@ -185,6 +208,8 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
             api.uncordon_marked(n)
         except RemoteError as e:
             report(f"{label} {n}: could not uncordon it: {e}")
+    for n in back:
+        on_step(ph.Step("ready", ph.FAILED if n in failed else ph.DONE, (n,), failed.get(n, "")))
     for n in step.nodes:
         if n in failed:
             report(f"{label} {n}: FAILED: {failed[n]} (uncordoned: it takes pods again once it is Ready)")

@@ -127,6 +127,7 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
             "(maxUnavailable 0; 1 healthy of 1)") in blocked.stderr
     assert "node3 could not be drained (1 pod(s) would not move); it is uncordoned again" in blocked.stderr
     assert "web-a" not in blocked.stderr.split("would not move")[-1]
+    assert "  node3: cordon and drain: failed: 1 pod(s) would not move; uncordoned" in blocked.stderr  # its steps
     pods = _pods(lab)
     assert pods["default/db-0"] == "node3" and "default/web-a" not in pods  # web-a was evicted (moved)
     assert sorted(v for k, v in pods.items() if k.startswith("default/web-")) == ["node1", "node2"]
@@ -138,6 +139,10 @@ def test_add_a_discovered_host_then_remove_it_past_a_disruption_budget(fresh_lab
     # the budget is lifted: now the drain moves db-0 and node3 goes for good
     lab.exec("node1", "k3s kubectl delete pdb db")
     gone = ok(edgeclu(tmp_path, "remove", "node3", "-i", str(inv), "--json"))
+    steps = [line for line in gone.stderr.splitlines() if line.startswith("  node3: ")]
+    assert steps == ["  node3: cordon and drain: changed", "  node3: disable and stop k3s: changed",
+                     "  node3: delete the Node object: changed", "  node3: uninstall k3s and the node agent: changed",
+                     "  node3: drop it from the inventory: changed"], gone.stderr
     assert "would not move" not in gone.stderr
     assert set(kube_nodes(lab)) == {"node1", "node2"}
     assert real_clients.ready_nodes(tmp_path / "kubeconfig", "lab", V1) == {"node1": True, "node2": True}

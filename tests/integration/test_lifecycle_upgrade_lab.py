@@ -59,6 +59,13 @@ def test_rolling_upgrade_order_stop_at_a_broken_node_and_resume(fresh_lab, k3s_m
     assert "k3s-agent on node3 did not start" in failed_line
     assert "stopped: not upgraded: node5" in err
     assert "✗ node3" in err
+    # its steps, phase by phase (off a terminal: a line per node and step that changed or failed)
+    assert f"edgeclu upgrade to {V2}: 5 node(s)" in err
+    assert err.index("  node1: cordon and drain: changed") < err.index("  node1: install the new k3s: changed") \
+        < err.index("  node1: uncordon: changed") < err.index("  node2: cordon and drain: changed")
+    assert any(line.startswith("  node3: install the new k3s: failed: ") and "did not start" in line
+               for line in err.splitlines())
+    assert "  node5: " not in err  # never started
     # the summary in words: per node, in upgrade order, what was done, what failed and what is left
     summary = err[err.rindex("summary"):]
     assert f"✓ node1  upgraded {V1} → {V2} (step 1/4, server: drained, upgraded, uncordoned, Ready)" in summary

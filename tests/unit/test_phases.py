@@ -214,3 +214,26 @@ def test_a_failure_reason_from_a_node_reaches_the_terminal_as_plain_text(monkeyp
     text = buf.getvalue()
     assert "evil.example" not in text and "\x1b]8" not in text and "\x1b[2J" not in text
     assert "[bold red]fake[/]" in text  # shown as it came, not taken as markup
+
+
+def test_upgrade_steps_a_stopped_upgrade_shows_what_failed_what_was_done_and_what_is_left():
+    # the order lifecycle/upgrade.py feeds: node1 (server) done, node3 fails at its install, node5 never starts
+    b = ph.Board(ph.UPGRADE_PHASES, {"node1": "server", "node3": "agent", "node5": "agent"}, first="node1")
+    steps = [("drain", ph.WORKING, ("node1",)), ("drain", ph.CHANGED, ("node1",)),
+             ("install", ph.WORKING, ("node1",)), ("install", ph.CHANGED, ("node1",)),
+             ("uncordon", ph.CHANGED, ("node1",)), ("ready", ph.WORKING, ("node1",)), ("ready", ph.DONE, ("node1",)),
+             ("drain", ph.WORKING, ("node3",)), ("drain", ph.CHANGED, ("node3",)),
+             ("install", ph.WORKING, ("node3",))]
+    for t, (phase, state, hosts) in enumerate(steps):
+        b.apply(ph.Step(phase, state, hosts), float(t))
+    assert b.cell("node3", "install").state == ph.WORKING and b.phase_state("install") == ph.WORKING
+    b.apply(ph.Step("install", ph.FAILED, ("node3",), "k3s-agent on node3 did not start"), 20.0)
+    for phase in ph.UPGRADE_PHASES:  # the stop: every step still waiting, on any node
+        b.apply(ph.Step(phase.key, ph.SKIPPED, None, "the upgrade stopped first"), 21.0)
+    assert {n: [c.state for c in row.values()] for n, row in b.cells.items()} == {
+        "node1": [ph.CHANGED, ph.CHANGED, ph.CHANGED, ph.DONE],
+        "node3": [ph.CHANGED, ph.FAILED, ph.SKIPPED, ph.SKIPPED],
+        "node5": [ph.SKIPPED] * 4,
+    }
+    assert b.failed("node3")[1].reason == "k3s-agent on node3 did not start"
+    assert b.progress("install") == (3, 3) and b.phase_state("install") == ph.FAILED
