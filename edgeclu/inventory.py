@@ -107,6 +107,25 @@ def _pool(v: Any) -> str | None:
     return None
 
 
+def _sha256_pins(v: Any) -> str | None:
+    """``k3s_sha256``: ``{<k3s version>: {amd64|arm64|arm: <sha256>}}``."""
+    from edgeclu.k3s import is_sha256
+
+    if not isinstance(v, dict) or not v:
+        return "must map a k3s version to {amd64|arm64|arm: sha256}"
+    for version, arches in v.items():
+        if _version(version):
+            return f"key {version!r} is not a k3s version like v1.31.4+k3s1"
+        if not isinstance(arches, dict) or not arches:
+            return f"{version}: must map amd64, arm64 or arm to a sha256"
+        for arch, digest in arches.items():
+            if arch not in ("amd64", "arm64", "arm"):
+                return f"{version}: {arch!r} is not a k3s release arch (amd64, arm64, arm)"
+            if not is_sha256(digest):
+                return f"{version} {arch}: {digest!r} is not a sha256 (64 lowercase hex digits)"
+    return None
+
+
 def _percent(v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100
     return None if ok else "must be a whole percentage from 1 to 100"
@@ -246,7 +265,8 @@ HOST_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "node_labels": _labels,
     "node_taints": _taints,
     "k3s_extra_config": _extra_config,
-    "k3s_token": _str,  # override of the cluster token for one host (migrations, tests); token_file is preferred
+    "k3s_token": _str,  # override of the server token for one host (migrations, tests); token_file is preferred
+    "k3s_agent_token": _str,  # the same for the agent token; k3s_agent_token_file is preferred
 }
 
 # Fields only the cluster (k3s_cluster.vars) may set.
@@ -258,7 +278,10 @@ CLUSTER_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "tls_san": _str_list,
     "token_file": _str,
     "token_env": _str,
+    "k3s_agent_token_file": _str,
+    "k3s_agent_token_env": _str,
     "k3s_mirror": _str,
+    "k3s_sha256": _sha256_pins,
     "k3s_airgap_dir": _local_dir,
     "disable_swap": _bool,
     "storage": _choice("local-path", "nfs", "longhorn", "none"),
@@ -283,6 +306,7 @@ DEFAULTS: dict[str, Any] = {
     "api_port": 6443,
     "tls_san": [],
     "token_file": "~/.config/edgeclu/token",
+    "k3s_agent_token_file": "~/.config/edgeclu/agent-token",
     "disable_swap": True,
     "storage": "local-path",
     "storage_path": "/var/lib/rancher/k3s/storage",
@@ -519,6 +543,15 @@ def parse_inventory(text: str, path: str = "<inventory>", beside: Path | None = 
         bad("cluster vars", "k3s_version", "missing (pin a version like v1.31.4+k3s1)")
     if cvars.get("token_file") and cvars.get("token_env"):
         bad("cluster vars", "token_env", "set token_file or token_env, not both")
+    if cvars.get("k3s_agent_token_file") and cvars.get("k3s_agent_token_env"):
+        bad("cluster vars", "k3s_agent_token_env", "set k3s_agent_token_file or k3s_agent_token_env, not both")
+    pins = cvars.get("k3s_sha256")
+    if isinstance(cvars.get("k3s_mirror"), str) and isinstance(cvars.get("k3s_version"), str) \
+            and (pins is None or not _sha256_pins(pins)):  # (bad pins have their own message)
+        from edgeclu.k3s import mirror_problem
+
+        if problem := mirror_problem(cvars["k3s_mirror"], pins, cvars["k3s_version"]):
+            bad("cluster vars", "k3s_mirror", problem)
     if cvars.get("loadbalancer") == "metallb" and not cvars.get("metallb_pool"):
         bad("cluster vars", "metallb_pool", "required when loadbalancer is metallb")
     if cvars.get("storage") == "nfs":

@@ -68,6 +68,53 @@ def sha256_for(checksums: str, filename: str) -> str | None:
     return None
 
 
+def is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def _https(url: str) -> bool:
+    return url.lower().startswith("https://")
+
+
+def mirror_problem(mirror: str | None, pins: Mapping[str, Any] | None, version: str) -> str | None:
+    """Why a plain-HTTP ``k3s_mirror`` cannot be used for ``version`` (nothing pins the binary),
+    or None (pure). Over http whoever is on the path serves the binary and its checksum file
+    alike, and the binary runs as root on every node: only a hash the controller already
+    holds authenticates it."""
+    if not mirror or _https(mirror) or (pins or {}).get(version):
+        return None
+    return (f"{mirror} is plain HTTP and nothing pins the k3s binary: anyone on the network path can serve "
+            "another binary with a matching checksum file, and it runs as root on every node. Pin it with "
+            f"k3s_sha256: {{{version}: {{amd64: <sha256>, arm64: ...}}}} (from the release's "
+            "sha256sum-<arch>.txt, fetched over https), or use an https mirror, or k3s_airgap_dir")
+
+
+def checksum_source(version: str, arch: str, *, pins: Mapping[str, Any] | None = None, mirror: str | None = None,
+                    airgap_dir: str | None = None) -> dict[str, str]:
+    """Where the controller gets the sha256 that decides whether a node installs the binary (pure).
+
+    In order: ``k3s_sha256[version][arch]`` (``{"sha256": ...}``); the release's checksum file
+    in the air-gap directory on the controller (``{"path": ...}``); the checksum file fetched
+    by the controller over https from the mirror or GitHub (``{"url": ...}``). A plain-HTTP
+    mirror with no pin is refused (:func:`mirror_problem`). The node only downloads bytes.
+    """
+    files = _RELEASE_FILES[arch]
+    pinned = ((pins or {}).get(version) or {}).get(arch)
+    if pinned:
+        return {"sha256": pinned, "what": f"k3s_sha256 for {version} {arch}"}
+    if airgap_dir:
+        path = f"{airgap_dir.rstrip('/')}/{version}/{files[1]}"
+        return {"path": path, "what": path}
+    if (pins or {}).get(version) and mirror and not _https(mirror):
+        raise ValueError(f"k3s_sha256 pins {version} for {', '.join(sorted(pins[version]))} but not for {arch}; "
+                         f"add its sha256 (from the release's {files[1]})")
+    problem = mirror_problem(mirror, pins, version)
+    if problem:
+        raise ValueError(problem)
+    url = release_url(version, files[1], mirror)
+    return {"url": url, "what": url}
+
+
 # -- versions --------------------------------------------------------------------
 def parse_version_output(text: str | None) -> str | None:
     """The version in ``k3s --version`` output (``k3s version v1.31.4+k3s1 (abc)``), or None."""
@@ -144,22 +191,31 @@ def _unique(items: Iterable[str]) -> list[str]:
     return seen
 
 
-def node_config(role: str, *, token: str, node_name: str, node_ip: str | None = None,
-                node_iface: str | None = None, server_url: str | None = None, cluster_init: bool = False,
-                tls_san: Iterable[str] = (), labels: Iterable[str] = (), taints: Iterable[str] = (),
-                disable: Iterable[str] = (), local_storage_path: str | None = None,
+def node_config(role: str, *, token: str | None = None, agent_token: str | None = None, node_name: str,
+                node_ip: str | None = None, node_iface: str | None = None, server_url: str | None = None,
+                cluster_init: bool = False, tls_san: Iterable[str] = (), labels: Iterable[str] = (),
+                taints: Iterable[str] = (), disable: Iterable[str] = (), local_storage_path: str | None = None,
                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The content of ``/etc/rancher/k3s/config.yaml`` for one node, as data.
 
     ``role`` is ``server`` or ``agent``. A server with ``cluster_init`` starts a new
     embedded-etcd cluster; a server with ``server_url`` joins one; a server with neither
     is a single server (SQLite). An agent needs ``server_url``. ``extra`` (the inventory's
-    ``k3s_extra_config``) is merged last but may not set the token or the join URL.
+    ``k3s_extra_config``) is merged last but may not set the tokens or the join URL.
+
+    Two tokens, as k3s has them (docs.k3s.io/cli/token): a server gets the server ``token``
+    (it joins servers and agents, and encrypts the datastore's bootstrap data) and the
+    ``agent-token``; an agent gets the agent token only, as its ``token``, so the config of a
+    stolen agent cannot join a server.
     """
     if role not in ("server", "agent"):
         raise ValueError(f"role must be server or agent, not {role!r}")
-    if not token:
-        raise ValueError("a token is required")
+    if role == "server" and not token:
+        raise ValueError("a server needs the server token")
+    if role == "agent" and token:
+        raise ValueError("an agent gets the agent token only, never the server token")
+    if role == "agent" and not agent_token:
+        raise ValueError("an agent needs the agent token")
     if cluster_init and server_url:
         raise ValueError("a server either starts the cluster (cluster_init) or joins one (server_url)")
     if role == "agent" and not server_url:
@@ -171,7 +227,9 @@ def node_config(role: str, *, token: str, node_name: str, node_ip: str | None = 
     if reserved:
         raise ValueError(f"k3s_extra_config may not set {', '.join(reserved)} (edgeclu manages them)")
 
-    cfg: dict[str, Any] = {"token": token, "node-name": node_name}
+    cfg: dict[str, Any] = {"token": token if role == "server" else agent_token, "node-name": node_name}
+    if role == "server" and agent_token:
+        cfg["agent-token"] = agent_token
     if server_url:
         cfg["server"] = server_url
     if cluster_init:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclu import interrupt
+from edgeclu import interrupt, rundir
 from edgeclu.errors import EdgecluError
 from edgeclu.resources import data_dir
 
@@ -83,6 +82,15 @@ class PlaybookResult:
     @property
     def failed_hosts(self) -> dict[str, HostRecap]:
         return {n: h for n, h in self.hosts.items() if not h.healthy}
+
+
+# Whatever the user's environment or ansible.cfg says: no debug output (it prints secrets despite
+# no_log), no log file on the controller, no module files (with their arguments) left on nodes.
+SECRET_SAFE_ENV = {
+    "ANSIBLE_DEBUG": "0",
+    "ANSIBLE_LOG_PATH": os.devnull,  # an empty value would mean the working directory
+    "ANSIBLE_KEEP_REMOTE_FILES": "0",
+}
 
 
 def ssh_args(known_hosts: Path, accept_new: bool = False) -> str:
@@ -215,7 +223,7 @@ def run_playbook(
         raise EdgecluError(f"playbook {playbook} not found in {project}")
     from edgeclu.lock import LockLost, lease_problem
 
-    workdir = Path(tempfile.mkdtemp(prefix="edgeclu-run-"))
+    workdir = rundir.new_run_dir()  # 0700, per user, swept if this process dies (see edgeclu.rundir)
     hosts: dict[str, HostRecap] = {}
     running: dict[str, str] = {}  # host -> the task started there and not finished yet
     run_id = uuid.uuid4().hex
@@ -254,6 +262,7 @@ def run_playbook(
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp"),
         "PATH": _path_with_ansible(),
         interrupt.RUN_MARK: run_id,  # how kill_run finds every process of this run
+        **SECRET_SAFE_ENV,
     }
     lost: list[str] = []
 

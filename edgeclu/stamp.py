@@ -128,10 +128,11 @@ def inputs_digest(cluster: str, inv: Inventory, host: Host) -> str:
     variable: hashed, never stored) and the agent's token file."""
     h = hashlib.sha256(f"{cluster}\0{host.name}\0{host.role}\0".encode())
     v = {**inv.vars, **host.vars}
-    _file(h, "token_file", v.get("token_file"))
-    _file(h, "agent_token_file", v.get("agent_token_file"))
-    if v.get("token_env"):
-        h.update(b"\0token_env\0" + os.environ.get(str(v["token_env"]), "").encode())
+    for key in ("token_file", "k3s_agent_token_file", "agent_token_file"):
+        _file(h, key, v.get(key))
+    for key in ("token_env", "k3s_agent_token_env"):
+        if v.get(key):
+            h.update(f"\0{key}\0".encode() + os.environ.get(str(v[key]), "").encode())
     return h.hexdigest()
 
 

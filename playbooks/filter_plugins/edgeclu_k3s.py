@@ -37,6 +37,18 @@ def k3s_plan(state: dict, config_file: dict, files: list, version: str, service:
         raise AnsibleFilterError(str(e)) from None
 
 
+def k3s_checksum_source(arch: str, version: str, pins: dict | None = None, mirror: str | None = None,
+                        airgap_dir: str | None = None) -> dict:
+    """``arch | k3s_checksum_source(version, k3s_sha256, k3s_mirror, k3s_airgap_dir)``: see
+    edgeclu.k3s.checksum_source; a refusal fails the node with its reason."""
+    try:
+        return k3s.checksum_source(version, arch, pins=pins or {}, mirror=mirror or None, airgap_dir=airgap_dir or None)
+    except ValueError as e:
+        from ansible.errors import AnsibleFilterError
+
+        raise AnsibleFilterError(f"refusing to install k3s: {e}") from None
+
+
 def k3s_release_url(filename: str, version: str, mirror: str | None = None) -> str:
     return k3s.release_url(version, filename, mirror or None)
 
@@ -55,6 +67,7 @@ class FilterModule:
             "k3s_config": k3s_config,
             "k3s_plan": k3s_plan,
             "k3s_release_url": k3s_release_url,
+            "k3s_checksum_source": k3s_checksum_source,
             "k3s_sha256_for": k3s_sha256_for,
             "k3s_installed_version": k3s_installed_version,
             "k3s_api_url": k3s.api_url,

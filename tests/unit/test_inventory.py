@@ -179,3 +179,44 @@ def test_cli_check_exit_codes(tmp_path):
     assert r.stderr.strip() == (f"error: {bad}: cluster vars: field 'k3s_version': "
                                 "'latest' is not a k3s version like v1.31.4+k3s1")
     assert "Traceback" not in r.output
+
+
+# -- k3s from a mirror is authenticated by a hash the controller holds (issue 9, point 5) ----
+PIN = "a" * 64
+
+
+@pytest.mark.parametrize("patch, ok", [
+    ("vars.k3s_mirror='http://10.0.0.5/k3s'", False),  # plain HTTP, nothing pinned
+    (f"vars.k3s_mirror='http://10.0.0.5/k3s'|vars.k3s_sha256={{'v1.31.4+k3s1': {{'amd64': '{PIN}'}}}}", True),
+    (f"vars.k3s_mirror='http://10.0.0.5/k3s'|vars.k3s_sha256={{'v1.31.5+k3s1': {{'amd64': '{PIN}'}}}}", False),
+    ("vars.k3s_mirror='https://mirror.lan/k3s'", True),  # the controller fetches the checksum file over https
+    ("vars.k3s_airgap_dir=/srv/k3s", True),
+])
+def test_an_http_mirror_needs_a_pinned_sha256(patch, ok):
+    text = GOOD
+    for part in patch.split("|"):
+        data = yaml.safe_load(text)
+        path, _, value = part.partition("=")
+        data["k3s_cluster"]["vars"][path.removeprefix("vars.")] = yaml.safe_load(value)
+        text = yaml.safe_dump(data)
+    if ok:
+        parse_inventory(text, "inv.yml")
+        return
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(text, "inv.yml")
+    [line] = e.value.problems
+    assert line.startswith("inv.yml: cluster vars: field 'k3s_mirror': http://10.0.0.5/k3s is plain HTTP and "
+                           "nothing pins the k3s binary")
+    assert "k3s_sha256: {v1.31.4+k3s1: {amd64: <sha256>" in line and "https mirror" in line  # the fix
+
+
+@pytest.mark.parametrize("pins, message", [
+    ("[a]", "must map a k3s version"),
+    ("{'1.31': {amd64: x}}", "key '1.31' is not a k3s version"),
+    ("{'v1.31.4+k3s1': {x86_64: " + repr(PIN) + "}}", "'x86_64' is not a k3s release arch"),
+    ("{'v1.31.4+k3s1': {amd64: ABC}}", "amd64: 'ABC' is not a sha256"),
+])
+def test_bad_pins_are_named(pins, message):
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(_with(f"vars.k3s_sha256={pins}"), "inv.yml")
+    assert any("field 'k3s_sha256'" in p and message in p for p in e.value.problems), e.value.problems

@@ -1,39 +1,55 @@
 """edgeclu.k3s: the pure builders behind the k3s roles, table-style with exact expected values."""
 
 import hashlib
+import re
 
 import pytest
 
 from edgeclu import k3s
 
 TOKEN = "s3cret"
+AGENT = "agent-pw-42"
+
+
+def _tokens(role):
+    """What the roles pass: a server both tokens, an agent the agent token only."""
+    return {"token": TOKEN, "agent_token": AGENT} if role == "server" else {"agent_token": AGENT}
 
 
 @pytest.mark.parametrize("role, kwargs, expected", [
-    # single server: no cluster-init, no server
+    # single server: no cluster-init, no server; both tokens
     ("server", dict(node_name="pi-1", node_ip="10.0.0.1"),
-     {"token": TOKEN, "node-name": "pi-1", "node-ip": "10.0.0.1", "write-kubeconfig-mode": "0600"}),
+     {"token": TOKEN, "agent-token": AGENT, "node-name": "pi-1", "node-ip": "10.0.0.1",
+      "write-kubeconfig-mode": "0600"}),
     # first of several servers: cluster-init, tls-san with the API endpoint first, deduplicated
     ("server", dict(node_name="pi-1", node_ip="10.0.0.1", cluster_init=True,
                     tls_san=["k3s.home.arpa", "k3s.lan", "k3s.home.arpa"]),
-     {"token": TOKEN, "node-name": "pi-1", "node-ip": "10.0.0.1", "cluster-init": True,
+     {"token": TOKEN, "agent-token": AGENT, "node-name": "pi-1", "node-ip": "10.0.0.1", "cluster-init": True,
       "write-kubeconfig-mode": "0600", "tls-san": ["k3s.home.arpa", "k3s.lan"]}),
     # joining server: server URL, add-ons disabled, local-path storage path
     ("server", dict(node_name="pi-2", server_url="https://10.0.0.1:6443", disable=["traefik"],
                     local_storage_path="/srv/k3s"),
-     {"token": TOKEN, "node-name": "pi-2", "server": "https://10.0.0.1:6443",
+     {"token": TOKEN, "agent-token": AGENT, "node-name": "pi-2", "server": "https://10.0.0.1:6443",
       "write-kubeconfig-mode": "0600", "disable": ["traefik"], "default-local-storage-path": "/srv/k3s"}),
-    # agent: labels, taints, interface; no server-only keys
+    # agent: the agent token as its token, and no server token anywhere; labels, taints, interface
     ("agent", dict(node_name="nuc", node_ip="10.0.0.9", node_iface="eth1",
                    server_url="https://k3s.lan:6443", labels=["zone=garage"], taints=["gpu=true:NoSchedule"]),
-     {"token": TOKEN, "node-name": "nuc", "server": "https://k3s.lan:6443", "node-ip": "10.0.0.9",
+     {"token": AGENT, "node-name": "nuc", "server": "https://k3s.lan:6443", "node-ip": "10.0.0.9",
       "flannel-iface": "eth1", "node-label": ["zone=garage"], "node-taint": ["gpu=true:NoSchedule"]}),
     # k3s_extra_config is merged last
     ("agent", dict(node_name="nuc", server_url="https://a:6443", extra={"kubelet-arg": ["max-pods=50"]}),
-     {"token": TOKEN, "node-name": "nuc", "server": "https://a:6443", "kubelet-arg": ["max-pods=50"]}),
+     {"token": AGENT, "node-name": "nuc", "server": "https://a:6443", "kubelet-arg": ["max-pods=50"]}),
 ])
 def test_node_config(role, kwargs, expected):
-    assert k3s.node_config(role, token=TOKEN, **kwargs) == expected
+    cfg = k3s.node_config(role, **_tokens(role), **kwargs)
+    assert cfg == expected
+    if role == "agent":
+        assert TOKEN not in repr(cfg)
+
+
+def test_a_server_without_an_agent_token_is_a_single_token_server():
+    assert k3s.node_config("server", token=TOKEN, node_name="n") == {
+        "token": TOKEN, "node-name": "n", "write-kubeconfig-mode": "0600"}
 
 
 @pytest.mark.parametrize("role, kwargs, message", [
@@ -41,18 +57,26 @@ def test_node_config(role, kwargs, expected):
     ("agent", {}, "an agent needs server_url"),
     ("agent", dict(server_url="https://a:6443", tls_san=["x"]), "are server settings"),
     ("agent", dict(server_url="https://a:6443", extra={"token": "x"}), "may not set token"),
+    ("agent", dict(server_url="https://a:6443", extra={"token-file": "/x"}), "may not set token-file"),
+    ("server", dict(extra={"agent-token": "x"}), "may not set agent-token"),
     ("server", dict(extra={"server": "https://b:6443", "cluster-init": True}),
      "may not set cluster-init, server"),
     ("worker", {}, "role must be server or agent"),
 ])
 def test_node_config_refuses(role, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        k3s.node_config(role, token=TOKEN, node_name="n", **kwargs)
+        k3s.node_config(role, **_tokens(role if role == "agent" else "server"), node_name="n", **kwargs)
 
 
-def test_node_config_needs_a_token():
-    with pytest.raises(ValueError, match="a token is required"):
-        k3s.node_config("server", token="", node_name="n")
+@pytest.mark.parametrize("role, tokens, message", [
+    ("server", dict(token="", agent_token=AGENT), "a server needs the server token"),
+    ("agent", dict(agent_token=""), "an agent needs the agent token"),
+    # the server token never reaches an agent's config.yaml (readable from its SD card)
+    ("agent", dict(token=TOKEN, agent_token=AGENT), "an agent gets the agent token only"),
+])
+def test_node_config_token_rules(role, tokens, message):
+    with pytest.raises(ValueError, match=message):
+        k3s.node_config(role, node_name="n", server_url="https://a:6443", **tokens)
 
 
 @pytest.mark.parametrize("ingress, lb, storage, expected", [
@@ -271,3 +295,35 @@ def test_nodes_not_ready():
         "d": "not registered with the cluster",
     }
     assert k3s.nodes_not_ready(nodes, ["a"]) == {}
+
+
+# -- where the sha256 that decides an install comes from (always the controller) ----------
+PINS = {"v1.31.4+k3s1": {"amd64": "a" * 64, "arm64": "b" * 64}}
+
+
+@pytest.mark.parametrize("arch, kwargs, expected", [
+    ("amd64", dict(pins=PINS, mirror="http://m/k3s"),
+     {"sha256": "a" * 64, "what": "k3s_sha256 for v1.31.4+k3s1 amd64"}),
+    ("arm64", dict(pins=PINS, airgap_dir="/srv/k3s/"),
+     {"sha256": "b" * 64, "what": "k3s_sha256 for v1.31.4+k3s1 arm64"}),
+    ("arm", dict(airgap_dir="/srv/k3s/"), {"path": "/srv/k3s/v1.31.4+k3s1/sha256sum-arm.txt",
+                                           "what": "/srv/k3s/v1.31.4+k3s1/sha256sum-arm.txt"}),
+    ("amd64", {}, {"url": "https://github.com/k3s-io/k3s/releases/download/v1.31.4%2Bk3s1/sha256sum-amd64.txt",
+                   "what": "https://github.com/k3s-io/k3s/releases/download/v1.31.4%2Bk3s1/sha256sum-amd64.txt"}),
+    ("arm", dict(pins=PINS, mirror="https://m.lan/k3s"), {"url": "https://m.lan/k3s/v1.31.4%2Bk3s1/sha256sum-arm.txt",
+                                                         "what": "https://m.lan/k3s/v1.31.4%2Bk3s1/sha256sum-arm.txt"}),
+])
+def test_checksum_source(arch, kwargs, expected):
+    assert k3s.checksum_source("v1.31.4+k3s1", arch, **kwargs) == expected
+
+
+@pytest.mark.parametrize("arch, kwargs, message", [
+    # the mirror's own checksum file would come from the same (unauthenticated) place as the binary
+    ("amd64", dict(mirror="http://m/k3s"), "http://m/k3s is plain HTTP and nothing pins the k3s binary"),
+    ("amd64", dict(mirror="http://m/k3s", pins={"v1.31.5+k3s1": PINS["v1.31.4+k3s1"]}), "is plain HTTP"),
+    ("arm", dict(mirror="http://m/k3s", pins=PINS), "pins v1.31.4+k3s1 for amd64, arm64 but not for arm"),
+])
+def test_checksum_source_refuses_an_unpinned_http_mirror(arch, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        k3s.checksum_source("v1.31.4+k3s1", arch, **kwargs)
+    assert k3s.mirror_problem("HTTPS://m/k3s", None, "v1.31.4+k3s1") is None

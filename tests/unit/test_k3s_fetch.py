@@ -1,5 +1,6 @@
 """library/k3s_fetch.py (what installs the k3s binary on a node), run here as the node runs it:
-its ``raw_main`` against a real HTTP server on this machine, writing real files."""
+its ``raw_main`` against a real HTTP server on this machine, writing real files. The sha256
+comes from the controller; whatever checksum file the mirror serves is never read."""
 
 import functools
 import hashlib
@@ -16,6 +17,7 @@ from edgeclu import k3s
 ROOT = Path(__file__).resolve().parents[2]
 FETCH = runpy.run_path(str(ROOT / "playbooks/library/k3s_fetch.py"))
 BINARY = b"#!/bin/sh\necho 'k3s version v1.31.4+k3s1 (abcdef12)'\n"
+GOOD = hashlib.sha256(BINARY).hexdigest()
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs root:root files (CI runs as root)")
 
@@ -25,67 +27,67 @@ def release(tmp_path):
     root = tmp_path / "mirror"
     root.mkdir()
     (root / "k3s").write_bytes(BINARY)
-    (root / "sha256sum-amd64.txt").write_text(f"{hashlib.sha256(BINARY).hexdigest()}  k3s\n{'0' * 64}  k3s-arm64\n")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
-        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}), directory=str(root)))
+    (root / "sha256sum-amd64.txt").write_text(f"{GOOD}  k3s\n")
+    seen = []
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def send_head(self):
+            seen.append(self.path)
+            return super().send_head()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_port}"
+    yield root, f"http://127.0.0.1:{httpd.server_port}", seen
     httpd.shutdown()
 
 
-def _fetch(url, dest, check_mode=False, name="k3s", version="v1.31.4+k3s1"):
-    return FETCH["raw_main"]({"url": f"{url}/{name}", "name": name, "sums_url": f"{url}/sha256sum-amd64.txt",
+def _fetch(url, dest, sha256=GOOD, check_mode=False, version="v1.31.4+k3s1"):
+    return FETCH["raw_main"]({"url": f"{url}/k3s", "sha256": sha256, "sha256_from": "k3s_sha256 for v1.31.4+k3s1 amd64",
                               "dest": str(dest), "version": version, "check_mode": check_mode})
 
 
 def test_installs_the_checked_binary_and_reports_its_version(release, tmp_path):
-    _, url = release
+    _, url, seen = release
     dest = tmp_path / "bin" / "k3s"
     assert _fetch(url, dest, check_mode=True)["changed"] and not dest.exists()  # check mode: nothing written
+    assert seen == []  # nor downloaded
     out = _fetch(url, dest)
-    assert out["changed"] and out["sha256"] == hashlib.sha256(BINARY).hexdigest()
+    assert out["changed"] and out["sha256"] == GOOD
     assert dest.read_bytes() == BINARY and oct(dest.stat().st_mode & 0o777) == "0o755" and dest.stat().st_uid == 0
     assert k3s.parse_version_output(out["version_output"]) == "v1.31.4+k3s1"
     assert [p.name for p in dest.parent.iterdir()] == ["k3s"]  # no temporary file left
+    assert seen == ["/k3s"]  # the node fetched the bytes, not the mirror's checksum file
     # a binary that does not say it is the pinned version fails the node
     out = _fetch(url, dest, version="v1.32.0+k3s1")
     assert out["failed"] and "does not run as k3s v1.32.0+k3s1: `k3s --version` said 'k3s version v1.31.4" in out["msg"]
 
 
-def test_refuses_a_binary_that_does_not_match_and_keeps_the_old_one(release, tmp_path):
-    root, url = release
-    (root / "k3s").write_bytes(BINARY + b"# tampered\n")
+def test_a_swapped_binary_with_a_matching_checksum_file_is_refused(release, tmp_path):
+    # the attack an http mirror allows: another binary, and a checksum file that lists it
+    root, url, seen = release
+    evil = BINARY + b"# not k3s\n"
+    (root / "k3s").write_bytes(evil)
+    (root / "sha256sum-amd64.txt").write_text(f"{hashlib.sha256(evil).hexdigest()}  k3s\n")
     dest = tmp_path / "k3s"
     dest.write_bytes(b"old")
     out = _fetch(url, dest)
-    assert out["failed"] and out["msg"].startswith(
-        f"k3s from {url}/k3s does not match sha256sum-amd64.txt (expected sha256 {hashlib.sha256(BINARY).hexdigest()}")
-    assert out["msg"].endswith("refusing to install it")
+    assert out == {"failed": True, "msg": (
+        f"k3s from {url}/k3s does not match the sha256 from k3s_sha256 for v1.31.4+k3s1 amd64 (expected {GOOD}, "
+        f"got {hashlib.sha256(evil).hexdigest()}); refusing to install it")}
     assert dest.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["k3s", "mirror"]
+    assert seen == ["/k3s"]
 
 
-def test_refuses_a_release_without_a_checksum_and_reports_what_cannot_be_fetched(release, tmp_path):
-    root, url = release
-    out = _fetch(url, tmp_path / "k3s", name="k3s-armhf")
-    assert out == {"failed": True, "msg": f"{url}/sha256sum-amd64.txt lists no sha256 for k3s-armhf; "
-                                          "refusing to install k3s"}
-    (root / "sha256sum-amd64.txt").unlink()
-    out = _fetch(url, tmp_path / "k3s")
-    assert out["failed"] and out["msg"].startswith(f"cannot download {url}/sha256sum-amd64.txt: HTTP Error 404")
+def test_refuses_without_a_sha256_and_reports_what_cannot_be_fetched(release, tmp_path):
+    _, url, _ = release
+    for bad in ("", "0" * 63, "A" * 64, None):
+        out = _fetch(url, tmp_path / "k3s", sha256=bad)
+        assert out == {"failed": True, "msg": f"no valid sha256 to check {url}/k3s against; refusing to install k3s"}
+    out = FETCH["raw_main"]({"url": f"{url}/missing", "sha256": GOOD, "dest": str(tmp_path / "k3s")})
+    assert out["failed"] and out["msg"].startswith(f"cannot download {url}/missing: HTTP Error 404")
     assert not (tmp_path / "k3s").exists()
-    out = FETCH["raw_main"]({"url": "file:///etc/passwd", "name": "k3s", "sums_url": "file:///etc/hostname",
-                             "dest": str(tmp_path / "k3s")})
-    assert out == {"failed": True, "msg": "cannot download file:///etc/hostname: not an http(s) URL"}
-
-
-@pytest.mark.parametrize("sums, name", [
-    ("a" * 64 + "  k3s\n" + "b" * 64 + "  k3s-arm64\n", "k3s-arm64"),
-    ("a" * 64 + " *k3s\n", "k3s"),             # binary mode marker
-    ("A" * 64 + "  k3s\n", "k3s"),             # not lower-case hex
-    ("a" * 63 + "  k3s\n", "k3s"),             # too short
-    ("a" * 64 + "  k3s extra\n", "k3s"),       # not two fields
-    ("", "k3s"),
-])
-def test_the_node_side_parse_is_the_controllers(sums, name):
-    # the node has no edgeclu: k3s_fetch carries its own copy of edgeclu.k3s.sha256_for
-    assert FETCH["sha256_listed"](sums, name) == k3s.sha256_for(sums, name)
+    out = FETCH["raw_main"]({"url": "file:///etc/passwd", "sha256": GOOD, "dest": str(tmp_path / "k3s")})
+    assert out == {"failed": True, "msg": "cannot download file:///etc/passwd: not an http(s) URL"}

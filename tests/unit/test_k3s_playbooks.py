@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
 K3S_ROLES = ("prereq", "raspberrypi", "k3s_install", "k3s_server", "k3s_agent")
 # anything that holds the token (or config.yaml, which contains it)
-SECRETS = re.compile(r"k3s_token_value|k3s_token_existing|k3s_config_file|k3s_config_data"
-                     r"|\bk3s_token\b(?!\s+is\s)")  # the user's k3s_token, not "k3s_token is defined"
+SECRETS = re.compile(r"k3s_token_value|k3s_agent_token_value|k3s_secret_existing|k3s_secret_recovered"
+                     r"|k3s_secret_new|k3s_secret_fact|k3s_config_file|k3s_config_data"
+                     r"|\bk3s_(agent_)?token\b(?!\s+is\s)")  # the user's k3s_token, not "k3s_token is defined"
 
 
 def _tasks(items):
@@ -37,8 +38,8 @@ def _role_tasks():
 @pytest.mark.parametrize("role, keys", [
     ("prereq", {"disable_swap"}),
     ("raspberrypi", {"disable_swap"}),
-    ("k3s_install", {"token_file", "api_port", "tls_san", "storage", "storage_path", "ingress", "loadbalancer",
-                     "node_labels", "node_taints", "k3s_extra_config"}),
+    ("k3s_install", {"token_file", "k3s_agent_token_file", "api_port", "tls_san", "storage", "storage_path",
+                     "ingress", "loadbalancer", "node_labels", "node_taints", "k3s_extra_config"}),
     ("k3s_server", set()),
     ("k3s_agent", set()),
 ])
@@ -63,8 +64,10 @@ def test_every_task_that_handles_the_token_is_no_log():
         body = {k: v for k, v in task.items() if k not in skip}
         if task.get("name") == "Check the k3s settings":
             # visible on purpose: it renders the config with a placeholder token, never the real one
-            assert "combine({'token': 'checked'})" in task["ansible.builtin.assert"]["that"], where
-            assert task["vars"]["k3s_token_value"] == "checked", where
+            assert "combine(k3s_checked_tokens)" in task["ansible.builtin.assert"]["that"], where
+            assert task["vars"]["k3s_token_value"] == task["vars"]["k3s_agent_token_value"] == "checked", where
+            assert set(re.findall(r"'(\w+)': '(\w+)'", task["vars"]["k3s_checked_tokens"])) == {
+                ("token", "checked"), ("agent_token", "checked")}, where
             continue
         if SECRETS.search(yaml.safe_dump(body)):
             handling.append(where)

@@ -242,3 +242,25 @@ def test_certificates_sans_and_admin_cert_follow_the_cas(tmp_path):
     assert (tmp_path / "client-admin.crt").read_bytes() != admin and tls.signed_by(d, "client-admin", "client-ca")
     # the token's CA hash is the sha256 of the CA PEM as stored (k3s docs, cli/token.md)
     assert join.ca_hash(tls.ca_bundle(d)) == hashlib.sha256((tmp_path / "server-ca.crt").read_bytes()).hexdigest()
+# -- two tokens (docs.k3s.io/cli/token: the server token joins servers and agents, the agent
+# token agents only; `k3s token rotate` replaces the server token, and the agent token with it
+# when none was set: k3s pkg/server/handlers/token.go) -------------------------------------
+def test_the_agent_token_joins_agents_only():
+    state = {"cluster": {"token_hash": util.sha256("srv"), "agent_token_hash": util.sha256("agt")}}
+    assert join.token_user(state, "server", "srv") == "server"
+    assert join.token_user(state, "node", "agt") == "node"
+    assert join.token_user(state, "server", "agt") is None  # a server join with the agent token
+    assert join.token_user(state, "node", "srv") is None    # a bare server token is checked as "node"
+    assert join.token_user(state, "node", "other") is None
+
+
+def test_without_an_agent_token_agents_use_the_server_token_and_it_follows_a_rotation():
+    state = {"cluster": {"token_hash": util.sha256("old"), "agent_token_hash": None}}
+    assert join.token_user(state, "node", "old") == "node"
+    join.rotate_token(state, "new")
+    assert join.token_user(state, "server", "old") is None and join.token_user(state, "node", "old") is None
+    assert join.token_user(state, "server", "new") == "server" and join.token_user(state, "node", "new") == "node"
+    # a separate agent token is not touched by a server-token rotation
+    state["cluster"]["agent_token_hash"] = util.sha256("agt")
+    join.rotate_token(state, "newer")
+    assert join.token_user(state, "node", "agt") == "node"

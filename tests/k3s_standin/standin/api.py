@@ -26,7 +26,18 @@ import yaml
 
 from . import kube, tls
 from .build import ARCH, VERSION
-from .join import ca_hash, check_token_ca, ensure_node_password, fetch_ca, join_member, request, split_token
+from .join import (
+    ca_hash,
+    check_token_ca,
+    ensure_node_password,
+    fetch_ca,
+    join_member,
+    kubelet_auth,
+    request,
+    rotate_token,
+    split_token,
+    token_user,
+)
 from .objects import ApiError, delete_node, heartbeat, node_roles, register_node
 from .store import Store
 from .util import (
@@ -94,8 +105,16 @@ class Server:
         if role and not role.get("leader"):
             # already joined: etcd data exists, the server: flag is not used again (like k3s)
             self.leader_url = role["url"]
-            self.secret = role["secret"]
             self.ca = tls.ca_bundle(self.tls)
+            # the token must still be the cluster's (the replica has its hash; after a rotation while
+            # this server was down, the leader knows)
+            self.secret = split_token(token)[1] if token else role["secret"]
+            if sha256(self.secret) != (self.store.read().get("cluster") or {}).get("token_hash"):
+                try:
+                    self.store.write(self.call_leader("GET", "/v1-standin/state"))
+                except (ApiError, OSError):
+                    fatal("bootstrap data already found and encrypted with different token")
+            self.store.set_role({**role, "secret": self.secret})
             return
         tls.ensure_cas(self.tls)
         self.ca = tls.ca_bundle(self.tls)
@@ -115,7 +134,9 @@ class Server:
                 state["etcd_members"][self.name] = {"address": self.address(), "joined": time.time()}
             self.store.write(state)
             log("info", f"Starting k3s {VERSION}: new cluster, datastore {datastore}")
-        self.store.update(lambda st: st["cluster"].update(grace=self.grace))
+        agent_secret = split_token(str(self.config["agent-token"]))[1] if self.config.get("agent-token") else None
+        self.store.update(lambda st: st["cluster"].update(
+            grace=self.grace, agent_token_hash=sha256(agent_secret) if agent_secret else None))
         self.store.set_role({"leader": True})
 
     def join(self, server: str, token: str) -> None:
@@ -151,6 +172,14 @@ class Server:
         token = f"K10{ca_hash(self.ca)}::server:{self.secret}\n"
         write_file(self.token_path(), token, 0o600)
         write_file(os.path.join(self.data_dir, "server", "node-token"), token, 0o600)
+        agent_path = os.path.join(self.data_dir, "server", "agent-token")
+        if os.path.lexists(agent_path):
+            os.unlink(agent_path)
+        if self.config.get("agent-token"):  # like k3s: the agent token, else a link to the server token
+            agent_secret = split_token(str(self.config["agent-token"]))[1]
+            write_file(agent_path, f"K10{ca_hash(self.ca)}::node:{agent_secret}\n", 0o600)
+        else:
+            os.symlink("token", agent_path)
         mode = int(str(self.config.get("write-kubeconfig-mode") or "0600"), 8)
         admin = {f"client-{part}-data": base64.b64encode(read_file(os.path.join(self.tls, f"{tls.ADMIN}.{ext}"))
                                                          .encode()).decode()
@@ -208,14 +237,26 @@ class Server:
                 log("error", f"failed to register node {self.name} at {self.leader_url}: {e}")
 
     def sync(self) -> None:
-        self.store.write(self.call_leader("GET", "/v1-standin/state"))
+        self.store.write(self.call_leader("GET", "/v1-standin/state", auth=self.kubelet_auth()))
+
+    def kubelet_auth(self) -> str:
+        return kubelet_auth(self.name, self.node_password())
+
+    def rotate_token(self, new_secret: str) -> dict:
+        new_secret = split_token(new_secret)[1] if new_secret else secrets.token_hex(16)
+        self.store.update(lambda st: rotate_token(st, new_secret))
+        self.secret = new_secret
+        write_file(self.token_path(), f"K10{ca_hash(self.ca)}::server:{self.secret}\n", 0o600)
+        log("info", "Server token rotated")
+        return {}
 
     def tick(self) -> None:
         try:
             if self.leader_url is None:
                 self.apply("heartbeat", self.name, self.node_password())
             else:
-                self.call_leader("POST", f"/v1-standin/heartbeat/{self.name}", {"password": self.node_password()})
+                self.call_leader("POST", f"/v1-standin/heartbeat/{self.name}", {"password": self.node_password()},
+                                 auth=self.kubelet_auth())
                 self.sync()
         except (ApiError, OSError) as e:
             log("error", f"node status update failed: {e}")
@@ -267,8 +308,14 @@ def make_handler(server: Server):
                     user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
                 except ValueError:
                     return None
-                if user in ("server", "node") and secrets.compare_digest(pw, server.secret):
-                    return user
+                state = server.store.read()
+                if user == "kubelet":  # a joined node's own credential (k3s: its client certificate)
+                    name, _, password = pw.partition(":")
+                    known = (state.get("node_passwords") or {}).get(name)
+                    if known is None:  # a deleted node: its heartbeat gets "not found", nothing else
+                        return f"kubelet:{name}" if name not in (state.get("nodes") or {}) else None
+                    return f"kubelet:{name}" if secrets.compare_digest(known, sha256(password)) else None
+                return token_user(state, user, pw)
             return None
 
         def _client_cert(self) -> str | None:
@@ -347,13 +394,20 @@ def make_handler(server: Server):
         def _supervisor(self, method: str, path: str, body: dict, who: str):
             parts = path.strip("/").split("/")
             route = (method, *parts[1:2])
+            kubelet = who.removeprefix("kubelet:") if who.startswith("kubelet:") else None
+            if route == ("GET", "state") and kubelet and "control-plane" in (
+                    (server.store.read().get("nodes") or {}).get(kubelet) or {}).get("roles", []):
+                return server.store.read()  # a joined server's replica
+            if route == ("POST", "token") and who == "server":
+                return server.rotate_token(body.get("newToken") or "")
             if route == ("GET", "state") and who == "server":
                 return server.store.read()
             if route == ("POST", "join") and who == "server":
                 return server.store.update(lambda st: join_member(st, body))
             if route == ("POST", "register") and who in ("server", "node"):
                 return server.apply("register", body)
-            if route == ("POST", "heartbeat") and who in ("server", "node") and len(parts) == 3:
+            if route == ("POST", "heartbeat") and len(parts) == 3 and (
+                    who in ("server", "node") or kubelet == parts[2]):
                 return server.apply("heartbeat", parts[2], body.get("password", ""))
             raise ApiError(403, "Forbidden", f"{who} may not {method} {path}")
 

@@ -15,9 +15,20 @@ from .api import Server
 from .build import ARCH, VERSION
 from .config import load_config, parse_flags
 from .etcd import cluster_reset, cmd_etcd_snapshot
-from .join import ensure_node_password, fetch_ca, request, split_token
+from .join import ensure_node_password, fetch_ca, kubelet_auth, request, split_token
 from .objects import ApiError
-from .util import DATA_DIR, KUBECONFIG, component_arg, default_ip, fatal, log, os_image, sd_notify, write_file
+from .util import (
+    DATA_DIR,
+    KUBECONFIG,
+    component_arg,
+    default_ip,
+    fatal,
+    log,
+    os_image,
+    read_file,
+    sd_notify,
+    write_file,
+)
 
 KUBECTL_DIR = "/opt/standin-kubectl"  # real kubectl binaries, kubectl.1.<minor>
 MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -56,7 +67,10 @@ def cmd_agent(argv: list[str]) -> int:
     token_hash, secret = split_token(str(config["token"]))
     _, ctx = fetch_ca(url, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
     name = config.get("node-name") or socket.gethostname()
-    auth = "Basic " + base64.b64encode(f"node:{secret}".encode()).decode()
+    # like k3s: the user named in a full token (a server token joins agents too), else "node"
+    token = str(config["token"]).strip()
+    user = token.split("::", 1)[1].partition(":")[0] if token.startswith("K10") and "::" in token else "node"
+    auth = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
     host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
     info = {"name": name, "address": config.get("node-ip") or default_ip(socket.gethostbyname(host)),
             "password": ensure_node_password(), "roles": [], "labels": config.get("node-label") or [],
@@ -80,9 +94,37 @@ def cmd_agent(argv: list[str]) -> int:
     interval = component_arg(config, "kubelet-arg", "node-status-update-frequency", 10)
     while not stop.wait(interval):
         try:
-            request(url, "POST", f"/v1-standin/heartbeat/{name}", {"password": info["password"]}, auth, ctx=ctx)
+            request(url, "POST", f"/v1-standin/heartbeat/{name}", {"password": info["password"]},
+                    kubelet_auth(name, info["password"]), ctx=ctx)
         except (ApiError, OSError) as e:
             log("error", f"Error updating node status, will retry: {e}")
+    return 0
+
+
+def cmd_token(argv: list[str]) -> int:
+    """``k3s token rotate [--token OLD] [--new-token NEW] [--server URL] [--data-dir DIR]``."""
+    flags, args = parse_flags(argv)
+    if args[:1] != ["rotate"]:
+        print(f"error: the k3s stand-in's token supports only rotate, not {' '.join(args)!r}", file=sys.stderr)
+        return 1
+    # like k3s: the old token from the flag, $K3S_TOKEN or the server's token file
+    token = flags.get("token") or os.environ.get("K3S_TOKEN") or (
+        read_file(os.path.join(flags.get("data-dir") or DATA_DIR, "server", "token")) or "").strip()
+    if not token:
+        fatal("no token: pass --token or run on a server")
+    print("\033[33mWARNING\033[0m: Recommended to keep a record of the old token. If restoring from a snapshot, "
+          "you must use the token associated with that snapshot.")
+    token_hash, secret = split_token(token)
+    url = flags.get("server") or "https://127.0.0.1:6443"
+    try:
+        _, ctx = fetch_ca(url, token_hash, 30)
+        request(url, "POST", "/v1-standin/token", {"newToken": flags.get("new-token") or ""},
+                "Basic " + base64.b64encode(f"server:{secret}".encode()).decode(), ctx=ctx)
+    except ApiError as e:
+        fatal(f"failed to rotate the token: {e.status} {e.message}")
+    except OSError as e:
+        fatal(f"failed to reach the server: {e}")
+    print("Token rotated, restart k3s nodes with new token")
     return 0
 
 
@@ -115,7 +157,7 @@ def main(argv: list[str]) -> int:
         print(f"k3s version {VERSION} (standin)\ngo version go1.22.9 (stand-in: python {platform.python_version()})")
         return 0
     commands = {"server": cmd_server, "agent": cmd_agent, "kubectl": cmd_kubectl,
-                "etcd-snapshot": cmd_etcd_snapshot}
+                "etcd-snapshot": cmd_etcd_snapshot, "token": cmd_token}
     if args[0] not in commands:
         print(f"k3s stand-in: unknown command {args[0]!r} (supported: {', '.join(commands)})", file=sys.stderr)
         return 1

@@ -83,4 +83,6 @@ def load_config(flags: dict) -> dict:
         config["token"] = (read_file(config["token-file"]) or "").strip()
     if "token" not in config and os.environ.get("K3S_TOKEN"):
         config["token"] = os.environ["K3S_TOKEN"]
+    if "agent-token" not in config and os.environ.get("K3S_AGENT_TOKEN"):
+        config["agent-token"] = os.environ["K3S_AGENT_TOKEN"]
     return config

@@ -3,6 +3,7 @@ and the HTTPS client nodes and servers use to talk to a server."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -109,3 +110,30 @@ def join_member(state: dict, body: dict) -> dict:
                                         "servers cannot join it")
     state["etcd_members"][body["name"]] = {"address": body["address"], "joined": time.time()}
     return {"state": state}
+
+
+# -- two tokens (docs.k3s.io/cli/token: the server token joins servers and agents, the agent token
+# agents only; `k3s token rotate` replaces the server token, and the agent token with it when none
+# was set: k3s pkg/server/handlers/token.go) ------------------------------------------------------
+def token_user(state: dict, user: str, secret: str) -> str | None:
+    """Who a token authenticates as: ``server`` (the server token), ``node`` (the agent token: the
+    server token when no agent token is set), or None (pure)."""
+    cluster = state.get("cluster") or {}
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    if user == "server" and secrets.compare_digest(digest, cluster.get("token_hash") or ""):
+        return "server"
+    if user == "node" and secrets.compare_digest(digest, cluster.get("agent_token_hash")
+                                                 or cluster.get("token_hash") or ""):
+        return "node"
+    return None
+
+
+def rotate_token(state: dict, new_secret: str) -> None:
+    """``k3s token rotate``: a new server token; the agent token follows it unless one was set."""
+    state["cluster"]["token_hash"] = hashlib.sha256(new_secret.encode()).hexdigest()
+
+
+def kubelet_auth(name: str, password: str) -> str:
+    """The credential a joined node uses for its heartbeats (k3s: its client certificate): its node
+    password."""
+    return "Basic " + base64.b64encode(f"kubelet:{name}:{password}".encode()).decode()
