@@ -91,7 +91,7 @@ def main() -> int:
         extra = {"k3s_version": K3S, "token_file": str(work / "token")}
         if args.k3s:
             build_release(work / "releases", K3S)
-            extra["k3s_mirror"] = stack.enter_context(serve(work / "releases", lab.ctl_ip)).url
+            extra.update(stack.enter_context(serve(work / "releases", lab.ctl_ip)).vars)
         inv.write_text(lab.inventory_yaml(servers=names[:1], agents=names[1:], user="edge", extra_vars=extra))
         for playbook in (["site.yml"] if args.k3s else []) + ["agent.yml"]:
             t0 = time.monotonic()

@@ -71,7 +71,7 @@ def measure(agents: int, releases: Path) -> tuple[Run, Run, Run, float]:
         work = Path(tempfile.mkdtemp(prefix="bench-up-"))
         inv = work / "inventory.yml"
         inv.write_text(lab.inventory_yaml(names[:1], names[1:], user="edge", extra_vars={
-            "k3s_version": V1, "token_file": str(work / "token"), "k3s_mirror": mirror.url}))
+            "k3s_version": V1, "token_file": str(work / "token"), **mirror.vars}))
         noop = timed_noop(inv, lab.known_hosts, 1 + agents)
         first = Run(inv, work / "kubeconfig")
         full = Run(inv, work / "kubeconfig", "--full")  # the whole playbook again, on a converged cluster

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclu import guards, stamp
+from edgeclu import guards, stamp, tokens
 from edgeclu import kubeconfig as kc
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory
@@ -98,6 +98,8 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
     """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``).
     ``fast``: skip the playbook when the converged stamps say nothing can have changed (``up``).
     A run over every node (no ``limit``) stamps the nodes that converged."""
+    for line in tokens.warnings(inv):
+        report(f"warning: {line}")
     if merge_kubeconfig and not dry_run:
         kc.check(inv, kubeconfig)  # a kubeconfig it could not merge into stops it before any change
     skipped: list[str] = []

@@ -306,7 +306,6 @@ DEFAULTS: dict[str, Any] = {
     "api_port": 6443,
     "tls_san": [],
     "token_file": "~/.config/edgeclu/token",
-    "k3s_agent_token_file": "~/.config/edgeclu/agent-token",
     "disable_swap": True,
     "storage": "local-path",
     "storage_path": "/var/lib/rancher/k3s/storage",

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from edgeclu import tokens
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
 from edgeclu.k3s import nodes_not_ready
@@ -128,11 +129,11 @@ def inputs_digest(cluster: str, inv: Inventory, host: Host) -> str:
     variable: hashed, never stored) and the agent's token file."""
     h = hashlib.sha256(f"{cluster}\0{host.name}\0{host.role}\0".encode())
     v = {**inv.vars, **host.vars}
-    for key in ("token_file", "k3s_agent_token_file", "agent_token_file"):
-        _file(h, key, v.get(key))
-    for key in ("token_env", "k3s_agent_token_env"):
-        if v.get(key):
-            h.update(f"\0{key}\0".encode() + os.environ.get(str(v[key]), "").encode())
+    for secret in tokens.controller_secrets(v):
+        if secret.env:
+            h.update(f"\0{secret.key}\0".encode() + os.environ.get(str(secret.env), "").encode())
+        else:
+            _file(h, secret.key, str(secret.path))
     return h.hexdigest()
 
 

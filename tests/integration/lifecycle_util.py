@@ -25,7 +25,7 @@ COMMENT = "# the lab's inventory: edgeclu's edits keep this comment\n"
 def write_inventory(tmp_path: Path, lab, mirror, servers, agents, **cluster_vars) -> Path:
     path = tmp_path / "inventory.yml"
     path.write_text(COMMENT + lab.inventory_yaml(servers, agents, user="edge", extra_vars={
-        "k3s_version": V1, "token_file": str(tmp_path / "secrets" / "token"), "k3s_mirror": mirror.url,
+        "k3s_version": V1, "token_file": str(tmp_path / "secrets" / "token"), **mirror.vars,
         "cluster_name": "lab", "k3s_extra_config": FAST, **cluster_vars}))
     return path
 

@@ -140,7 +140,7 @@ def test_kubernetes_columns_from_the_k3s_stand_in(fresh_lab, k3s_mirror, tmp_pat
     mirror = k3s_mirror(lab)
     inv = tmp_path / "inventory.yml"
     inv.write_text(lab.inventory_yaml(servers=["node1"], agents=["node2", "node3"], user="edge", extra_vars={
-        "k3s_version": K3S, "k3s_mirror": mirror.url, "token_file": str(tmp_path / "token"),
+        "k3s_version": K3S, **mirror.vars, "token_file": str(tmp_path / "token"),
         # heartbeats every second; the status turns Unknown 4 s after the last one (as k8s does, only sooner)
         "k3s_extra_config": {"kubelet-arg": ["node-status-update-frequency=1s"],
                              "kube-controller-manager-arg": ["node-monitor-grace-period=4s"]}}))

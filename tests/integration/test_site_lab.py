@@ -4,6 +4,7 @@ Converge + idempotence + upgrade + a wrong token; three servers from an air-gap 
 checksum failures; check mode; the Raspberry Pi cmdline.txt reboot.
 """
 
+import hashlib
 import json
 import threading
 import time
@@ -15,7 +16,7 @@ import yaml
 from edgeclu.k3s import nodes_not_ready
 from tests.k3s_standin.ansible_run import run_playbook
 from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401
-from tests.k3s_standin.release import build_release
+from tests.k3s_standin.release import build_release, release_pins
 
 pytestmark = pytest.mark.lab
 
@@ -45,7 +46,7 @@ def _ok(run):
 def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
     lab = fresh_lab(3)
     mirror = k3s_mirror(lab)
-    inv = _inventory(tmp_path, lab, ["node1"], ["node2", "node3"], k3s_mirror=mirror.url)
+    inv = _inventory(tmp_path, lab, ["node1"], ["node2", "node3"], **mirror.vars)
 
     first = _ok(run_playbook(inv, lab.known_hosts))
     assert set(first.recap) == {"node1", "node2", "node3"}
@@ -65,10 +66,19 @@ def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh
         "k3s", "k3s-agent-uninstall.sh", "k3s-killall.sh"]
     server_cfg = yaml.safe_load(lab.exec("node1", "cat /etc/rancher/k3s/config.yaml"))
     assert "cluster-init" not in server_cfg and "server" not in server_cfg  # a single server: SQLite
-    # the token: generated on the controller, 0600, never printed
+    # two tokens: generated on the controller, 0600 in a 0700 dir, never printed; the server gets
+    # both, an agent only the agent token (a stolen agent's SD card holds no server token)
     token = (tmp_path / "token").read_text().strip()
-    assert len(token) == 48 and (tmp_path / "token").stat().st_mode & 0o777 == 0o600
-    assert token not in first.output and server_cfg["token"] == token
+    agent_token = (tmp_path / "agent-token").read_text().strip()
+    assert len(token) == len(agent_token) == 48 and token != agent_token
+    for f in (tmp_path / "token", tmp_path / "agent-token"):
+        assert f.stat().st_mode & 0o777 == 0o600
+    assert token not in first.output and agent_token not in first.output
+    assert server_cfg["token"] == token and server_cfg["agent-token"] == agent_token
+    for agent in ("node2", "node3"):
+        text = lab.exec(agent, "cat /etc/rancher/k3s/config.yaml")
+        assert yaml.safe_load(text)["token"] == agent_token and token not in text
+        assert token not in lab.exec(agent, "grep -rs . /etc/rancher /var/lib/rancher || true")
     # the binary came from the mirror, version URL-encoded, checked against the sha256 file
     assert f"/{V1.replace('+', '%2B')}/k3s" in mirror.requests
     assert f"/{V1.replace('+', '%2B')}/sha256sum-amd64.txt" in mirror.requests
@@ -90,8 +100,8 @@ def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh
     assert nodes_not_ready(doc, ["node1", "node2", "node3"]) == {}
 
     # an agent given a wrong token fails, named, with k3s's reason; the others converge
-    bad = _inventory(tmp_path, lab, ["node1"], ["node2", "node3"], host_vars={"node3": {"k3s_token": "wrong"}},
-                     k3s_mirror=mirror.url, k3s_version=V2)
+    bad = _inventory(tmp_path, lab, ["node1"], ["node2", "node3"], host_vars={"node3": {"k3s_agent_token": "wrong"}},
+                     **mirror.vars, k3s_version=V2)
     run = run_playbook(bad, lab.known_hosts)
     assert run.rc != 0
     assert run.failed_hosts() == {"node3"}
@@ -163,12 +173,24 @@ def test_three_servers_join_one_at_a_time_from_an_airgap_dir(fresh_lab, k3s_rele
     assert not lab.exec("node3", "ls /etc/systemd/system/ | grep k3s || true").strip()
 
 
-def test_check_mode_changes_nothing_and_checksum_mismatch_is_refused(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
+def test_check_mode_changes_nothing_and_a_swapped_binary_is_refused(fresh_lab, k3s_mirror, k3s_releases,  # noqa: F811
+                                                                   tmp_path):
     lab = fresh_lab(1)
+    # what a LAN attacker does to a plain-http mirror: another binary, with a checksum file that
+    # matches it; the hash that decides is the one the controller pinned (from the real release)
     bad_root = tmp_path / "bad-release"
-    build_release(bad_root, V1, tamper=("k3s",))
+    build_release(bad_root, V1)
+    evil = (bad_root / V1 / "k3s").read_bytes() + b"# swapped on the mirror\n"
+    (bad_root / V1 / "k3s").write_bytes(evil)
+    (bad_root / V1 / "sha256sum-amd64.txt").write_text(f"{hashlib.sha256(evil).hexdigest()}  k3s\n")
     mirror = k3s_mirror(lab, root=bad_root)
-    inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
+    # with nothing pinned, an http mirror is refused before anything is downloaded
+    unpinned = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
+    run = run_playbook(unpinned, lab.known_hosts)
+    assert run.rc != 0 and run.failed_hosts() == {"node1"}
+    assert f"refusing to install k3s: {mirror.url} is plain HTTP and nothing pins the k3s binary" in run.output
+    assert mirror.requests == []
+    inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url, k3s_sha256=release_pins(k3s_releases))
 
     dry = _ok(run_playbook(inv, lab.known_hosts, check=True))
     assert dry.recap["node1"]["changed"] > 0  # it reports what it would do ...
@@ -179,15 +201,19 @@ def test_check_mode_changes_nothing_and_checksum_mismatch_is_refused(fresh_lab, 
     run = run_playbook(inv, lab.known_hosts)
     assert run.rc != 0 and run.failed_hosts() == {"node1"}
     url = f"{mirror.url}/{V1.replace('+', '%2B')}/k3s"
-    assert f"k3s from {url} does not match sha256sum-amd64.txt" in run.output
-    assert "refusing to install it" in run.output
+    pinned = release_pins(k3s_releases)[V1]["amd64"]
+    assert (f"k3s from {url} does not match the sha256 from k3s_sha256 for {V1} amd64 (expected {pinned}, "
+            f"got {hashlib.sha256(evil).hexdigest()}); refusing to install it") in run.output
+    assert [p for p in mirror.requests if "sha256sum" in p] == []  # the mirror's checksum file is never read
     assert lab.exec("node1", "test -e /usr/local/bin/k3s && echo present || echo absent").strip() == "absent"
 
-    # the same file in an air-gap directory is refused on the controller, before any copy
-    airgap = _inventory(tmp_path, lab, ["node1"], [], k3s_airgap_dir=str(bad_root))
+    # a corrupt file in an air-gap directory is refused on the controller, before any copy
+    tampered = tmp_path / "tampered-release"
+    build_release(tampered, V1, tamper=("k3s",))
+    airgap = _inventory(tmp_path, lab, ["node1"], [], k3s_airgap_dir=str(tampered))
     run = run_playbook(airgap, lab.known_hosts)
     assert run.rc != 0
-    assert f"{bad_root}/{V1}/k3s does not match sha256sum-amd64.txt: expected sha256 " in run.output
+    assert f"{tampered}/{V1}/k3s does not match {tampered}/{V1}/sha256sum-amd64.txt: expected sha256 " in run.output
     assert lab.exec("node1", "test -e /usr/local/bin/k3s && echo present || echo absent").strip() == "absent"
 
 
@@ -216,7 +242,7 @@ def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror,
     watcher = threading.Thread(target=power_button, daemon=True)
     watcher.start()
     try:
-        inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
+        inv = _inventory(tmp_path, lab, ["node1"], [], **mirror.vars)
         first = _ok(run_playbook(inv, lab.known_hosts))
         assert "TASK [raspberrypi : Reboot so the kernel picks up the new command line]" in first.output
         assert "changed: [node1]" in first.output.split("Reboot so the kernel picks up")[1].split("TASK")[0]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 def _inventory(tmp_path, lab, mirror, servers, agents):
     path = tmp_path / "inventory.yml"
     path.write_text(lab.inventory_yaml(servers, agents, user="edge", extra_vars={
-        "k3s_version": V1, "token_file": str(tmp_path / "secrets" / "token"), "k3s_mirror": mirror.url,
+        "k3s_version": V1, "token_file": str(tmp_path / "secrets" / "token"), **mirror.vars,
         "cluster_name": "lab"}))
     return path
 

@@ -14,11 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.k3s_standin.release import release_pins
+
 
 @dataclass
 class Mirror:
     url: str
     requests: list[str] = field(default_factory=list)
+    pins: dict = field(default_factory=dict)  # k3s_sha256 for the releases served (the mirror is plain http)
+
+    @property
+    def vars(self) -> dict:
+        """The inventory's cluster vars for installing from this mirror."""
+        return {"k3s_mirror": self.url, "k3s_sha256": self.pins}
 
 
 @contextlib.contextmanager
@@ -38,7 +46,7 @@ def serve(root: Path, host: str, port: int = 0) -> Iterator[Mirror]:
     thread = threading.Thread(target=httpd.serve_forever, name="k3s-mirror", daemon=True)
     thread.start()
     try:
-        yield Mirror(url=f"http://{host}:{httpd.server_address[1]}", requests=seen)
+        yield Mirror(url=f"http://{host}:{httpd.server_address[1]}", requests=seen, pins=release_pins(root))
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -68,3 +68,18 @@ def build_release(root: Path, version: str, *, tamper: tuple[str, ...] = ()) -> 
         path.chmod(0o755)
         (out / sums).write_text(f"{digest}  {binary}\n")
     return out
+
+
+def release_pins(root: Path) -> dict[str, dict[str, str]]:
+    """``k3s_sha256`` for every release under ``root``, from its checksum files: the test that
+    built the release is the trusted origin here (a user pins the hashes from the real release's
+    ``sha256sum-<arch>.txt``, fetched over https), so a lab mirror on plain http can be used."""
+    pins: dict[str, dict[str, str]] = {}
+    for version_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        for arch, (binary, sums) in ARCH_FILES.items():
+            if (version_dir / sums).exists():
+                for line in (version_dir / sums).read_text().splitlines():
+                    digest, _, name = line.partition("  ")
+                    if name == binary:
+                        pins.setdefault(version_dir.name, {})[arch] = digest
+    return pins

@@ -38,7 +38,7 @@ def _role_tasks():
 @pytest.mark.parametrize("role, keys", [
     ("prereq", {"disable_swap"}),
     ("raspberrypi", {"disable_swap"}),
-    ("k3s_install", {"token_file", "k3s_agent_token_file", "api_port", "tls_san", "storage", "storage_path",
+    ("k3s_install", {"token_file", "api_port", "tls_san", "storage", "storage_path",
                      "ingress", "loadbalancer", "node_labels", "node_taints", "k3s_extra_config"}),
     ("k3s_server", set()),
     ("k3s_agent", set()),
