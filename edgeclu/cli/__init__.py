@@ -64,6 +64,9 @@ def _register() -> None:
 
     for module in (add, remove, upgrade, backup, restore, reset):
         module.register(app)
+    from edgeclu.cli import token
+
+    token.register(app)
 
 
 _register()

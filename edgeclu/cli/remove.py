@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from edgeclu import phases as ph
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out
+from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import DrainTimeout, report
 from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.cli._progress import PhaseProgress, print_words
@@ -62,8 +64,23 @@ def remove(
         inventory_backup=str(outcome.inventory_backup) if outcome.inventory_backup else None,
         inventory=str(inventory))
     print_words(lines, f"removed: {node}" if outcome.ok else f"{node}: not fully removed", outcome.ok, steps)
+    if not outcome.reachable:
+        _offer_rotation(outcome.name, outcome.role, inventory, kh, accept_new, as_json)
     if not outcome.ok:
         raise typer.Exit(1)
+
+
+def _offer_rotation(name: str, role: str, inventory: Path, known_hosts: Path, accept_new: bool, as_json: bool) -> None:
+    """Its token is still valid: say so, and on a terminal offer to rotate it now."""
+    from edgeclu.lifecycle.rotate import rotate_tokens, unreachable_advice
+
+    advice, flags = unreachable_advice(name, role, inventory)
+    say(f"[yellow]warning[/]: {escape(advice)}")
+    if as_json or not sys.stdin.isatty() or not typer.confirm("Rotate now?", default=False, err=True):
+        return
+    outcome = rotate_tokens(load_inventory(inventory), agent="--agent" in flags, server=False,
+                            known_hosts=known_hosts, accept_new=accept_new, report=report)
+    say("[green]rotated[/]" if outcome.ok else "[red]the rotation stopped[/]: run `edgeclu token rotate` again")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,168 @@
+"""``edgeclu token rotate [--agent|--server]``: new k3s tokens, then every node's config, rolling.
+
+k3s's own mechanisms (docs.k3s.io/cli/token): the server token is rotated by ``k3s token
+rotate`` on a server (k3s re-encrypts its bootstrap data with the new one and rewrites
+``/var/lib/rancher/k3s/server/token``; run without ``--token``/``--new-token`` it reads the
+old one there and makes the new one itself, so no secret is ever on a command line); the
+agent token is static configuration, changed by restarting every server with the new
+``agent-token``. Running nodes are not disturbed (after joining they use their own
+credentials); what matters is that each node's config.yaml has the new token before its next
+start, and that the old one is then refused.
+
+The run, under the cluster lock, every node Ready first: the server token (``k3s token
+rotate`` on a server, the new token read back into ``token_file``) and/or a new agent token
+(written to ``k3s_agent_token_file`` first, so an interrupted run is finished by ``edgeclu
+up``); then ``site.yml --limit`` one server at a time, each waited for until Ready, then the
+agents in batches of ``upgrade_batch_percent`` (only when the agent token changed: agents do
+not hold the server token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeclu import tokens
+from edgeclu.converge import forks_for
+from edgeclu.errors import EdgecluError
+from edgeclu.inventory import Inventory
+from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
+from edgeclu.lifecycle.plan import Step, batch_size
+from edgeclu.lock import ClusterLock
+from edgeclu.playbook import TaskEvent, run_playbook
+from edgeclu.transport import remote_for
+
+Report = Callable[[str], None]
+SERVER_TOKEN = "/var/lib/rancher/k3s/server/token"  # noqa: S105 - a path, k3s writes it
+
+
+def which_tokens(agent: bool, server: bool) -> tuple[bool, bool]:
+    """``(agent, server)`` to rotate: the flags given, or both when neither is (pure)."""
+    return (True, True) if not agent and not server else (agent, server)
+
+
+def rotation_steps(servers: list[str], agents: list[str], percent: int, *, agent_token: bool) -> list[Step]:
+    """Servers one at a time (each restarts with its new config.yaml), then, when the agent
+    token changed, the agents in batches of ``percent`` % (pure)."""
+    steps = [Step("server", (s,)) for s in servers]
+    if agent_token:
+        size = batch_size(len(agents), percent)
+        steps += [Step("agent", tuple(agents[i:i + size])) for i in range(0, len(agents), size)]
+    return steps
+
+
+def unreachable_advice(name: str, role: str, inventory: Path) -> tuple[str, list[str]]:
+    """What to tell about a node removed while unreachable, and the rotate flags to offer (pure):
+    k3s stays on it, so whoever holds the machine (or its SD card: config.yaml is readable
+    offline) holds its token, which the cluster still accepts until it is rotated."""
+    held = "the server and agent tokens" if role == "server" else "the agent token"
+    flags = [] if role == "server" else ["--agent"]
+    command = " ".join(["edgeclu token rotate", *flags, "-i", str(inventory)])
+    return (f"{name} still holds {held} in /etc/rancher/k3s/config.yaml, and the cluster still accepts "
+            f"{'them' if role == 'server' else 'it'}: whoever has the machine or its SD card can join "
+            f"{'as a server' if role == 'server' else 'an agent'} with it. Rotate: {command}"), flags
+
+
+@dataclass
+class RotateOutcome:
+    agent: bool
+    server: bool
+    steps: list[Step] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    not_started: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_started
+
+
+def _check_files(inv: Inventory, agent: bool, server: bool) -> None:
+    wanted = ([tokens.server_token(inv.vars)] if server else []) + ([tokens.agent_token(inv.vars)] if agent else [])
+    for s in wanted:
+        if s.env:
+            raise EdgecluError(f"{s.what} comes from ${s.env}: edgeclu rotates tokens kept in files "
+                               f"(set {s.key.replace('_env', '_file')} instead)")
+    if not tokens.agent_token(inv.vars).path.exists() and not tokens.agent_token(inv.vars).env:
+        raise EdgecluError(f"{tokens.agent_token(inv.vars).path} does not exist: this cluster still uses one token "
+                           "for servers and agents; run `edgeclu up` first (it moves it to two)")
+    for key in ("k3s_token", "k3s_agent_token"):
+        if key in inv.vars or any(key in h.vars for h in inv.hosts):
+            raise EdgecluError(f"{inv.path}: {key} is set in the inventory, so the rotated token would not be "
+                               "used; remove it (keep tokens in their files)")
+
+
+def _rotate_server_token(api: ClusterApi, inv: Inventory, report: Report) -> None:
+    """``k3s token rotate`` on a server, then the new token into ``token_file``."""
+    report(f"server token: `k3s token rotate` on {api.server}")
+    api.run("k3s token rotate", timeout=120)  # the old token from its data dir, a new random one
+    new = api.run(f"cat {SERVER_TOKEN}").stdout.strip()
+    if "::server:" not in new:
+        raise EdgecluError(f"{api.server}:{SERVER_TOKEN} does not hold a server token after the rotation")
+    tokens.write(tokens.server_token(inv.vars), new)
+    report(f"server token: rotated; the new one is in {tokens.server_token(inv.vars).path} "
+           "(backups keep the token they were taken with)")
+
+
+def rotate_tokens(inv: Inventory, *, agent: bool, server: bool, known_hosts: Path, accept_new: bool = False,
+                  ready_timeout: float = 300, report: Report = print,
+                  on_event: Callable[[TaskEvent], None] | None = None) -> RotateOutcome:
+    agent, server = which_tokens(agent, server)
+    _check_files(inv, agent, server)
+    outcome = RotateOutcome(agent, server)
+    outcome.steps = rotation_steps([h.name for h in inv.servers], [h.name for h in inv.agents],
+                                   inv.vars["upgrade_batch_percent"], agent_token=agent)
+    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
+    try:
+        with ClusterLock(lock_remote, "token rotate", report=report):
+            api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+            try:
+                down = api.wait_nodes([h.name for h in inv.hosts], 0)
+                if down:
+                    raise EdgecluError(
+                        "every node must be Ready to take the new token: " + "; ".join(f"{n}: {w}" for n, w in
+                                                                                     down.items())
+                        + ". Bring it back, or take it out first (`edgeclu remove --force NODE`)")
+                if server:
+                    _rotate_server_token(api, inv, report)
+                if agent:
+                    tokens.write(tokens.agent_token(inv.vars), tokens.new_token())
+                    report(f"agent token: a new one is in {tokens.agent_token(inv.vars).path}")
+                for i, step in enumerate(outcome.steps):
+                    if not _step(inv, api, step, f"[{i + 1}/{len(outcome.steps)}]", outcome, known_hosts=known_hosts,
+                                 accept_new=accept_new, ready_timeout=ready_timeout, report=report,
+                                 on_event=on_event):
+                        outcome.not_started = [n for s in outcome.steps[i + 1:] for n in s.nodes]
+                        if outcome.not_started:
+                            report(f"stopped: still to get the new token: {', '.join(outcome.not_started)} "
+                                   "(`edgeclu up` finishes the job)")
+                        break
+            finally:
+                api.close()
+    finally:
+        lock_remote.close()
+    return outcome
+
+
+def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: RotateOutcome, *, known_hosts: Path,
+          accept_new: bool, ready_timeout: float, report: Report, on_event) -> bool:
+    names = ", ".join(step.nodes)
+    report(f"{label} {names}: new config.yaml, restart")
+    result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
+                          limit=",".join(step.nodes), forks=forks_for(inv), on_event=on_event)
+    failed = {}
+    for n in step.nodes:
+        rec = result.hosts.get(n)
+        if rec is None or not rec.healthy:
+            failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
+    waiting = api.wait_nodes([n for n in step.nodes if n not in failed], ready_timeout)
+    failed.update({n: f"not Ready after {ready_timeout:g}s ({why})" for n, why in waiting.items()})
+    for n in step.nodes:
+        if n in failed:
+            report(f"{label} {n}: FAILED: {failed[n]}")
+        else:
+            outcome.done.append(n)
+            report(f"{label} {n}: new token, Ready")
+    outcome.failed.update(failed)
+    return not failed
