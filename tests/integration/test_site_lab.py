@@ -185,12 +185,6 @@ def test_check_mode_changes_nothing_and_a_swapped_binary_is_refused(fresh_lab, k
     (bad_root / V1 / "k3s").write_bytes(evil)
     (bad_root / V1 / "sha256sum-amd64.txt").write_text(f"{hashlib.sha256(evil).hexdigest()}  k3s\n")
     mirror = k3s_mirror(lab, root=bad_root)
-    # with nothing pinned, an http mirror is refused before anything is downloaded
-    unpinned = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
-    run = run_playbook(unpinned, lab.known_hosts)
-    assert run.rc != 0 and run.failed_hosts() == {"node1"}
-    assert f"refusing to install k3s: {mirror.url} is plain HTTP and nothing pins the k3s binary" in run.output
-    assert mirror.requests == []
     inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url, k3s_sha256=release_pins(k3s_releases))
 
     dry = _ok(run_playbook(inv, lab.known_hosts, check=True))
@@ -198,6 +192,15 @@ def test_check_mode_changes_nothing_and_a_swapped_binary_is_refused(fresh_lab, k
     assert lab.exec("node1", "ls /usr/local/bin /etc/rancher 2>&1 || true").split() == [
         "ls:", "cannot", "access", "'/etc/rancher':", "No", "such", "file", "or", "directory", "/usr/local/bin:"]
     assert not (tmp_path / "token").exists()  # ... and does nothing
+    assert mirror.requests == []
+
+    # with nothing pinned, an http mirror is refused before anything is downloaded
+    unpinned = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url)
+    run = run_playbook(unpinned, lab.known_hosts)
+    assert run.rc != 0 and run.failed_hosts() == {"node1"}
+    assert f"refusing to install k3s: {mirror.url} is plain HTTP and nothing pins the k3s binary" in run.output
+    assert mirror.requests == []
+    inv = _inventory(tmp_path, lab, ["node1"], [], k3s_mirror=mirror.url, k3s_sha256=release_pins(k3s_releases))
 
     run = run_playbook(inv, lab.known_hosts)
     assert run.rc != 0 and run.failed_hosts() == {"node1"}

@@ -62,3 +62,22 @@ def test_refused_before_anything_changes(tmp_path):
         "{ansible_host: 10.0.0.2}", "{ansible_host: 10.0.0.2, k3s_agent_token: x}"), "inv.yml")
     with pytest.raises(EdgecluError, match="k3s_agent_token is set in the inventory"):
         rotate._check_files(inline, True, False)
+
+
+def test_remove_force_of_an_unreachable_agent_says_its_token_is_still_valid(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from edgeclu.cli import app
+    from edgeclu.lifecycle.nodes import RemoveOutcome
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INV.replace("TOKEN", str(tmp_path / "token")))
+    gone = RemoveOutcome("a1", "agent", reachable=False, node_deleted=True, inventory_backup=tmp_path / "bak")
+    monkeypatch.setattr("edgeclu.cli.remove.remove_node", lambda *a, **k: gone)
+    r = CliRunner().invoke(app, ["remove", "a1", "--force", "-i", str(inv)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert ("warning: a1 still holds the agent token in /etc/rancher/k3s/config.yaml, and the cluster still accepts "
+            f"it: whoever has the machine or its SD card can join an agent with it. Rotate: edgeclu token rotate "
+            f"--agent -i {inv}") in out
+    assert "Rotate now?" not in out  # not a terminal: no question
