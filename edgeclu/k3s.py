@@ -63,7 +63,7 @@ def sha256_for(checksums: str, filename: str) -> str | None:
     """The sha256 listed for ``filename`` in a ``sha256sum`` file (``<hex>  <name>``), or None."""
     for line in checksums.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("*") == filename and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+        if len(parts) == 2 and parts[1].lstrip("*") == filename and is_sha256(parts[0]):
             return parts[0]
     return None
 

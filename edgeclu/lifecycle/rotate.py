@@ -84,9 +84,10 @@ def _check_files(inv: Inventory, agent: bool, server: bool) -> None:
         if s.env:
             raise EdgecluError(f"{s.what} comes from ${s.env}: edgeclu rotates tokens kept in files "
                                f"(set {s.key.replace('_env', '_file')} instead)")
-    if not tokens.agent_token(inv.vars).path.exists() and not tokens.agent_token(inv.vars).env:
-        raise EdgecluError(f"{tokens.agent_token(inv.vars).path} does not exist: this cluster still uses one token "
-                           "for servers and agents; run `edgeclu up` first (it moves it to two)")
+    current = tokens.agent_token(inv.vars)
+    if current.path is not None and not current.path.exists():
+        raise EdgecluError(f"{current.path} does not exist: this cluster still uses one token for servers and "
+                           "agents; run `edgeclu up` first (it moves it to two)")
     for key in ("k3s_token", "k3s_agent_token"):
         if key in inv.vars or any(key in h.vars for h in inv.hosts):
             raise EdgecluError(f"{inv.path}: {key} is set in the inventory, so the rotated token would not be "
@@ -120,10 +121,9 @@ def rotate_tokens(inv: Inventory, *, agent: bool, server: bool, known_hosts: Pat
             try:
                 down = api.wait_nodes([h.name for h in inv.hosts], 0)
                 if down:
-                    raise EdgecluError(
-                        "every node must be Ready to take the new token: " + "; ".join(f"{n}: {w}" for n, w in
-                                                                                     down.items())
-                        + ". Bring it back, or take it out first (`edgeclu remove --force NODE`)")
+                    why = "; ".join(f"{n}: {w}" for n, w in down.items())
+                    raise EdgecluError(f"every node must be Ready to take the new token ({why}); bring it back, "
+                                       "or take it out first (`edgeclu remove --force NODE`). Nothing was changed")
                 if server:
                     _rotate_server_token(api, inv, report)
                 if agent:

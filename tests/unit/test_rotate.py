@@ -81,3 +81,11 @@ def test_remove_force_of_an_unreachable_agent_says_its_token_is_still_valid(tmp_
             f"it: whoever has the machine or its SD card can join an agent with it. Rotate: edgeclu token rotate "
             f"--agent -i {inv}") in out
     assert "Rotate now?" not in out  # not a terminal: no question
+
+
+def test_a_server_rotation_with_the_agent_token_in_the_environment_is_fine(tmp_path):
+    inv = parse_inventory(INV.replace("TOKEN", str(tmp_path / "token")).replace(
+        "token_file:", "k3s_agent_token_env: AGT, token_file:"), "inv.yml")
+    rotate._check_files(inv, False, True)
+    with pytest.raises(EdgecluError, match=r"comes from \$AGT"):
+        rotate._check_files(inv, True, False)
