@@ -12,7 +12,7 @@ from rich.markup import escape
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
 from edgeclu.cli._lifecycle import report
-from edgeclu.cli._nodes import known_hosts_path
+from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.rotate import rotate_tokens
 
@@ -28,6 +28,7 @@ def rotate(
         "--ready-timeout", help="Seconds a restarted node has to be Ready.")] = 300.0,
     inventory: opt.Inventory = Path("inventory.yml"),
     accept_new: opt.AcceptNew = False,
+    trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -41,8 +42,9 @@ def rotate(
     run holds the cluster lock.
     """
     inv = load_inventory(inventory)
-    outcome = rotate_tokens(inv, agent=agent, server=server, known_hosts=known_hosts_path(inv, known_hosts),
-                            accept_new=accept_new, ready_timeout=ready_timeout, report=report)
+    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    outcome = rotate_tokens(inv, agent=agent, server=server, known_hosts=kh, accept_new=accept_new,
+                            ready_timeout=ready_timeout, report=report)
     rotated = [name for name, on in (("agent", outcome.agent), ("server", outcome.server)) if on]
     if as_json:
         out.print_json(json.dumps({"rotated": rotated, "ok": outcome.ok, "done": outcome.done,
