@@ -15,6 +15,8 @@ import re
 import zipfile
 from pathlib import Path
 
+from edgeclu.k3s import sha256_for
+
 PACKAGE = Path(__file__).with_name("standin")
 ARCH_FILES = {"amd64": ("k3s", "sha256sum-amd64.txt"), "arm64": ("k3s-arm64", "sha256sum-arm64.txt"),
               "arm": ("k3s-armhf", "sha256sum-arm.txt")}
@@ -77,9 +79,7 @@ def release_pins(root: Path) -> dict[str, dict[str, str]]:
     pins: dict[str, dict[str, str]] = {}
     for version_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         for arch, (binary, sums) in ARCH_FILES.items():
-            if (version_dir / sums).exists():
-                for line in (version_dir / sums).read_text().splitlines():
-                    digest, _, name = line.partition("  ")
-                    if name == binary:
-                        pins.setdefault(version_dir.name, {})[arch] = digest
+            digest = sha256_for((version_dir / sums).read_text(), binary) if (version_dir / sums).exists() else None
+            if digest:
+                pins.setdefault(version_dir.name, {})[arch] = digest
     return pins
