@@ -34,7 +34,7 @@ def test_live_view_shows_phases_then_the_summary(fresh_lab, k3s_mirror, tmp_path
     mirror = k3s_mirror(lab)
     inv = tmp_path / "inventory.yml"
     inv.write_text(lab.inventory_yaml(["node1"], ["node2", "node3"], user="edge", extra_vars={
-        "k3s_version": V1, "token_file": str(tmp_path / "token"), "k3s_mirror": mirror.url, "cluster_name": "lab"}))
+        "k3s_version": V1, "token_file": str(tmp_path / "token"), **mirror.vars, "cluster_name": "lab"}))
     kubeconfig = tmp_path / "kubeconfig"
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), TERM="xterm-256color", COLUMNS="160", LINES="40")
     env.pop("NO_COLOR", None)
