@@ -83,6 +83,15 @@ class PlaybookResult:
     def failed_hosts(self) -> dict[str, HostRecap]:
         return {n: h for n, h in self.hosts.items() if not h.healthy}
 
+    def failures_of(self, hosts: list[str] | tuple[str, ...]) -> dict[str, str]:
+        """Why each of ``hosts`` did not converge (a host the run never reached included), in order."""
+        failed = {}
+        for n in hosts:
+            rec = self.hosts.get(n)
+            if rec is None or not rec.healthy:
+                failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
+        return failed
+
 
 # Whatever the user's environment or ansible.cfg says: no debug output (it prints secrets despite
 # no_log), no log file on the controller, no module files (with their arguments) left on nodes.

@@ -151,11 +151,7 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Rota
     report(f"{label} {names}: new config.yaml, restart")
     result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
                           limit=",".join(step.nodes), forks=forks_for(inv), on_event=on_event)
-    failed = {}
-    for n in step.nodes:
-        rec = result.hosts.get(n)
-        if rec is None or not rec.healthy:
-            failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
+    failed = result.failures_of(step.nodes)
     waiting = api.wait_nodes([n for n in step.nodes if n not in failed], ready_timeout)
     failed.update({n: f"not Ready after {ready_timeout:g}s ({why})" for n, why in waiting.items()})
     for n in step.nodes:

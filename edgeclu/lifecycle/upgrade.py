@@ -184,11 +184,7 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
     result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
                           extravars={"k3s_version": target}, limit=",".join(step.nodes), forks=forks_for(inv),
                           on_event=on_event)
-    failed = {}
-    for n in step.nodes:
-        rec = result.hosts.get(n)
-        if rec is None or not rec.healthy:
-            failed[n] = "; ".join(rec.failures[:2]) if rec and rec.failures else "the playbook did not finish on it"
+    failed = result.failures_of(step.nodes)
     back = [n for n in step.nodes if n not in failed]
     for n in step.nodes:
         on_step(ph.Step("install", ph.FAILED if n in failed else ph.CHANGED, (n,), failed.get(n, "")))

@@ -79,3 +79,14 @@ def test_the_stop_message_says_what_may_be_half_done_and_that_a_rerun_resumes():
                    "after it ran and no node was marked converged. Run the same command again: it resumes from "
                    "what the nodes have")
     assert "no task was running on a node" in stopped_message("reset.yml", "x", {})
+
+
+def test_failures_of_names_why_each_host_did_not_converge_in_the_order_asked():
+    result = _recaps(STATS, "successful")
+    result.hosts["n2"] = HostRecap(failed=1, failures=["k3s-agent on n2 did not start", "second", "third"])
+    assert result.failures_of(["n4", "n2", "n1", "n3"]) == {
+        "n4": "the playbook did not finish on it",  # never reached
+        "n2": "k3s-agent on n2 did not start; second",
+        "n3": "the playbook did not finish on it",  # only ever started a task
+    }
+    assert result.failures_of(["n1"]) == {}
