@@ -210,6 +210,10 @@ def take_sample(cfg: AgentConfig, *, cpu_interval: float | None = None) -> dict:
                    for m in filesystems(hidden)]
     disks = []
     for m in filesystems(mounts):
+        if not os.path.isdir(m["mountpoint"]):
+            # a file bound onto a file (a container's /etc/hosts, a read-only binary) is no disk: its
+            # filesystem is listed where it is mounted, and in the sandbox a read-only bind looks writable
+            continue
         u = usage(m["mountpoint"])
         if u is None:
             errors.append(f"statvfs {m['mountpoint']} failed")
