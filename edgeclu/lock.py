@@ -155,8 +155,9 @@ _ACTIVE: list[ClusterLock] = []  # the leases this process holds now
 
 
 def lease_problem() -> str | None:
-    """Why a lease this process holds is no longer good, or None (also when it holds none)."""
-    return next((why for lk in list(_ACTIVE) if (why := lk.problem())), None)
+    """Why a lease this process holds is no longer good, or None (also when it holds none). A lease
+    whose renewal was stopped governs no run of this process any more: it is not asked."""
+    return next((why for lk in list(_ACTIVE) if not lk._stop.is_set() and (why := lk.problem())), None)
 
 
 class ClusterLock:

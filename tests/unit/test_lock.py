@@ -174,3 +174,14 @@ def test_a_lock_command_that_never_answers_does_not_hang_the_run(tmp_path):
     held.release()  # its renewal hangs; the release gives up instead of waiting for it
     assert time.monotonic() - t0 < 10
     assert lease_problem() is None
+
+
+def test_a_lease_abandoned_without_release_does_not_stop_later_runs_of_this_process(tmp_path):
+    # a test (or library user) that simulates a dead run stops the renewer and never releases: the
+    # lease it leaves behind must not make every later playbook run of the process stop as "lost"
+    crashed = ClusterLock(LocalNode(tmp_path), "up", ttl=2, renew_every=0.25, report=lambda _: None)
+    crashed.acquire()
+    crashed._stop.set()  # the run "dies": no more renewals, no release
+    time.sleep(1.8)  # past SAFETY * ttl: that lease is surely not good any more
+    assert crashed.problem() is not None
+    assert lease_problem() is None
