@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 
@@ -32,14 +33,13 @@ class _Group(TyperGroup):
             ctx.exit(143)
 
 
-app = typer.Typer(
-    cls=_Group,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,  # locals may hold tokens
-    help="Turn Raspberry Pis and small x86 boxes into a k3s cluster, and keep an eye on it.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Each command and the module of edgeclu.cli that registers it. Only the module of the command being run is
+# imported (issue 10.5: start-up must not pay for every command's imports); --help and a mistyped name get all.
+COMMANDS = {
+    "discover": "discover", "inventory": "inventory_cmd", "preflight": "preflight", "up": "up",
+    "health": "health", "exec": "exec_cmd", "agent": "agent_cmd", "add": "add", "remove": "remove",
+    "upgrade": "upgrade", "backup": "backup", "restore": "restore", "reset": "reset", "token": "token",
+}
 
 
 def _version(value: bool) -> None:
@@ -48,33 +48,42 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     pass
 
 
-def _register() -> None:
-    from edgeclu.cli import agent_cmd, discover, exec_cmd, health, inventory_cmd, preflight, up
+def build(only: str | None = None) -> typer.Typer:
+    """The CLI with command ``only`` registered, or every command when ``only`` names none."""
+    root = typer.Typer(
+        cls=_Group,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,  # locals may hold tokens
+        help="Turn Raspberry Pis and small x86 boxes into a k3s cluster, and keep an eye on it.",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root.callback()(_root)
+    for name in [only] if only in COMMANDS else COMMANDS:
+        importlib.import_module(f"edgeclu.cli.{COMMANDS[name]}").register(root)
+    return root
 
-    app.add_typer(inventory_cmd.app, name="inventory")
-    for module in (discover, up, preflight, health, exec_cmd, agent_cmd):
-        module.register(app)
-    from edgeclu.cli import add, backup, remove, reset, restore, upgrade  # lifecycle (issue 5)
 
-    for module in (add, remove, upgrade, backup, restore, reset):
-        module.register(app)
-    from edgeclu.cli import token
-
-    token.register(app)
+def command_named(argv: list[str]) -> str | None:
+    """The command an argument list runs: its first word that is not an option (the root takes no values)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
-_register()
+def __getattr__(name: str):
+    if name == "app":  # the whole CLI, for tests and documentation; built once, on first use
+        globals()["app"] = built = build()
+        return built
+    raise AttributeError(name)
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, raise_terminated)  # unwind (release the lock), exit 143
-    app(prog_name="edgeclu")
+    build(command_named(sys.argv[1:]))(prog_name="edgeclu")
 
 
 if __name__ == "__main__":

@@ -23,3 +23,7 @@ def check(path: Annotated[Path, typer.Argument(help="Inventory YAML to validate.
         say(f"[yellow]warning[/]: {escape(line)}")
     say(f"{path}: ok: {len(inv.servers)} server(s), {len(inv.agents)} agent(s), k3s {inv.k3s_version}"
         + (" (HA, embedded etcd)" if len(inv.servers) > 1 else ""))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="inventory")
