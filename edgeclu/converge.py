@@ -80,12 +80,13 @@ def _unchanged(inv: Inventory, remotes: dict, report: Callable[[str], None]) -> 
     return PlaybookResult("site.yml", 0, "unchanged", {h.name: HostRecap() for h in inv.hosts})
 
 
-def _stamp(inv: Inventory, result: PlaybookResult, remotes: dict, report: Callable[[str], None]) -> None:
+def _stamp(inv: Inventory, result: PlaybookResult, remotes: dict, recorder: stamp.Recorder,
+           report: Callable[[str], None]) -> None:
     converged = [h for h in inv.hosts if h.name in result.hosts and result.hosts[h.name].healthy]
     try:
-        failed = stamp.write(inv, converged, remotes)
+        failed = stamp.write(inv, converged, remotes, recorder)
     except OSError as e:
-        failed = {h.name: e for h in converged}
+        failed = {h.name: str(e) for h in converged}
     for name, err in failed.items():
         report(f"{name}: could not write the converged stamp ({err}); the next run looks at it in full")
 
@@ -114,12 +115,18 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
             skipped, limit = rep.unreachable, ",".join(nodes)
             report(f"skipping unreachable node(s): {', '.join(skipped)} (--skip-unreachable)")
     first = inv.servers[0]
+    recorder = stamp.Recorder()  # what the roles asked each node: the stamp replays it
+
+    def events(te: TaskEvent) -> None:
+        recorder(te)
+        if on_event:
+            on_event(te)
 
     def play() -> PlaybookResult:
         if held:
             held.check("the playbook")
         return run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
-                            check=dry_run, limit=limit, forks=forks_for(inv), on_event=on_event)
+                            check=dry_run, limit=limit, forks=forks_for(inv), on_event=events)
 
     held: ClusterLock | None = None
     if dry_run:  # read-only: no lock file, no kubeconfig
@@ -135,7 +142,7 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
             if result is None:
                 result = play()
                 if limit is None:
-                    _stamp(inv, result, remotes, report)
+                    _stamp(inv, result, remotes, recorder, report)
             outcome = Outcome(result, skipped=skipped)
             first_ok = first.name in result.hosts and result.hosts[first.name].healthy
             if merge_kubeconfig and first_ok:

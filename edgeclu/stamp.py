@@ -1,23 +1,33 @@
-"""The converged stamp: lets ``edgeclu up`` skip the playbook when nothing can have changed.
+"""The converged stamp: what lets ``edgeclu up`` skip the playbook, and ``edgeclu status`` say what drifted.
 
-After a run in which a node converged, edgeclu writes ``/var/lib/edgeclu/converged`` on it
-(root, 0600): a digest of what the run was given (:func:`inputs_digest`: the inventory file and
-any group_vars/host_vars beside it, the token files, edgeclu's own playbooks, templates and code)
-and a digest of what the node then had (:data:`FINGERPRINT`: content, mode and owner of every
-file the roles write, the binary's size and time, the services' states, swap, kernel modules,
-packages). The next ``up`` looks again, in one SSH command per node, and runs nothing more when
-every node's stamp still matches both and the first server reports every node Ready. Anything
-else (an edited file, a stopped service, another inventory or edgeclu version, a node without a
-stamp) runs the playbook as usual. ``edgeclu up --full`` always runs it.
+The roles decide what to write, restart or install from one read-only probe, ``k3s_node_state``
+(paths, services, kernel modules, globs, Python imports, the k3s binary's version, swap, the Pi
+command line). During a run edgeclu records the probe requests each node's roles actually made
+(:class:`Recorder`, from the run's events), and after a run in which the node converged it asks the
+same probe once more and writes ``/var/lib/edgeclu/converged`` on the node (root, 0600): the
+requests, the answer, and a digest of what the run was given (:func:`inputs_digest`: the inventory
+file and any group_vars/host_vars beside it, the token files, edgeclu's own playbooks, templates
+and code). Nothing here lists paths, services or packages: a role that probes one more file puts it
+in the next stamp.
+
+The next ``up`` (or ``status``) replays the recorded requests, in one SSH command per node, and
+compares the answers (:func:`drift`). ``up`` runs nothing more when every node's stamp has the same
+inputs and no drift and the first server reports every node Ready. Anything else (an edited file, a
+stopped service, another inventory or edgeclu version, a node without a stamp) runs the playbook as
+usual; ``edgeclu up --full`` always runs it. What the roles do without asking the probe first (a
+package the storage add-on installs with apt, say) is not replayed: drift there is seen by ``--full``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import shlex
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,74 +37,141 @@ from edgeclu.inventory import Host, Inventory
 from edgeclu.k3s import nodes_not_ready
 
 STAMP = "/var/lib/edgeclu/converged"
-# the fingerprint looks at the default paths; with another one set, drift there would go unseen
-PATH_VARS = ("k3s_install_dir", "k3s_config_dir", "agent_prefix", "agent_zip", "addons_manifests_dir",
-             "addons_k3s_bin")
+FORMAT = 2
+PROBE = "k3s_node_state"  # the module whose requests are recorded
+LISTS = ("paths", "services", "modules", "globs", "imports")
+SCALARS = ("k3s_bin", "iface", "python")
 
-# What the roles manage, as root; its output is hashed on the node (sha256sum).
-FINGERPRINT = r"""
-for f in /etc/modules-load.d/k3s.conf /etc/sysctl.d/90-k3s.conf /boot/firmware/cmdline.txt /boot/cmdline.txt \
-  /etc/rancher/k3s /etc/rancher/k3s/config.yaml /etc/systemd/system/k3s.service \
-  /etc/systemd/system/k3s-agent.service /usr/local/bin/k3s-killall.sh /usr/local/bin/k3s-uninstall.sh \
-  /usr/local/bin/k3s-agent-uninstall.sh /opt/edgeclu /opt/edgeclu/edgeclu-agent.zip /etc/edgeclu \
-  /etc/edgeclu/agent.json /etc/systemd/system/edgeclu-agent.service \
-  /var/lib/rancher/k3s/server/manifests/edgeclu-*.yaml; do
-  if [ -e "$f" ]; then stat -c '%n %F %a %U %G' "$f"; if [ -f "$f" ]; then sha1sum < "$f"; fi
-  else echo "$f absent"; fi
-done
-stat -c '%n %s %Y %a %U' /usr/local/bin/k3s 2>&1; readlink /usr/local/bin/kubectl
-grep -E '^[^#[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+swap[[:space:]]' /etc/fstab
-tail -n +2 /proc/swaps | cut -d' ' -f1
-ls -d /sys/module/br_netfilter /sys/module/overlay 2>&1
-for s in k3s k3s-agent edgeclu-agent dphys-swapfile iscsid; do
-  echo "$s $(systemctl is-active $s 2>/dev/null) $(systemctl is-enabled $s 2>/dev/null)"
-done
-dpkg-query -W -f '${Package} ${Status}\n' python3-psutil open-iscsi nfs-common 2>&1
-"""
-
-
-def _state_command() -> str:
-    return f"state=$( {{ {FINGERPRINT} }} 2>&1 | sha256sum | cut -c1-64 )"
-
-
-def check_command(first_server: bool) -> str:
-    """Prints ``state=<digest of now>``, ``stamp=<what the last run left>``, and on the first
-    server the nodes as ``kubectl get nodes -o json``."""
-    nodes = "\necho nodes=; /usr/local/bin/k3s kubectl get nodes -o json 2>/dev/null" if first_server else ""
-    return f'{_state_command()}\necho "state=$state"\necho "stamp=$(cat {STAMP} 2>/dev/null)"{nodes}\n'
-
-
-def write_command(inputs: str) -> str:
-    """Writes the stamp: ``<inputs digest> <digest of the node now>``."""
-    stamp = shlex.quote(STAMP)
-    return (f"{_state_command()}\nmkdir -p -m 0700 {shlex.quote(os.path.dirname(STAMP))}\n"
-            f"umask 077; printf '%s %s\\n' {shlex.quote(inputs)} \"$state\" > {stamp}.new && mv {stamp}.new {stamp}\n")
+# Appended to the probe's own source and run by the node's python3 as root: write the stamp
+# (``inputs`` given) or replay it; ``raw_main`` is what the loader calls.
+_NODE = r'''
+def raw_main(a):
+    import json, os, subprocess
+    path = a["stamp"]
+    if a.get("inputs") is not None:
+        answer = gather(a["request"])
+        record = json.dumps({"format": a["format"], "inputs": a["inputs"], "request": a["request"],
+                             "answer": answer}, sort_keys=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = path + ".new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(record)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return {"written": True}
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        request = old["request"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"stamp": None}
+    out = {"stamp": old, "now": gather(request)}
+    if a.get("nodes") and request.get("k3s_bin"):
+        p = subprocess.run([request["k3s_bin"], "kubectl", "get", "nodes", "-o", "json"], capture_output=True,
+                           text=True)
+        out["nodes"] = p.stdout if p.returncode == 0 else ""
+    return out
+'''
+_LOADER = ("import base64,json,sys,zlib;g={'__name__':'edgeclu_stamp'};"
+           "exec(compile(zlib.decompress(base64.b64decode(sys.argv[1])),'<edgeclu-stamp>','exec'),g);"
+           "print(json.dumps(g['raw_main'](json.loads(base64.b64decode(sys.argv[2])))))")
 
 
-def parse_check(stdout: str) -> tuple[str, str, str | None]:
-    """``(state, stamp, nodes JSON or None)`` from :func:`check_command`'s output."""
-    head, sep, nodes = stdout.partition("nodes=\n")
-    fields = dict(line.partition("=")[::2] for line in head.splitlines() if "=" in line)
-    return fields.get("state", "").strip(), fields.get("stamp", "").strip(), nodes if sep else None
+# -- what the roles asked --------------------------------------------------------
+def merge(requests: Iterable[Mapping[str, Any]]) -> dict:
+    """One probe request asking everything ``requests`` asked (lists in first-seen order; for a
+    scalar, the first one set) (pure)."""
+    merged: dict[str, Any] = {k: [] for k in LISTS}
+    for req in requests:
+        for k in LISTS:
+            merged[k] += [v for v in req.get(k) or [] if v not in merged[k]]
+        for k in SCALARS:
+            if merged.get(k) is None and req.get(k) is not None:
+                merged[k] = req[k]
+    return {k: v for k, v in merged.items() if v not in (None, [])}
 
 
-def matches(inputs: str, state: str, stamp: str) -> bool:
-    return bool(inputs and len(state) == 64) and stamp == f"{inputs} {state}"
+@dataclass
+class Recorder:
+    """Collects, from a run's task events, each host's probe requests (the answer echoes its request)."""
+
+    requests: dict[str, list[dict]] = field(default_factory=dict)
+
+    def __call__(self, event) -> None:
+        req = event.res.get("request") if event.action.endswith(PROBE) and event.status == "ok" else None
+        if isinstance(req, dict):
+            self.requests.setdefault(event.host, []).append(req)
+
+    def request(self, host: str) -> dict | None:
+        return merge(self.requests[host]) if host in self.requests else None
 
 
+# -- what changed ----------------------------------------------------------------
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _file_drift(path: str, was: dict, now: dict) -> list[str]:
+    if was.get("exists") != now.get("exists"):
+        return [f"{path}: {'appeared' if now.get('exists') else 'is gone'}"]
+    out = []
+    if was.get("sha1") != now.get("sha1"):
+        out.append(f"{path}: content changed")
+    if was.get("mode") != now.get("mode"):
+        out.append(f"{path}: mode {was.get('mode')} -> {now.get('mode')}")
+    if (was.get("owner"), was.get("group")) != (now.get("owner"), now.get("group")):
+        out.append(f"{path}: owner {was.get('owner')}:{was.get('group')} -> {now.get('owner')}:{now.get('group')}")
+    return out
+
+
+def _first_line(value: Any) -> str:
+    return (str(value or "").splitlines() or ["(nothing)"])[0][:80]
+
+
+def drift(was: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """What differs between two answers of the probe to the same request, one line each (pure).
+    Both come from the node: every value is shown as text, never acted on."""
+    out: list[str] = []
+    if _first_line(was.get("k3s_version_output")) != _first_line(now.get("k3s_version_output")):
+        out.append(f"k3s --version: {_first_line(was.get('k3s_version_output'))} -> "
+                   f"{_first_line(now.get('k3s_version_output'))}")
+    wf, nf = _dict(was.get("files")), _dict(now.get("files"))
+    for path in sorted(set(wf) | set(nf)):
+        out += _file_drift(path, _dict(wf.get(path)), _dict(nf.get(path)))
+    ws, ns = _dict(was.get("services")), _dict(now.get("services"))
+    for name in sorted(set(ws) | set(ns)):
+        a, b = _dict(ws.get(name)), _dict(ns.get(name))
+        if (a.get("active"), a.get("enabled")) != (b.get("active"), b.get("enabled")):
+            out.append(f"service {name}: {a.get('active')}/{a.get('enabled')} -> {b.get('active')}/{b.get('enabled')}")
+    for key, what, yes, no in (("modules", "kernel module", "loaded", "not loaded"),
+                               ("imports", "python module", "importable", "not importable")):
+        a, b = _dict(was.get(key)), _dict(now.get(key))
+        out += [f"{what} {n}: {yes if a.get(n) else no} -> {yes if b.get(n) else no}"
+                for n in sorted(set(a) | set(b)) if bool(a.get(n)) != bool(b.get(n))]
+    wg, ng = _dict(was.get("globs")), _dict(now.get("globs"))
+    for pattern in sorted(set(wg) | set(ng)):
+        a, b = set(wg.get(pattern) or []), set(ng.get(pattern) or [])
+        if a != b:
+            out.append(f"{pattern}: " + ", ".join([f"+{p}" for p in sorted(b - a)] + [f"-{p}" for p in sorted(a - b)]))
+    a, b = _dict(was.get("swap")), _dict(now.get("swap"))
+    if a != b:
+        out.append(f"swap: {a.get('active')} active, {a.get('fstab')} in fstab -> "
+                   f"{b.get('active')} active, {b.get('fstab')} in fstab")
+    if was.get("rpi_cmdline") != now.get("rpi_cmdline"):
+        out.append(f"{_dict(now.get('rpi_cmdline')).get('path') or 'the Pi kernel command line'}: changed")
+    for key, what in (("machine", "machine"), ("default_ipv4", "default address"), ("iface_ipv4", "interface address")):
+        if was.get(key) != now.get(key):
+            out.append(f"{what}: {was.get(key)} -> {now.get(key)}")
+    return out
+
+
+# -- the inputs ------------------------------------------------------------------
 def _beside(inv: Inventory) -> list[Path]:
-    """The group_vars/host_vars files beside the inventory (Ansible reads them; edgeclu does not)."""
+    """The group_vars/host_vars files beside the inventory (Ansible reads them too)."""
     dirs = [inv.path.parent / d for d in ("group_vars", "host_vars")]
     return [f for d in dirs if d.is_dir() for f in sorted(d.rglob("*")) if f.is_file()]
-
-
-def blockers(inv: Inventory) -> list[str]:
-    """Why this inventory cannot use the stamp (an empty list: it can): a role path moved, in the
-    inventory or in group_vars/host_vars beside it (Ansible reads those; edgeclu does not)."""
-    found = {k for v in [inv.vars, *(h.vars for h in inv.hosts)] for k in v if k in PATH_VARS}
-    for f in _beside(inv):
-        found |= {k for k in PATH_VARS if k in f.read_text(errors="replace")}
-    return [f"{k} is set (the stamp looks at the default paths)" for k in sorted(found)]
 
 
 def _files(h: Any, root: Path, paths: Iterable[Path]) -> None:
@@ -116,7 +193,7 @@ def _file(h: Any, label: str, path: str | None) -> None:
 def cluster_digest(inv: Inventory, trees: Iterable[Path]) -> str:
     """What a run is given, for every node: the inventory file and any group_vars/host_vars beside
     it, and ``trees`` (edgeclu's playbooks, templates and package)."""
-    h = hashlib.sha256(b"edgeclu converged stamp 1\0")
+    h = hashlib.sha256(b"edgeclu converged stamp 2\0")
     _file(h, "inventory", str(inv.path))
     _files(h, inv.path.parent, _beside(inv))
     for tree in trees:
@@ -137,39 +214,121 @@ def inputs_digest(cluster: str, inv: Inventory, host: Host) -> str:
     return h.hexdigest()
 
 
-# -- on the nodes ------------------------------------------------------------------
+# -- on the nodes ----------------------------------------------------------------
+def _probe_source() -> bytes:
+    from edgeclu.resources import data_dir
+
+    return (data_dir("playbooks") / "library" / f"{PROBE}.py").read_bytes() + _NODE.encode()
+
+
+def node_command(args: Mapping[str, Any], python: str = "/usr/bin/python3") -> str:
+    """The shell command that runs the probe with :data:`_NODE` on a node (as root: sudo is the
+    caller's). Script and arguments travel compressed on the command line: no secret is in them
+    (the inputs digest is a hash)."""
+    script = base64.b64encode(zlib.compress(_probe_source(), 9)).decode()
+    data = base64.b64encode(json.dumps({"stamp": STAMP, "format": FORMAT, **args}, sort_keys=True).encode()).decode()
+    return " ".join(shlex.quote(a) for a in (python, "-c", _LOADER, script, data))
+
+
+def _python(inv: Inventory, host: Host) -> str:
+    python = str({**inv.vars, **host.vars}.get("ansible_python_interpreter") or "")
+    return python if python.startswith("/") else "/usr/bin/python3"
+
+
+@dataclass
+class Look:
+    """One node against its stamp: ``error`` (it could not be looked at), else whether it has a stamp,
+    whether the run inputs are the same, and what drifted."""
+
+    stamped: bool = False
+    inputs_same: bool = False
+    drift: list[str] = field(default_factory=list)
+    nodes: str | None = None  # the first server's `kubectl get nodes -o json`
+    error: str = ""
+
+    @property
+    def as_left(self) -> bool:
+        return not self.error and self.stamped and self.inputs_same and not self.drift
+
+
+def parse_look(stdout: str, inputs: str) -> Look:
+    """A :class:`Look` from the node's answer to a replay (pure; the answer is the node's: checked)."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        return Look(error="its answer is not JSON")
+    old = _dict(doc).get("stamp")
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
+        return Look()
+    nodes = doc.get("nodes")
+    return Look(stamped=True, inputs_same=old.get("inputs") == inputs,
+                drift=drift(_dict(old.get("answer")), _dict(doc.get("now"))),
+                nodes=nodes if isinstance(nodes, str) else None)
+
+
+def look(inv: Inventory, remotes: Mapping[str, Any]) -> dict[str, Look]:
+    """Every node against its stamp, in one SSH command per node."""
+    cluster = _cluster(inv)
+    first = inv.servers[0].name
+    done = on_all(list(inv.hosts), lambda h: remotes[h.name].run(
+        node_command({"nodes": h.name == first}, _python(inv, h)), sudo=True, check=False, timeout=60))
+    looks = {name: Look(error=str(err)) for name, err in done.failed.items()}
+    for h in inv.hosts:
+        if h.name in looks:
+            continue
+        r = done[h.name]
+        looks[h.name] = (parse_look(r.stdout, inputs_digest(cluster, inv, h)) if r.ok
+                         else Look(error=f"the probe failed (exit {r.exited})"))
+    return looks
+
+
+def why_not_as_left(name: str, lk: Look) -> str | None:
+    """Why ``name`` is not as the last run left it (None: it is) (pure)."""
+    if lk.error:
+        return f"{name} could not be looked at ({lk.error})"
+    if not lk.stamped:
+        return f"{name} has no stamp yet"
+    if not lk.inputs_same:
+        return f"{name}: the inputs changed since the last run (the inventory, its vars files, a token or edgeclu)"
+    if lk.drift:
+        return f"{name} is not as the last run left it: {lk.drift[0]}"
+    return None
+
+
+def not_ready(inv: Inventory, looks: Mapping[str, Look]) -> dict[str, str]:
+    """The nodes the first server does not report Ready (pure); every node if it listed none."""
+    first = inv.servers[0].name
+    try:
+        return nodes_not_ready(json.loads(looks[first].nodes or ""), [h.name for h in inv.hosts])
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return {h.name: f"{first} did not list the nodes" for h in inv.hosts}
+
+
 def _cluster(inv: Inventory) -> str:
     from edgeclu.resources import data_dir
 
     return cluster_digest(inv, [data_dir("playbooks"), data_dir("templates"), Path(__file__).resolve().parent])
 
 
-def unchanged(inv: Inventory, remotes: dict[str, Any]) -> str | None:
+def unchanged(inv: Inventory, remotes: Mapping[str, Any]) -> str | None:
     """None when every node still has what the last run left (and every node is Ready), else why not."""
-    if why := blockers(inv):
-        return why[0]
-    first = inv.servers[0].name
-    cluster = _cluster(inv)
-    looks = on_all(list(inv.hosts), lambda h: remotes[h.name].run(check_command(h.name == first), sudo=True,
-                                                                    check=False, timeout=60))
-    if looks.failed:
-        return f"{sorted(looks.failed)[0]} could not be looked at"
-    seen = {name: parse_check(r.stdout) for name, r in looks.items()}
+    looks = look(inv, remotes)
     for h in inv.hosts:
-        state, stamp, _ = seen[h.name]
-        if not matches(inputs_digest(cluster, inv, h), state, stamp):
-            return f"{h.name} is not as the last run left it" if stamp else f"{h.name} has no stamp yet"
-    nodes = seen[first][2]
-    try:
-        not_ready = nodes_not_ready(json.loads(nodes or ""), [h.name for h in inv.hosts])
-    except ValueError:
-        return f"{first} did not list the nodes"
-    return f"{sorted(not_ready)[0]} is not Ready" if not_ready else None
+        if why := why_not_as_left(h.name, looks[h.name]):
+            return why
+    problems = not_ready(inv, looks)
+    return f"{sorted(problems)[0]} is not Ready" if problems else None
 
 
-def write(inv: Inventory, hosts: Iterable[Host], remotes: dict[str, Any]) -> dict[str, BaseException]:
-    """Stamp ``hosts`` (those that converged in this run); the nodes that could not be stamped."""
+def write(inv: Inventory, hosts: Iterable[Host], remotes: Mapping[str, Any],
+          recorder: Recorder) -> dict[str, str]:
+    """Stamp ``hosts`` (those that converged in this run) with what their roles asked; the nodes that
+    could not be stamped, and why."""
     cluster = _cluster(inv)
-    done = on_all(list(hosts), lambda h: remotes[h.name].run(write_command(inputs_digest(cluster, inv, h)),
-                                                             sudo=True, timeout=60))
-    return dict(done.failed)
+    hosts = list(hosts)
+    unasked = {h.name: "its roles asked the node nothing" for h in hosts if recorder.request(h.name) is None}
+    todo = [h for h in hosts if h.name not in unasked]
+    done = on_all(todo, lambda h: remotes[h.name].run(node_command(
+        {"inputs": inputs_digest(cluster, inv, h), "request": recorder.request(h.name)}, _python(inv, h)),
+        sudo=True, timeout=60))
+    return {**unasked, **{name: str(err) for name, err in done.failed.items()}}

@@ -168,6 +168,7 @@ def gather(p: dict) -> dict:
         container=container(),
         globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
         imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
+        request={k: p[k] for k in DEFAULTS},  # what was asked: edgeclu's converged stamp replays it
     )
 
 

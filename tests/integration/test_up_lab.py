@@ -36,10 +36,14 @@ def wait_for(fetch, want, timeout=60):
     return value
 
 
-def _up(inv, kubeconfig, *args, timeout=600):
+def _edgeclu(command, inv, kubeconfig, *args, timeout=600):
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env,
+    return subprocess.run([sys.executable, "-m", "edgeclu", command, "-i", str(inv), *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _up(inv, kubeconfig, *args, timeout=600):
+    return _edgeclu("up", inv, kubeconfig, *args, timeout=timeout)
 
 
 def _ready(lab, server="node1"):
@@ -105,6 +109,13 @@ def test_up_one_server_three_agents_then_no_changes(fresh_lab, k3s_mirror, tmp_p
 
     # ... and every node is stamped: the next run only looks (one SSH command per node)
     assert all(lab.exec(n, "stat -c '%a %U' /var/lib/edgeclu/converged").split() == ["600", "root"] for n in lab.nodes)
+    # the stamp holds what the roles asked, not a list of ours: the k3s role's config and the agent's unit
+    asked = json.loads(lab.exec("node2", "cat /var/lib/edgeclu/converged"))["request"]
+    assert "/etc/rancher/k3s/config.yaml" in asked["paths"] and "edgeclu-agent.service" in asked["services"]
+    status = _edgeclu("status", inv, kubeconfig, "--json")
+    assert status.returncode == 0, status.stderr[-3000:]
+    assert {n: (r["as_left"], r["ready"]) for n, r in json.loads(status.stdout)["nodes"].items()} == dict.fromkeys(
+        lab.nodes, (True, True))
     third = _up(inv, kubeconfig, "--json")
     assert third.returncode == 0, third.stderr[-6000:]
     assert "every node is as the last run left it, and Ready: nothing to change" in third.stderr
@@ -112,19 +123,28 @@ def test_up_one_server_three_agents_then_no_changes(fresh_lab, k3s_mirror, tmp_p
 
     # a node that is no longer as the run left it (here: its agent stopped) gets the playbook again
     lab.exec("node3", "systemctl stop edgeclu-agent")
+    lab.exec("node2", "chmod 0644 /etc/rancher/k3s/config.yaml")
+    status = _edgeclu("status", inv, kubeconfig)
+    assert status.returncode == 1, status.stderr[-3000:]
+    assert "node3 is not as the last run left it: service edgeclu-agent.service: active/enabled -> " \
+           "inactive/enabled" in status.stderr
+    assert "node2 is not as the last run left it: /etc/rancher/k3s/config.yaml: mode 0600 -> 0644" in status.stderr
+    assert "✓ node1: as the last run left it, Ready" in status.stderr
     fourth = _up(inv, kubeconfig, "--json")
     assert fourth.returncode == 0, fourth.stderr[-6000:]
-    assert "running the playbook: node3 is not as the last run left it" in fourth.stderr
+    assert "running the playbook: node2 is not as the last run left it" in fourth.stderr
     changed = {h: v["changed"] for h, v in json.loads(fourth.stdout)["hosts"].items()}
-    assert changed["node3"] > 0 and {c for h, c in changed.items() if h != "node3"} == {0}
+    assert changed["node3"] > 0 and changed["node2"] > 0 and {changed["node1"], changed["node4"]} == {0}
     assert lab.exec("node3", "systemctl is-active edgeclu-agent").strip() == "active"
+    assert lab.exec("node2", "stat -c %a /etc/rancher/k3s/config.yaml").strip() == "600"
+    assert _edgeclu("status", inv, kubeconfig).returncode == 0
     # so does a changed inventory (here: one more node label), on every node
     data = yaml.safe_load(inv.read_text())
     data["k3s_cluster"]["vars"]["node_labels"] = ["edge=yes"]
     inv.write_text(yaml.safe_dump(data, sort_keys=False))
     fifth = _up(inv, kubeconfig, "--json")
     assert fifth.returncode == 0, fifth.stderr[-6000:]
-    assert "running the playbook: node1 is not as the last run left it" in fifth.stderr
+    assert "running the playbook: node1: the inputs changed since the last run" in fifth.stderr
     assert all(v["changed"] > 0 for v in json.loads(fifth.stdout)["hosts"].values())
 
 

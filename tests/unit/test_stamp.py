@@ -1,18 +1,17 @@
-"""The converged stamp (edgeclu/stamp.py): what makes a run skip the playbook, and what does not.
+"""The converged stamp (edgeclu/stamp.py): what makes a run skip the playbook, what `edgeclu status` reports.
 
-The shell side (the fingerprint, run as root on a node) is exercised on lab nodes in
-tests/integration/test_up_lab.py; here: its commands run by /bin/sh on this machine, the digests and the
-decision."""
+On lab nodes in tests/integration/test_up_lab.py; here: the node command run by /bin/sh on this machine
+(the real probe, k3s_node_state, against files under tmp_path), the digests, the drift and the decisions."""
 
-import hashlib
+import json
+import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from edgeclu import stamp
-from edgeclu.errors import InventoryError
-from edgeclu.inventory import load_inventory, parse_inventory
+from edgeclu.inventory import load_inventory
+from edgeclu.playbook import TaskEvent
 
 INV = """
 k3s_cluster:
@@ -68,66 +67,117 @@ def test_inputs_digest_changes_with_every_input_and_only_then(setup, monkeypatch
 
 def test_the_token_is_hashed_never_stored(setup):
     _, inv_path, tree = setup
-    assert all("sekrit" not in d for d in _digests(inv_path, tree).values())
-    assert "sekrit" not in stamp.write_command(next(iter(_digests(inv_path, tree).values())))
+    digests = _digests(inv_path, tree)
+    assert all("sekrit" not in d for d in digests.values())
+    command = stamp.node_command({"inputs": next(iter(digests.values())), "request": {"paths": ["/x"]}})
+    assert "sekrit" not in command
 
 
-@pytest.mark.parametrize("stamp_line, state, inputs, expected", [
-    ("I " + "a" * 64, "a" * 64, "I", True),
-    ("I " + "a" * 64, "b" * 64, "I", False),   # the node changed
-    ("J " + "a" * 64, "a" * 64, "I", False),   # the inputs changed
-    ("", "a" * 64, "I", False),                # never stamped
-    ("I ", "", "I", False),                    # the fingerprint did not run
+@pytest.mark.parametrize("requests, merged", [
+    ([], {}),
+    ([{"paths": ["/a", "/b"], "services": ["k3s"]}, {"paths": ["/b", "/c"], "services": [], "iface": None}],
+     {"paths": ["/a", "/b", "/c"], "services": ["k3s"]}),
+    ([{"k3s_bin": "/usr/local/bin/k3s", "globs": ["/m/*.yaml"]}, {"k3s_bin": "/opt/k3s", "modules": ["overlay"]}],
+     {"k3s_bin": "/usr/local/bin/k3s", "globs": ["/m/*.yaml"], "modules": ["overlay"]}),
+    ([{"python": "/usr/bin/python3", "imports": ["psutil"]}, {"imports": ["psutil"]}],
+     {"python": "/usr/bin/python3", "imports": ["psutil"]}),
 ])
-def test_matches(stamp_line, state, inputs, expected):
-    assert stamp.matches(inputs, state, stamp_line) is expected
+def test_merge_asks_everything_once(requests, merged):
+    assert stamp.merge(requests) == merged
 
 
-def test_check_output_parses_and_only_the_first_server_lists_nodes():
-    assert "kubectl get nodes" in stamp.check_command(True) and "get nodes" not in stamp.check_command(False)
-    out = 'state=' + "a" * 64 + '\nstamp=I ' + "a" * 64 + '\nnodes=\n{"items": []}\n'
-    assert stamp.parse_check(out) == ("a" * 64, "I " + "a" * 64, '{"items": []}\n')
-    assert stamp.parse_check("state=x\nstamp=\n") == ("x", "", None)
+def test_the_recorder_keeps_what_each_hosts_probe_asked():
+    rec = stamp.Recorder()
+    ask = {"paths": ["/etc/rancher/k3s/config.yaml"], "services": ["k3s"]}
+    rec(TaskEvent("s1", "Read the node", "ok", action="k3s_node_state", res={"request": ask}))
+    rec(TaskEvent("s1", "Read the agent", "ok", action="edgeclu.cluster.k3s_node_state",
+                  res={"request": {"services": ["edgeclu-agent.service"]}}))
+    rec(TaskEvent("s1", "Write", "changed", action="edgeclu_files", res={"request": {"paths": ["/nope"]}}))
+    rec(TaskEvent("a1", "Read the node", "failed", action="k3s_node_state", res={"request": ask}))
+    rec(TaskEvent("a1", "Read the node", "ok", action="k3s_node_state", res={"request": "not a dict"}))
+    assert rec.request("s1") == {"paths": ["/etc/rancher/k3s/config.yaml"],
+                                 "services": ["k3s", "edgeclu-agent.service"]}
+    assert rec.request("a1") is None
 
 
-def test_commands_run_by_sh_write_and_read_a_stamp(tmp_path, monkeypatch):
-    # the real commands, by /bin/sh, with the stamp under tmp_path
+F = {"exists": True, "isdir": False, "sha1": "a" * 40, "mode": "0600", "owner": "root", "group": "root"}
+
+
+@pytest.mark.parametrize("now, expected", [
+    ({}, []),
+    ({"files": {"/c": {**F, "sha1": "b" * 40}}}, ["/c: content changed"]),
+    ({"files": {"/c": {**F, "mode": "0644"}}}, ["/c: mode 0600 -> 0644"]),
+    ({"files": {"/c": {**F, "owner": "pi"}}}, ["/c: owner root:root -> pi:root"]),
+    ({"files": {"/c": {"exists": False}}}, ["/c: is gone"]),
+    ({"services": {"k3s": {"active": "inactive", "enabled": "enabled"}}}, ["service k3s: active/enabled -> "
+                                                                           "inactive/enabled"]),
+    ({"modules": {"overlay": False}}, ["kernel module overlay: loaded -> not loaded"]),
+    ({"imports": {"psutil": False}}, ["python module psutil: importable -> not importable"]),
+    ({"globs": {"/m/edgeclu-*.yaml": ["/m/edgeclu-b.yaml"]}}, ["/m/edgeclu-*.yaml: +/m/edgeclu-b.yaml, "
+                                                               "-/m/edgeclu-a.yaml"]),
+    ({"swap": {"active": 1, "fstab": 0}}, ["swap: 0 active, 0 in fstab -> 1 active, 0 in fstab"]),
+    ({"k3s_version_output": "k3s version v1.31.5+k3s1 (abc)\ngo version go1.22\n"},
+     ["k3s --version: k3s version v1.31.4+k3s1 (abc) -> k3s version v1.31.5+k3s1 (abc)"]),
+    ({"default_ipv4": "10.0.0.9"}, ["default address: 10.0.0.1 -> 10.0.0.9"]),
+    ({"rpi_cmdline": {"path": "/boot/firmware/cmdline.txt", "content": "x"}}, ["/boot/firmware/cmdline.txt: changed"]),
+])
+def test_drift_names_what_changed(now, expected):
+    was = {"files": {"/c": F}, "services": {"k3s": {"active": "active", "enabled": "enabled"}},
+           "modules": {"overlay": True}, "imports": {"psutil": True},
+           "globs": {"/m/edgeclu-*.yaml": ["/m/edgeclu-a.yaml"]},
+           "swap": {"active": 0, "fstab": 0}, "k3s_version_output": "k3s version v1.31.4+k3s1 (abc)\n",
+           "default_ipv4": "10.0.0.1", "rpi_cmdline": None}
+    assert stamp.drift(was, {**was, **now}) == expected
+
+
+@pytest.mark.parametrize("answer", ["", "[1]", '{"stamp": [1]}', '{"stamp": {"format": 1}}',
+                                    '{"stamp": {"format": 2, "answer": "x"}, "now": [2], "nodes": 3}'])
+def test_a_hostile_or_old_answer_is_never_as_left(answer):
+    lk = stamp.parse_look(answer, "I")
+    assert not lk.as_left and lk.nodes is None
+
+
+@pytest.mark.parametrize("look, why", [
+    (stamp.Look(stamped=True, inputs_same=True), None),
+    (stamp.Look(error="timed out"), "n1 could not be looked at (timed out)"),
+    (stamp.Look(), "n1 has no stamp yet"),
+    (stamp.Look(stamped=True), "n1: the inputs changed since the last run (the inventory, its vars files, a token "
+                               "or edgeclu)"),
+    (stamp.Look(stamped=True, inputs_same=True, drift=["/c: is gone", "x"]), "n1 is not as the last run left it: "
+                                                                            "/c: is gone"),
+])
+def test_why_a_node_is_not_as_left(look, why):
+    assert stamp.why_not_as_left("n1", look) == why
+
+
+def _run(args, tmp_path, monkeypatch):
     monkeypatch.setattr(stamp, "STAMP", str(tmp_path / "lib" / "converged"))
-    write = subprocess.run(["sh", "-c", stamp.write_command("I" * 64)], capture_output=True, text=True)
-    assert write.returncode == 0, write.stderr
-    check = subprocess.run(["sh", "-c", stamp.check_command(False)], capture_output=True, text=True)
-    state, line, nodes = stamp.parse_check(check.stdout)
-    assert stamp.matches("I" * 64, state, line) and nodes is None
+    proc = subprocess.run(["sh", "-c", stamp.node_command(args, "python3")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_node_command_stamps_and_replays_what_the_roles_asked(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text("node-ip: 10.0.0.1\n")
+    os.chmod(config, 0o600)
+    (tmp_path / "m").mkdir()
+    request = {"paths": [str(config)], "globs": [str(tmp_path / "m" / "*.yaml")]}
+    assert json.loads(_run({"inputs": "I", "request": request}, tmp_path, monkeypatch)) == {"written": True}
     assert oct((tmp_path / "lib" / "converged").stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "lib").stat().st_mode & 0o777) == "0o700"
-    assert len(state) == 64 and state != hashlib.sha256(b"").hexdigest()
 
+    assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").as_left
+    assert not stamp.parse_look(_run({}, tmp_path, monkeypatch), "J").inputs_same  # another inventory
 
-def test_custom_paths_turn_the_stamp_off(tmp_path):
-    # edgeclu's inventory has no such keys; Ansible also reads group_vars/host_vars beside it
-    path = tmp_path / "inventory.yml"
-    path.write_text(INV.replace("TOKEN", "t"))
-    (tmp_path / "host_vars").mkdir()
-    (tmp_path / "host_vars" / "a1.yml").write_text("node_labels: [a=b]\n")
-    assert stamp.blockers(load_inventory(path)) == []
-    (tmp_path / "host_vars" / "a2.yml").write_text("k3s_install_dir: /opt/bin\n")
-    assert stamp.blockers(parse_inventory(path.read_text(), str(path))) == [
-        "k3s_install_dir is set (the stamp looks at the default paths)"]
-    # and edgeclu itself refuses such a file: group_vars/host_vars follow the inventory's rules
-    with pytest.raises(InventoryError, match=r"host_vars/a2.yml: host 'a2': field 'k3s_install_dir': unknown key"):
-        load_inventory(path)
+    config.write_text("node-ip: 10.0.0.2\n")
+    os.chmod(config, 0o644)
+    (tmp_path / "m" / "edgeclu-x.yaml").write_text("")
+    lk = stamp.parse_look(_run({}, tmp_path, monkeypatch), "I")
+    assert lk.drift == [f"{config}: content changed", f"{config}: mode 0600 -> 0644",
+                        f"{tmp_path}/m/*.yaml: +{tmp_path}/m/edgeclu-x.yaml"]
+    config.unlink()
+    assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").drift[0] == f"{config}: is gone"
 
-
-def test_fingerprint_covers_what_the_roles_write():
-    # every file the roles write at its default path is in the fingerprint (a drift there is seen)
-    root = Path(__file__).resolve().parents[2]
-    written = ["/etc/modules-load.d/k3s.conf", "/etc/sysctl.d/90-k3s.conf", "/etc/rancher/k3s/config.yaml",
-               "/etc/systemd/system/k3s.service", "/etc/systemd/system/k3s-agent.service",
-               "/usr/local/bin/k3s-killall.sh", "/usr/local/bin/k3s-uninstall.sh",
-               "/usr/local/bin/k3s-agent-uninstall.sh", "/opt/edgeclu/edgeclu-agent.zip", "/etc/edgeclu/agent.json",
-               "/etc/systemd/system/edgeclu-agent.service", "/var/lib/rancher/k3s/server/manifests/edgeclu-*.yaml"]
-    assert [p for p in written if p not in stamp.FINGERPRINT] == []
-    for service in ("k3s", "k3s-agent", "edgeclu-agent", "dphys-swapfile"):
-        assert f" {service} " in stamp.FINGERPRINT.split("for s in")[1].split(";")[0] + " "
-    prereq = (root / "playbooks/roles/prereq/defaults/main.yml").read_text()
-    assert "/etc/modules-load.d/k3s.conf" in prereq and "/etc/sysctl.d/90-k3s.conf" in prereq
+    (tmp_path / "lib" / "converged").unlink()  # never stamped
+    assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I") == stamp.Look()
