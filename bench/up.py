@@ -8,6 +8,11 @@ spent in each run (controller and lab nodes share its CPUs), and the ratios:
   (1+8)/(1+1)  goal <= 1.5   (agents join in parallel)
   re-run/first goal <= 0.25  (a converged cluster is only checked: the nodes' converged stamps)
 and, for reference, a re-run with --full (the whole playbook on a converged cluster).
+
+    sudo python bench/up.py --against REF
+
+measures this checkout and git revision REF (checked out beside it, in a temporary worktree) the same
+way, one after the other on fresh labs, and prints new/old for the first run, the re-run and --full.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ def cpu_busy() -> float:
 
 
 class Run:
-    """Wall time and machine CPU time of one `edgeclu up`."""
+    """Wall time and machine CPU time of one `edgeclu up` (of the edgeclu in ``tree``: this one by default)."""
 
-    def __init__(self, inv: Path, kubeconfig: Path, *args: str):
+    def __init__(self, inv: Path, kubeconfig: Path, *args: str, tree: Path | None = None):
         env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)  # before site-packages: that tree's edgeclu, playbooks and templates
         cpu0, t0 = cpu_busy(), time.monotonic()
         r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env,
                            capture_output=True, text=True)
@@ -65,7 +72,7 @@ def timed_noop(inv: Path, known_hosts: Path, forks: int) -> float:
     return wall
 
 
-def measure(agents: int, releases: Path) -> tuple[Run, Run, Run, float]:
+def measure(agents: int, releases: Path, tree: Path | None = None) -> tuple[Run, Run, Run, float]:
     with running_lab(1 + agents) as lab, serve(releases, lab.ctl_ip) as mirror:
         names = list(lab.nodes)
         work = Path(tempfile.mkdtemp(prefix="bench-up-"))
@@ -73,9 +80,11 @@ def measure(agents: int, releases: Path) -> tuple[Run, Run, Run, float]:
         inv.write_text(lab.inventory_yaml(names[:1], names[1:], user="edge", extra_vars={
             "k3s_version": V1, "token_file": str(work / "token"), **mirror.vars}))
         noop = timed_noop(inv, lab.known_hosts, 1 + agents)
-        first = Run(inv, work / "kubeconfig")
-        full = Run(inv, work / "kubeconfig", "--full")  # the whole playbook again, on a converged cluster
-        rerun = Run(inv, work / "kubeconfig")  # what `up` does then: the nodes' stamps say nothing changed
+        first = Run(inv, work / "kubeconfig", tree=tree)
+        # the whole playbook again, on a converged cluster
+        full = Run(inv, work / "kubeconfig", "--full", tree=tree)
+        # what `up` does then: the nodes' stamps say nothing changed
+        rerun = Run(inv, work / "kubeconfig", tree=tree)
         return first, rerun, full, noop
 
 
@@ -83,9 +92,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents-small", type=int, default=1)
     ap.add_argument("--agents-large", type=int, default=8)
+    ap.add_argument("--against", metavar="REF", help="also measure git revision REF and print new/old")
     args = ap.parse_args()
     releases = Path(tempfile.mkdtemp(prefix="bench-releases-"))
     build_release(releases, V1)
+    if args.against:
+        compare(args.against, args.agents_small, releases)
+        return
     small_first, small_rerun, small_full, small_noop = measure(args.agents_small, releases)
     large_first, large_rerun, large_full, large_noop = measure(args.agents_large, releases)
     print(f"up 1+{args.agents_small}: first {small_first}, re-run {small_rerun}, re-run --full {small_full}")
@@ -99,6 +112,29 @@ def main() -> None:
           f"1+{args.agents_large}: {large_rerun.wall / large_first.wall:.2f}  (goal <= 0.25)")
     print(f"ratio re-run --full/first, 1+{args.agents_small}: {small_full.wall / small_first.wall:.2f}; "
           f"1+{args.agents_large}: {large_full.wall / large_first.wall:.2f}  (the playbook on a converged cluster)")
+
+
+def compare(ref: str, agents: int, releases: Path) -> None:
+    """This checkout against ``ref``, 1+``agents`` nodes, old and new alternately (twice each)."""
+    here = Path(__file__).resolve().parents[1]
+    old = Path(tempfile.mkdtemp(prefix="bench-old-")) / "tree"
+    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(old), ref], check=True,
+                   capture_output=True)
+    try:
+        runs: dict[str, list] = {"old": [], "new": []}
+        for _ in range(2):
+            runs["old"].append(measure(agents, releases, old))
+            runs["new"].append(measure(agents, releases, here))
+        for label, rs in runs.items():
+            for first, rerun, full, _ in rs:
+                print(f"{label} ({ref if label == 'old' else 'this checkout'}) 1+{agents}: first {first}, "
+                      f"re-run {rerun}, re-run --full {full}")
+        for i, what in enumerate(("first run", "re-run", "re-run --full")):
+            best = {label: min(r[i].wall for r in rs) for label, rs in runs.items()}
+            print(f"new/old {what}: {best['new'] / best['old']:.2f} (best of 2: {best['new']:.1f}s vs "
+                  f"{best['old']:.1f}s; goal <= 1.10)")
+    finally:
+        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(old)], capture_output=True)
 
 
 if __name__ == "__main__":
