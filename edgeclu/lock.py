@@ -133,13 +133,28 @@ def lock_command(mode: str, owner: Owner, ttl: float) -> str:
             f"flock {LOCK_DIR}/.flock python3 -c {shlex.quote(_PY)} {args}")
 
 
+def record_command(path: str, record: dict | None) -> str:
+    """Write (or, for None, remove) a run's record next to the lock, root-only (pure)."""
+    if record is None:
+        return f"rm -f {path}"
+    return (f"mkdir -p {LOCK_DIR} && chmod 700 {LOCK_DIR} && umask 077 && "
+            f"printf '%s\\n' {shlex.quote(json.dumps(record))} > {path}.tmp && "
+            f"mv -f {path}.tmp {path}")
+
+
 def upgrade_record_command(record: dict | None) -> str:
     """Write (or, for None, remove) the upgrade-in-progress record next to the lock (pure)."""
-    if record is None:
-        return f"rm -f {UPGRADE_FILE}"
-    return (f"mkdir -p {LOCK_DIR} && chmod 700 {LOCK_DIR} && umask 077 && "
-            f"printf '%s\\n' {shlex.quote(json.dumps(record))} > {UPGRADE_FILE}.tmp && "
-            f"mv -f {UPGRADE_FILE}.tmp {UPGRADE_FILE}")
+    return record_command(UPGRADE_FILE, record)
+
+
+def read_record(remote, path: str, *, timeout: float | None = 10) -> dict | None:
+    """A record next to the lock on ``remote`` (None: none, or not a JSON object)."""
+    r = remote.run(f"cat {path} 2>/dev/null || true", sudo=True, timeout=timeout)
+    try:
+        doc = json.loads(r.stdout) if r.stdout.strip() else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def held_message(held: dict, answer: dict, node: str) -> str:
@@ -285,8 +300,16 @@ class ClusterLock:
 
     def set_upgrade(self, record: dict | None) -> None:
         """Record (or clear, with None) the upgrade in progress next to the lock, while holding it."""
-        self._bounded(lambda: self.remote.run(upgrade_record_command(record), sudo=True, timeout=self._wait))
+        self.write_record(UPGRADE_FILE, record)
         self.upgrade = record
+
+    def write_record(self, path: str, record: dict | None) -> None:
+        """Write (or clear, with None) a record at ``path`` next to the lock, while holding it."""
+        self._bounded(lambda: self.remote.run(record_command(path, record), sudo=True, timeout=self._wait))
+
+    def read_record(self, path: str) -> dict | None:
+        """The record at ``path`` next to the lock (None: none, or not a JSON object)."""
+        return self._bounded(lambda: read_record(self.remote, path, timeout=self._wait))
 
     def release(self) -> None:
         self._stop.set()

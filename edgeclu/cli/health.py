@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from edgeclu import kubeconfig
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, plain, safe, say, tell
 from edgeclu.cli._nodes import select, trusted_known_hosts
@@ -37,7 +38,7 @@ def render(rep: report.Report) -> Table:
     for col in report.COLUMNS:
         t.add_column(col, overflow="fold", no_wrap=col not in ("NOTES", "MODEL", "PI", "K3S"))
     for n in rep.nodes:
-        cells = report.row(n)
+        cells = report.row(n, rep.now)
         t.add_row(*[Text(plain(cells[c]), style=_STYLE[n.status]) if c == "STATUS" else Text(plain(cells[c]))
                     for c in report.COLUMNS])
     return t
@@ -89,16 +90,21 @@ def health(
     mem_warn: Annotated[float, typer.Option(help="Warn when memory use reaches this (%).")] = Thresholds.mem_warn,
     mem_crit: Annotated[float | None, typer.Option(help="Critical when memory use reaches this (%); "
                                                         "off by default.")] = None,
+    cert_warn: Annotated[float, typer.Option(help="Warn when a server's serving certificate or the kubeconfig's "
+                                                  "client certificate ends within this many days.")
+                         ] = Thresholds.cert_warn_days,
     accept_new: opt.AcceptNew = False,
     trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
 ) -> None:
-    """Health of every node: CPU, memory, disks, temperature, Pi power, k3s and Kubernetes status.
+    """Health of every node: CPU, memory, disks, temperature, Pi power, k3s and Kubernetes status,
+    and when the cluster's certificates end.
 
-    Polls every node's agent at once; where an agent is down, samples over SSH.
+    Polls every node's agent at once; where an agent is down, samples over SSH. Reads every
+    server's serving certificate over TLS and the kubeconfig's client certificate.
     Exit code: 0 all ok, 1 warning, 2 critical, 3 a node is down (unreachable).
     """
-    thresholds = Thresholds(temp_warn, temp_crit, disk_warn, disk_crit, mem_warn, mem_crit)
+    thresholds = Thresholds(temp_warn, temp_crit, disk_warn, disk_crit, mem_warn, mem_crit, cert_warn)
     problems = thresholds.problems()
     if problems:
         raise EdgecluError("; ".join(problems))
@@ -108,6 +114,7 @@ def health(
     hosts = select(inv, limit)
     token = collect.read_token(inv, token_file)
     kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
+    kubeconfig_path = kubeconfig.path_for(inv)
 
     def remote_factory(host: Host, budget: float):
         from edgeclu.transport import remote_for
@@ -119,8 +126,10 @@ def health(
     def one_round() -> report.Report:
         results, kube_result = collect.gather(
             hosts, inv.servers, port=inv.vars["agent_port"], token=token, timeout=timeout,
-            remote_factory=remote_factory, ssh_fallback=not no_ssh, kubernetes=not no_kubernetes)
-        return report.build(results, kube_result, thresholds)
+            remote_factory=remote_factory, ssh_fallback=not no_ssh, kubernetes=not no_kubernetes,
+            cert_port=inv.vars["api_port"])
+        client = collect.kubeconfig_cert(kubeconfig_path, inv.vars["cluster_name"])
+        return report.build(results, kube_result, thresholds, client)
 
     def show(rep: report.Report) -> None:
         if as_json:
@@ -130,7 +139,7 @@ def health(
             return
         print_table(render(rep))
         for f in rep.cluster:
-            say(f"[yellow]cluster[/]: {safe(f.message)}")
+            say(f"[{_STYLE[f.level]}]cluster[/]: {safe(f.message)}")
         counts = {s: sum(n.status == s for n in rep.nodes) for s in ("ok", "warning", "critical", "down")}
         say(", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" → {rep.status}")
 

@@ -4,7 +4,9 @@ Per node: ``GET http://<address>:<agent_port>/health`` (bearer token if configur
 if the agent does not answer, SSH in (through :mod:`edgeclu.transport`) and run the
 agent once (:data:`ONCE_COMMAND`). A node that answers neither within ``timeout``
 seconds is *down*. Meanwhile every server is asked for ``k3s kubectl get nodes -o json``
-over SSH; the first answer wins.
+over SSH (the first answer wins), and every server's serving certificate is read over TLS from
+its inventory address (:func:`edgeclu.certs.serving_cert`: only its dates). The kubeconfig's
+client certificate is read from the local file (:func:`kubeconfig_cert`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeclu import certs
 from edgeclu.errors import AuthFailed, EdgecluError, HostKeyError, Unreachable
 from edgeclu.fleet import on_all
 from edgeclu.health import kube
@@ -31,6 +34,15 @@ class AgentError(Exception):
 
 
 @dataclass
+class CertResult:
+    """The dates of one certificate, or why they could not be read."""
+
+    dates: certs.CertDates | None = None
+    error: str | None = None
+    source: str | None = None  # where it was read: "10.0.0.5:6443", a kubeconfig path
+
+
+@dataclass
 class NodeResult:
     host: Host
     sample: dict | None = None
@@ -39,6 +51,7 @@ class NodeResult:
     agent_error: str | None = None  # why the HTTP agent was not used
     error: str | None = None  # why there is no sample at all
     elapsed: float = 0.0
+    cert: CertResult | None = None  # a server's serving certificate (None: not read)
 
 
 @dataclass
@@ -140,6 +153,28 @@ def poll_node(host: Host, *, port: int, token: str | None, timeout: float,
     return result
 
 
+def read_serving_cert(host: Host, port: int, timeout: float) -> CertResult:
+    """The serving certificate ``host`` presents at its inventory address (never an announced one)."""
+    source = f"{host.address}:{port}"
+    try:
+        return CertResult(certs.serving_cert(host.address, port, timeout), source=source)
+    except certs.CertError as e:
+        return CertResult(error=str(e), source=source)
+
+
+def kubeconfig_cert(path: Path, user: str) -> CertResult | None:
+    """``user``'s client certificate in the kubeconfig at ``path``; None when there is no such file or
+    user (nothing merged yet) or it logs in without a certificate."""
+    from edgeclu import kubeconfig
+
+    try:
+        doc = kubeconfig.read(path)
+        dates = certs.client_cert(doc, user, path.parent) if doc else None
+    except (kubeconfig.KubeconfigError, certs.CertError) as e:
+        return CertResult(error=str(e), source=str(path))
+    return CertResult(dates, source=str(path)) if dates else None
+
+
 def kube_status(servers: list[Host], *, timeout: float,
                 remote_factory: Callable[[Host, float], object]) -> KubeResult:
     """Ask every server at once; the first (in inventory order) that answers wins."""
@@ -184,6 +219,17 @@ def kube_needed(server_samples: list[dict | None]) -> bool:
     return any(s is None or (s.get("k3s") or {}).get("installed") for s in server_samples)
 
 
+@dataclass(frozen=True)
+class _CertProbe:
+    """A server's serving-certificate read, polled in the same pool as the nodes."""
+
+    host: Host
+
+    @property
+    def name(self) -> str:
+        return f"{self.host.name} (serving certificate)"
+
+
 def _try_agent(host: Host, port: int, token: str | None, timeout: float) -> dict | None:
     try:
         return fetch_agent(host.address, port, token, timeout)
@@ -193,8 +239,9 @@ def _try_agent(host: Host, port: int, token: str | None, timeout: float) -> dict
 
 def gather(hosts: list[Host], servers: list[Host], *, port: int, token: str | None, timeout: float,
            remote_factory: Callable[[Host, float], object], ssh_fallback: bool = True,
-           kubernetes: bool = True) -> tuple[list[NodeResult], KubeResult]:
-    """Poll all nodes and the cluster at the same time."""
+           kubernetes: bool = True, cert_port: int | None = None) -> tuple[list[NodeResult], KubeResult]:
+    """Poll all nodes and the cluster at the same time; with ``cert_port``, also read every server's
+    serving certificate there."""
     kube_box: list[KubeResult] = []
     kube_thread = None
     if kubernetes and servers:
@@ -209,13 +256,22 @@ def gather(hosts: list[Host], servers: list[Host], *, port: int, token: str | No
                 kube_box.append(KubeResult(error=str(e)))
         kube_thread = threading.Thread(target=run_kube, name="kube", daemon=True)
         kube_thread.start()
-    polled = on_all(hosts, lambda h: poll_node(h, port=port, token=token, timeout=timeout,
-                                               remote_factory=remote_factory, ssh_fallback=ssh_fallback))
+    def poll(h: Host) -> NodeResult | CertResult:
+        if isinstance(h, _CertProbe):
+            return read_serving_cert(h.host, cert_port, timeout / 2)
+        return poll_node(h, port=port, token=token, timeout=timeout, remote_factory=remote_factory,
+                         ssh_fallback=ssh_fallback)
+
+    probes = [_CertProbe(h) for h in hosts if h.role == "server"] if cert_port else []
+    polled = on_all([*hosts, *probes], poll)
     results = []
     for h in hosts:
         value = polled[h.name]
         results.append(value if isinstance(value, NodeResult)
                        else NodeResult(h, reachable=False, error=f"internal error: {value!r}"))
+        cert = polled.get(_CertProbe(h).name)
+        if cert is not None:
+            results[-1].cert = cert if isinstance(cert, CertResult) else CertResult(error=f"internal error: {cert!r}")
     if kube_thread is None:
         return results, KubeResult()
     kube_thread.join(timeout + 2)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from edgeclu.health import kube
-from edgeclu.health.collect import KubeResult, NodeResult
-from edgeclu.health.thresholds import LEVELS, Finding, Thresholds, evaluate, worst
+from edgeclu.health.collect import CertResult, KubeResult, NodeResult
+from edgeclu.health.thresholds import LEVELS, Finding, Thresholds, cert_findings, evaluate, worst
 
 COLUMNS = ("NODE", "STATUS", "ROLE", "VIA", "CPU", "LOAD", "MEM", "DISK", "TEMP", "MODEL", "PI", "UPTIME",
-           "K3S", "K8S", "NOTES")
+           "K3S", "K8S", "CERT", "NOTES")
 
 
 @dataclass
@@ -23,14 +24,23 @@ class NodeReport:
     findings: list[Finding] = field(default_factory=list)
     kube: kube.KubeNode | None = None
     error: str | None = None
+    cert: CertResult | None = None  # a server's serving certificate
+
+
+def cert_dict(c: CertResult | None, now: dt.datetime) -> dict | None:
+    if c is None:
+        return None
+    return {"source": c.source, "error": c.error, **(c.dates.as_dict(now) if c.dates else {})}
 
 
 @dataclass
 class Report:
     nodes: list[NodeReport]
-    cluster: list[Finding]  # findings about the cluster as a whole (the Kubernetes API)
+    cluster: list[Finding]  # findings about the cluster as a whole (the Kubernetes API, the kubeconfig)
     kube_source: str | None
     thresholds: Thresholds
+    kubeconfig: CertResult | None = None  # the kubeconfig's client certificate for this cluster
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def status(self) -> str:
@@ -44,18 +54,24 @@ class Report:
         return {
             "status": self.status, "exit_code": self.exit_code,
             "kubernetes": {"source": self.kube_source, "findings": [f.as_dict() for f in self.cluster]},
+            "kubeconfig_cert": cert_dict(self.kubeconfig, self.now),
             "thresholds": self.thresholds.as_dict(),
             "nodes": [{"name": n.name, "role": n.role, "address": n.address, "status": n.status, "via": n.via,
                        "findings": [f.as_dict() for f in n.findings],
-                       "kubernetes": n.kube.as_dict() if n.kube else None, "error": n.error, "sample": n.sample}
+                       "kubernetes": n.kube.as_dict() if n.kube else None, "error": n.error,
+                       "serving_cert": cert_dict(n.cert, self.now), "sample": n.sample}
                       for n in self.nodes],
         }
 
 
-def build(results: list[NodeResult], kube_result: KubeResult, thresholds: Thresholds) -> Report:
+def build(results: list[NodeResult], kube_result: KubeResult, thresholds: Thresholds,
+          kubeconfig: CertResult | None = None, now: dt.datetime | None = None) -> Report:
+    now = now or dt.datetime.now(dt.UTC)
     nodes = []
     for r in results:
         findings: list[Finding] = []
+        if r.cert and r.cert.dates:
+            findings += cert_findings("serving certificate", r.cert.dates.not_after, now, thresholds)
         if r.sample is not None:
             findings += evaluate(r.sample, thresholds)
             if r.via == "ssh":
@@ -71,10 +87,16 @@ def build(results: list[NodeResult], kube_result: KubeResult, thresholds: Thresh
         findings.sort(key=lambda f: -LEVELS.index(f.level))
         status = "down" if not r.reachable else worst(f.level for f in findings)
         nodes.append(NodeReport(r.host.name, r.host.role, r.host.address, status, r.via, r.sample, findings, kn,
-                                r.error if not r.reachable or r.sample is None else None))
+                                r.error if not r.reachable or r.sample is None else None, r.cert))
     cluster = [Finding("warning", "kubernetes", f"cannot read node status: {kube_result.error}")] \
         if kube_result.error else []
-    return Report(nodes, cluster, kube_result.source, thresholds)
+    if kubeconfig and kubeconfig.dates:
+        cluster += cert_findings(f"the client certificate in {kubeconfig.source}", kubeconfig.dates.not_after, now,
+                                 thresholds)
+    elif kubeconfig and kubeconfig.error:
+        cluster.append(Finding("warning", "certificate", f"cannot read the kubeconfig's client certificate: "
+                                                         f"{kubeconfig.error}"))
+    return Report(nodes, cluster, kube_result.source, thresholds, kubeconfig, now)
 
 
 # -- table cells ----------------------------------------------------------------------
@@ -108,7 +130,17 @@ def k3s_cell(k3s: dict | None) -> str:
     return " ".join(x for x in (k3s.get("role"), k3s.get("active_state"), k3s.get("version")) if x)
 
 
-def row(n: NodeReport) -> dict[str, str]:
+def cert_cell(c: CertResult | None, now: dt.datetime) -> str:
+    """Days the serving certificate has left (``19d``, ``expired``), ``?`` when it could not be read."""
+    if c is None:
+        return "-"
+    if c.dates is None:
+        return "?"
+    left = c.dates.days_left(now)
+    return f"{left:.0f}d" if left > 0 else "expired"
+
+
+def row(n: NodeReport, now: dt.datetime | None = None) -> dict[str, str]:
     """The table cells for one node (keys: :data:`COLUMNS`)."""
     s = n.sample or {}
     cpu, mem, temp = s.get("cpu") or {}, s.get("memory") or {}, s.get("temperature") or {}
@@ -134,6 +166,7 @@ def row(n: NodeReport) -> dict[str, str]:
         "UPTIME": duration((s.get("host") or {}).get("uptime_seconds")) if s else "-",
         "K3S": k3s_cell(s.get("k3s")),
         "K8S": n.kube.summary if n.kube else "-",
+        "CERT": cert_cell(n.cert, now or dt.datetime.now(dt.UTC)),
         "NOTES": notes,
     }
 

@@ -16,11 +16,14 @@ Pi throttled / freq capped / soft     now           -
 temperature limit
 root filesystem read-only             -             always
 k3s unit installed but not active     -             always
+a server's serving certificate, the   ends within   has ended
+kubeconfig's client certificate       30 days
 ====================================  ============  ==========
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 
 LEVELS = ("ok", "warning", "critical", "down")
@@ -34,6 +37,7 @@ class Thresholds:
     disk_crit: float = 95.0
     mem_warn: float = 90.0
     mem_crit: float | None = None
+    cert_warn_days: float = 30.0
 
     def problems(self) -> list[str]:
         """Inconsistent settings, one line each (warning must not be above critical)."""
@@ -46,6 +50,8 @@ class Thresholds:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 100:
                 out.append(f"--{name.replace('_', '-')} {value:g} is not a percentage (0-100]")
+        if self.cert_warn_days < 0:
+            out.append(f"--cert-warn {self.cert_warn_days:g} is not a number of days (0 or more)")
         return out
 
     def as_dict(self) -> dict:
@@ -117,6 +123,20 @@ def evaluate(sample: dict, t: Thresholds = Thresholds()) -> list[Finding]:
         unit, state = k3s.get("unit") or "k3s", k3s.get("active_state") or "not active"
         found.append(Finding("critical", "k3s", f"{unit} is {state}"))
     return sorted(found, key=lambda f: -LEVELS.index(f.level))
+
+
+def cert_findings(what: str, not_after: dt.datetime, now: dt.datetime, t: Thresholds = Thresholds()
+                  ) -> list[Finding]:
+    """A certificate that has ended is critical (TLS with it fails); one that ends within
+    ``t.cert_warn_days`` is a warning, with the date and what to run."""
+    left = (not_after - now).total_seconds() / 86400
+    day = not_after.strftime("%Y-%m-%d")
+    if left <= 0:
+        return [Finding("critical", "certificate", f"{what} expired on {day}; run `edgeclu certs rotate`")]
+    if left <= t.cert_warn_days:
+        return [Finding("warning", "certificate", f"{what} expires in {left:.0f} day(s), on {day}; "
+                                                  "run `edgeclu certs rotate`")]
+    return []
 
 
 def status(findings: list[Finding], reachable: bool = True) -> str:

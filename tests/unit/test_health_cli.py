@@ -61,7 +61,7 @@ def test_table_and_threshold_options(inventory):
     assert r.exit_code == 1, r.output
     header, *rows = r.stdout.splitlines()
     assert header.split() == ["NODE", "STATUS", "ROLE", "VIA", "CPU", "LOAD", "MEM", "DISK", "TEMP", "MODEL", "PI",
-                              "UPTIME", "K3S", "K8S", "NOTES"]
+                              "UPTIME", "K3S", "K8S", "CERT", "NOTES"]
     assert [row.split()[:4] for row in rows] == [["pi-1", "ok", "server", "agent"],
                                                   ["pi-2", "warning", "agent", "agent"]]
     assert rows[1].rstrip().endswith("81.0°C (limit 75°C); under-voltage since boot")

@@ -53,7 +53,7 @@ def test_all_fine():
         "NODE": "pi-1", "STATUS": "warning", "ROLE": "server", "VIA": "agent", "CPU": "12%", "LOAD": "0.42",
         "MEM": "25%", "DISK": "56% /", "TEMP": "61°C", "MODEL": "Raspberry Pi 4 Model B Rev 1.4",
         "PI": "under-voltage since boot, throttled since boot", "UPTIME": "1d 3h", "K3S": "server active v1.31.4+k3s1",
-        "K8S": "Ready", "NOTES": "under-voltage since boot",
+        "K8S": "Ready", "CERT": "-", "NOTES": "under-voltage since boot",
     }
 
 

@@ -264,3 +264,60 @@ def test_without_an_agent_token_agents_use_the_server_token_and_it_follows_a_rot
     state["cluster"]["agent_token_hash"] = util.sha256("agt")
     join.rotate_token(state, "newer")
     assert join.token_user(state, "node", "agt") == "node"
+
+
+# -- certificate lifetime and rotation (k3s: leaf certificates last $CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS
+# days, read by rancher/dynamiclistener's cert.NewSignedCert, else 365; renewed at start within 120 days
+# of their end, docs.k3s.io/cli/certificate; `k3s certificate rotate` backs up server/tls to
+# server/tls-<unix time> and removes the leaf files, CAs untouched, k3s pkg/cli/cert/cert.go) ----------
+def _leaf(d, name):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate((d / f"{name}.crt").read_bytes())
+
+
+def test_leaf_certificates_last_as_long_as_the_environment_says(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from tests.k3s_standin.standin import tls
+
+    assert tls.lifetime_days({}) == 365 and tls.lifetime_days({tls.LIFETIME_ENV: "20"}) == 20
+    assert tls.lifetime_days({tls.LIFETIME_ENV: "twenty"}) == 365  # k3s: logged, the default
+    monkeypatch.setenv(tls.LIFETIME_ENV, "20")
+    d = str(tmp_path)
+    tls.ensure_cas(d)
+    tls.issue_server_certs(d, "10.77.0.11", "node1", [])
+    for name in ("serving-kube-apiserver", "client-admin"):
+        cert = _leaf(tmp_path, name)
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(days=20)
+    ca = _leaf(tmp_path, "server-ca")
+    assert ca.not_valid_after_utc - ca.not_valid_before_utc == dt.timedelta(days=3650)  # CAs: 10 years
+    # within 120 days of its end: the next start renews the admin certificate, with today's lifetime
+    monkeypatch.delenv(tls.LIFETIME_ENV)
+    tls.issue_server_certs(d, "10.77.0.11", "node1", [])
+    admin = _leaf(tmp_path, "client-admin")
+    assert admin.not_valid_after_utc - admin.not_valid_before_utc == dt.timedelta(days=365)
+    tls.issue_server_certs(d, "10.77.0.11", "node1", [])  # a year left: kept
+    assert _leaf(tmp_path, "client-admin").serial_number == admin.serial_number
+
+
+def test_certificate_rotate_backs_up_and_removes_the_leaves_only(tmp_path):
+    from tests.k3s_standin.standin import tls
+
+    data = tmp_path / "k3s"
+    d = data / "server" / "tls"
+    tls.ensure_cas(str(d))
+    tls.issue_server_certs(str(d), "10.77.0.11", "node1", [])
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    backup = tls.rotate(str(data), now=1764590400)
+    assert backup == str(data / "server" / "tls-1764590400")
+    assert {p.name: p.read_bytes() for p in (data / "server" / "tls-1764590400").iterdir()} == before
+    assert sorted(p.name for p in d.iterdir()) == ["client-ca.crt", "client-ca.key", "server-ca.crt", "server-ca.key"]
+    tls.issue_server_certs(str(d), "10.77.0.11", "node1", [])  # the next start
+    for name in ("serving-kube-apiserver", "client-admin"):
+        assert (d / f"{name}.crt").read_bytes() != before[f"{name}.crt"]
+        assert (d / f"{name}.key").read_bytes() != before[f"{name}.key"]
+    assert (d / "server-ca.crt").read_bytes() == before["server-ca.crt"]
+    assert tls.signed_by(str(d), "client-admin", "client-ca")
+    # an agent (no server/tls): nothing to back up
+    assert tls.rotate(str(tmp_path / "agent-data")) is None

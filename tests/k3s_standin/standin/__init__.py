@@ -17,6 +17,9 @@ setup uses. It models the parts of k3s that provisioning and lifecycle code obse
   with a ``level=fatal`` line in the journal; then it heartbeats. A node is Ready while its heartbeat
   is younger than node-monitor-grace-period.
 * ``k3s kubectl``: runs a real kubectl of the same minor (the lab binds one into each node).
+* ``k3s certificate rotate`` (:mod:`.tls`): leaf certificates last ``$CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS``
+  days (365 by default), are renewed at start within 120 days of their end, and ``rotate`` backs them up and
+  removes them so the next start issues new ones.
 * ``k3s etcd-snapshot save/ls/delete``, ``k3s server --cluster-reset [--cluster-reset-restore-path]``
   (:mod:`.etcd`).
 

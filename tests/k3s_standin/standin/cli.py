@@ -1,4 +1,5 @@
-"""The ``k3s`` command line: ``--version``, ``server``, ``agent``, ``kubectl``, ``etcd-snapshot``."""
+"""The ``k3s`` command line: ``--version``, ``server``, ``agent``, ``kubectl``, ``etcd-snapshot``, ``token``,
+``certificate``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .config import load_config, parse_flags
 from .etcd import cluster_reset, cmd_etcd_snapshot
 from .join import ensure_node_password, fetch_ca, kubelet_auth, request, split_token
 from .objects import ApiError
+from .tls import rotate as rotate_certificates
 from .util import (
     DATA_DIR,
     KUBECONFIG,
@@ -128,6 +130,23 @@ def cmd_token(argv: list[str]) -> int:
     return 0
 
 
+def cmd_certificate(argv: list[str]) -> int:
+    """``k3s certificate rotate [--data-dir DIR]``: run with k3s stopped; the next start issues new
+    certificates (k3s pkg/cli/cert/cert.go: it backs up and removes the leaf files, CAs untouched)."""
+    flags, args = parse_flags(argv)
+    if args[:1] != ["rotate"]:
+        print(f"error: the k3s stand-in's certificate supports only rotate, not {' '.join(args)!r}",
+              file=sys.stderr)
+        return 1
+    if flags.get("service"):
+        fatal("the k3s stand-in rotates every certificate: --service is not supported")
+    backup = rotate_certificates(flags.get("data-dir") or DATA_DIR)
+    where = backup or os.path.join(flags.get("data-dir") or DATA_DIR, "agent")
+    log("info", f"Successfully backed up certificates to {where}, please restart k3s server or agent to "
+                "rotate certificates")
+    return 0
+
+
 def cmd_kubectl(argv: list[str]) -> int:
     """``k3s kubectl``: k3s embeds kubectl; the stand-in runs a real one of its minor version (the lab binds
     it read-only into each node), with k3s.yaml unless the caller names a kubeconfig."""
@@ -157,7 +176,7 @@ def main(argv: list[str]) -> int:
         print(f"k3s version {VERSION} (standin)\ngo version go1.22.9 (stand-in: python {platform.python_version()})")
         return 0
     commands = {"server": cmd_server, "agent": cmd_agent, "kubectl": cmd_kubectl,
-                "etcd-snapshot": cmd_etcd_snapshot, "token": cmd_token}
+                "etcd-snapshot": cmd_etcd_snapshot, "token": cmd_token, "certificate": cmd_certificate}
     if args[0] not in commands:
         print(f"k3s stand-in: unknown command {args[0]!r} (supported: {', '.join(commands)})", file=sys.stderr)
         return 1

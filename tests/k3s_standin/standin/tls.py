@@ -7,14 +7,26 @@ server issues its own ``serving-kube-apiserver`` certificate, whose SANs are its
 client certificate (``client-admin``: CN ``system:admin``, O ``system:masters``) for k3s.yaml.
 Joining servers get the CA keys from the cluster, as k3s's do from its bootstrap data.
 
+Lifetimes, as k3s's: CAs 10 years; leaf certificates 365 days unless
+``CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS`` says otherwise (k3s signs leaves with rancher/dynamiclistener's
+``cert.NewSignedCert``, which reads that variable and falls back to 365 on a value that is not an
+integer; users set it in ``/etc/default/k3s``, which the unit's ``EnvironmentFile=`` reads). At start, a
+leaf that is missing or within :data:`RENEW_DAYS` of its end is issued again (k3s docs, cli/certificate.md:
+"within 120 days of expiring are automatically renewed every time K3s starts").
+``k3s certificate rotate`` (:func:`rotate`, k3s pkg/cli/cert/cert.go): with k3s stopped, copy
+``server/tls`` to ``server/tls-<unix time>`` and remove the leaf certificates (never the CAs), so the
+next start issues new ones.
+
 Uses python3-cryptography (in the lab's node image).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
+import shutil
 import ssl
 
 from cryptography import x509
@@ -23,17 +35,33 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .util import read_file, write_file
+from .util import log, read_file, write_file
 
 CAS = ("server-ca", "client-ca")
 SERVING = "serving-kube-apiserver"
 ADMIN = "client-admin"
+DEFAULT_LIFETIME_DAYS = 365
+RENEW_DAYS = 120
+LIFETIME_ENV = "CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS"
 DEFAULT_SANS = ("127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local", "10.43.0.1")
 
 
 def tls_dir(data_dir: str) -> str:
     return os.path.join(data_dir, "server", "tls")
+
+
+def lifetime_days(env=os.environ) -> int:
+    """Days a new leaf certificate lasts: ``$CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS``, else 365."""
+    text = env.get(LIFETIME_ENV, "")
+    if not text:
+        return DEFAULT_LIFETIME_DAYS
+    try:
+        return int(text)
+    except ValueError:
+        log("info", f"[NewSignedCert] expiration days from ENV ({text}) could not be converted to int "
+                    f"(falling back to default value: {DEFAULT_LIFETIME_DAYS})")
+        return DEFAULT_LIFETIME_DAYS
 
 
 def _key_pem(key) -> str:
@@ -108,7 +136,8 @@ def issue(directory: str, ca: str, name: str, cn: str, *, org: str | None = None
     ca_key = serialization.load_pem_private_key(read_file(os.path.join(directory, f"{ca}.key")).encode(), None)
     key = ec.generate_private_key(ec.SECP256R1())
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-    cert = _cert(_name(cn, org), key, ca_cert.subject, ca_key, ca=False, days=365, sans=sans, usage=usage)
+    cert = _cert(_name(cn, org), key, ca_cert.subject, ca_key, ca=False, days=lifetime_days(), sans=sans,
+                 usage=usage)
     crt, keyfile = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
     write_file(keyfile, _key_pem(key), 0o600)
     write_file(crt, cert.public_bytes(serialization.Encoding.PEM).decode() + ca_bundle(directory, ca), 0o644)
@@ -123,8 +152,44 @@ def serving_sans(node_ip: str, node_name: str, tls_sans: list[str]) -> list[str]
 def issue_server_certs(directory: str, node_ip: str, node_name: str, tls_sans: list[str]) -> None:
     """This server's serving certificate (every start: SANs follow the config) and its admin client cert."""
     issue(directory, "server-ca", SERVING, "kube-apiserver", sans=serving_sans(node_ip, node_name, tls_sans))
-    if not signed_by(directory, ADMIN, "client-ca"):  # none yet, or the CAs were replaced (cluster-reset)
+    # none yet, the CAs were replaced (cluster-reset), or near its end (k3s renews at start)
+    if not signed_by(directory, ADMIN, "client-ca") or expiring(directory, ADMIN):
         issue(directory, "client-ca", ADMIN, "system:admin", org="system:masters", client=True)
+
+
+def expiring(directory: str, name: str, now: dt.datetime | None = None) -> bool:
+    """``name.crt`` ends within :data:`RENEW_DAYS` (or has ended)."""
+    text = read_file(os.path.join(directory, f"{name}.crt"))
+    if not text:
+        return True
+    cert = x509.load_pem_x509_certificate(text.encode())
+    # (cryptography 38, Debian bookworm's: no not_valid_after_utc yet)
+    end = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=dt.UTC)
+    return end - (now or dt.datetime.now(dt.UTC)) <= dt.timedelta(days=RENEW_DAYS)
+
+
+LEAVES = (SERVING, ADMIN)
+
+
+def rotate(data_dir: str, now: float | None = None) -> str | None:
+    """``k3s certificate rotate``: back up ``server/tls`` and remove the leaf certificates and keys; the
+    CAs stay. Returns the backup directory (None on an agent: the stand-in's agent keeps no
+    certificates, it authenticates with its node password)."""
+    directory = tls_dir(data_dir)
+    if not os.path.isdir(directory):
+        log("info", "Agent detected, rotating agent certificates")
+        return None
+    log("info", "Server detected, rotating agent and server certificates")
+    stamp = int(now if now is not None else dt.datetime.now(dt.UTC).timestamp())
+    backup = os.path.join(data_dir, "server", f"tls-{stamp}")
+    shutil.copytree(directory, backup, symlinks=True, dirs_exist_ok=True)
+    os.chmod(backup, 0o700)
+    for name in LEAVES:
+        log("info", f"Rotating certificates for {name}")
+        for ext in ("crt", "key"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, f"{name}.{ext}"))
+    return backup
 
 
 def signed_by(directory: str, name: str, ca: str) -> bool:
