@@ -56,7 +56,7 @@ def test_a_certificate_near_its_end_warns_until_certs_rotate(fresh_lab, k3s_mirr
     assert table.returncode == 1
     header, *rows = table.stdout.splitlines()
     row = next(r for r in rows if r.startswith("node1 "))
-    assert row.split()[header.split().index("CERT")] == "20d" and "run `edgeclu certs rotate`" in row
+    assert row[header.index("CERT"):].split()[0] == "20d" and "run `edgeclu certs rotate`" in row
     assert "cluster: the client certificate in" in " ".join(table.stderr.split())
 
     # back to k3s's default lifetime, then the rotation
@@ -89,3 +89,16 @@ def test_a_certificate_near_its_end_warns_until_certs_rotate(fresh_lab, k3s_mirr
     assert all(n["ready"] for n in kube_nodes(lab).values())
     # the user's own kubectl, TLS verified against the cluster CA, with the refreshed client certificate
     assert wait_ready_nodes(kubeconfig, "lab", V1, {"node1", "node2"}) == {"node1": True, "node2": True}
+
+    # a run that stopped after node1 (its record says so): the next one resumes with node2 only
+    serving = nodes["node1"]["serving_cert"]
+    lab.exec("node1", "umask 077; echo '{\"started\": 1, \"who\": \"an earlier run\", \"done\": [\"node1\"]}' "
+                      "> /var/lib/edgeclu/certs-rotate.json")
+    plan = json.loads(ok(edgeclu(tmp_path, "certs", "rotate", "-i", str(inv), "--dry-run", "--json")).stdout)
+    assert (plan["steps"], plan["skipped"]) == ([{"role": "agent", "nodes": ["node2"]}], ["node1"])
+    resumed = json.loads(ok(edgeclu(tmp_path, "certs", "rotate", "-i", str(inv), "--json")).stdout)
+    assert (resumed["done"], resumed["skipped"], resumed["ok"]) == (["node2"], ["node1"], True)
+    code, doc = _health(tmp_path, inv)
+    again = {n["name"]: n for n in doc["nodes"]}["node1"]["serving_cert"]
+    assert code == 0 and (again["not_before"], again["not_after"]) == (serving["not_before"], serving["not_after"])
+    assert lab.exec("node1", "test -e /var/lib/edgeclu/certs-rotate.json || echo gone").strip() == "gone"

@@ -152,6 +152,22 @@ def test_the_upgrade_record_is_read_when_the_lock_is_taken(tmp_path):
         assert lk.upgrade is None
 
 
+def test_a_run_record_next_to_the_lock_is_written_read_and_cleared(tmp_path):
+    from edgeclu.lifecycle.certs import ROTATE_FILE
+
+    node = LocalNode(tmp_path)
+    with ClusterLock(node, "certs rotate", ttl=60) as lk:
+        assert lk.read_record(ROTATE_FILE) is None
+        lk.write_record(ROTATE_FILE, {"started": 1.5, "done": ["node1"]})
+    assert oct((tmp_path / "certs-rotate.json").stat().st_mode & 0o777) == "0o600"
+    with ClusterLock(node, "certs rotate", ttl=60) as lk:
+        assert lk.read_record(ROTATE_FILE) == {"started": 1.5, "done": ["node1"]}
+        (tmp_path / "certs-rotate.json").write_text("[not, an, object")
+        assert lk.read_record(ROTATE_FILE) is None
+        lk.write_record(ROTATE_FILE, None)
+    assert not (tmp_path / "certs-rotate.json").exists()
+
+
 @pytest.mark.parametrize(("value", "ok"), [("", True), ("5", True), ("1", False), ("soon", False)])
 def test_lock_ttl_from_the_environment(monkeypatch, value, ok):
     monkeypatch.setenv(lock.TTL_ENV, value)
