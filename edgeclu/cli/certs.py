@@ -14,7 +14,8 @@ from edgeclu.cli._console import out, safe, say
 from edgeclu.cli._lifecycle import report
 from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.inventory import load_inventory
-from edgeclu.lifecycle.certs import describe, dry_run, rotate_certs
+from edgeclu.lifecycle.certs import dry_run, rotate_certs
+from edgeclu.lifecycle.plan import describe
 
 app = typer.Typer(help="Manage the cluster's k3s certificates.", no_args_is_help=True)
 

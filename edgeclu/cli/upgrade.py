@@ -16,7 +16,8 @@ from edgeclu.cli._nodes import trusted_known_hosts
 from edgeclu.cli._progress import PhaseProgress, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.kubectl import connect_api
-from edgeclu.lifecycle.upgrade import check_target, describe, plan_upgrade, upgrade_cluster
+from edgeclu.lifecycle.plan import describe
+from edgeclu.lifecycle.upgrade import check_target, plan_upgrade, upgrade_cluster
 from edgeclu.lifecycle.words import upgrade_words
 
 

@@ -29,7 +29,7 @@ from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
 from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
-from edgeclu.lifecycle.plan import Step, batch_size
+from edgeclu.lifecycle.plan import Step, describe, rolling_steps
 from edgeclu.lock import LOCK_DIR, ClusterLock, read_record
 from edgeclu.transport import remote_for
 
@@ -55,22 +55,6 @@ def done_before(record: Mapping | None, names: Collection[str]) -> list[str]:
     return [n for n in done if isinstance(n, str) and n in names]
 
 
-def rotation_steps(servers: list[str], agents: list[str], percent: int, done: Collection[str] = ()) -> list[Step]:
-    """Servers one at a time (inventory order), then agents in batches of ``percent`` % of all agents;
-    nodes already done are left out, so a re-run resumes."""
-    steps = [Step("server", (s,)) for s in servers if s not in done]
-    todo = [a for a in agents if a not in done]
-    size = max(batch_size(len(agents), percent), 1)
-    steps += [Step("agent", tuple(todo[i:i + size])) for i in range(0, len(todo), size)]
-    return steps
-
-
-def describe(steps: list[Step]) -> str:
-    """``node1 (server) -> [node3, node4] (agents)`` (pure)."""
-    parts = [f"{s.nodes[0]} (server)" if s.role == "server" else f"[{', '.join(s.nodes)}] (agents)" for s in steps]
-    return " -> ".join(parts) or "nothing to do"
-
-
 def failure_reason(stdout: str, stderr: str, code: int) -> str:
     """The last line k3s printed (its log goes to stderr), else the exit code."""
     lines = [line for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
@@ -94,8 +78,8 @@ class CertsOutcome:
 
 def plan(inv: Inventory, record: Mapping | None) -> tuple[list[Step], list[str]]:
     skipped = done_before(record, {h.name for h in inv.hosts})
-    steps = rotation_steps([h.name for h in inv.servers], [h.name for h in inv.agents],
-                           inv.vars["upgrade_batch_percent"], skipped)
+    steps = rolling_steps([h.name for h in inv.servers], [h.name for h in inv.agents],
+                          inv.vars["upgrade_batch_percent"], skipped)
     return steps, skipped
 
 

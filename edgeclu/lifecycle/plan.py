@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -21,15 +21,28 @@ def batch_size(count: int, percent: int) -> int:
     return max(1, -(-count * percent // 100))
 
 
-def upgrade_steps(servers: Sequence[str], agents: Sequence[str], percent: int,
-                  versions: Mapping[str, str | None], target: str) -> list[Step]:
+def rolling_steps(servers: Sequence[str], agents: Sequence[str], percent: int,
+                  done: Collection[str] = ()) -> list[Step]:
     """Servers one at a time (inventory order), then agents in batches of ``percent`` % of all
-    agents. Nodes already running ``target`` are left out, so a re-run resumes."""
-    steps = [Step("server", (s,)) for s in servers if versions.get(s) != target]
-    todo = [a for a in agents if versions.get(a) != target]
-    size = batch_size(len(agents), percent)
+    agents (a batch keeps its size when some are done). Nodes in ``done`` are left out, so a
+    re-run resumes."""
+    steps = [Step("server", (s,)) for s in servers if s not in done]
+    todo = [a for a in agents if a not in done]
+    size = max(batch_size(len(agents), percent), 1)
     steps += [Step("agent", tuple(todo[i:i + size])) for i in range(0, len(todo), size)]
     return steps
+
+
+def upgrade_steps(servers: Sequence[str], agents: Sequence[str], percent: int,
+                  versions: Mapping[str, str | None], target: str) -> list[Step]:
+    """:func:`rolling_steps`, leaving out the nodes already running ``target``."""
+    return rolling_steps(servers, agents, percent, {n for n, v in versions.items() if v == target})
+
+
+def describe(steps: Sequence[Step]) -> str:
+    """``node1 (server) -> node2 (server) -> [node3, node4] (agents)`` (pure)."""
+    parts = [f"{s.nodes[0]} (server)" if s.role == "server" else f"[{', '.join(s.nodes)}] (agents)" for s in steps]
+    return " -> ".join(parts) or "nothing to do"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from edgeclu.converge import forks_for
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory
 from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
-from edgeclu.lifecycle.plan import Step, batch_size
+from edgeclu.lifecycle.plan import Step, rolling_steps
 from edgeclu.lock import ClusterLock
 from edgeclu.playbook import TaskEvent, run_playbook
 from edgeclu.transport import remote_for
@@ -45,11 +45,7 @@ def which_tokens(agent: bool, server: bool) -> tuple[bool, bool]:
 def rotation_steps(servers: list[str], agents: list[str], percent: int, *, agent_token: bool) -> list[Step]:
     """Servers one at a time (each restarts with its new config.yaml), then, when the agent
     token changed, the agents in batches of ``percent`` % (pure)."""
-    steps = [Step("server", (s,)) for s in servers]
-    if agent_token:
-        size = batch_size(len(agents), percent)
-        steps += [Step("agent", tuple(agents[i:i + size])) for i in range(0, len(agents), size)]
-    return steps
+    return rolling_steps(servers, agents if agent_token else [], percent)
 
 
 def unreachable_advice(name: str, role: str, inventory: Path) -> tuple[str, list[str]]:

@@ -30,7 +30,7 @@ from edgeclu.inventory import Inventory
 from edgeclu.k3s import compare_versions, version_key
 from edgeclu.lifecycle.invfile import set_cluster_var, write_inventory
 from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
-from edgeclu.lifecycle.plan import Step, upgrade_steps
+from edgeclu.lifecycle.plan import Step, describe, upgrade_steps
 from edgeclu.lock import ClusterLock
 from edgeclu.playbook import TaskEvent, run_playbook
 from edgeclu.transport import remote_for
@@ -61,12 +61,6 @@ class UpgradeOutcome:
     def skipped(self) -> list[str]:
         """Already on the target before this run."""
         return [n for n, v in self.before.items() if v == self.target]
-
-
-def describe(steps: list[Step]) -> str:
-    """``node1 (server) -> node2 (server) -> [node3, node4] (agents)`` (pure)."""
-    parts = [f"{s.nodes[0]} (server)" if s.role == "server" else f"[{', '.join(s.nodes)}] (agents)" for s in steps]
-    return " -> ".join(parts) or "nothing to do"
 
 
 def check_target(target: str) -> None:

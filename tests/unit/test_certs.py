@@ -18,8 +18,8 @@ from edgeclu import certs
 from edgeclu.health import report
 from edgeclu.health.collect import CertResult, KubeResult, NodeResult, kubeconfig_cert, read_serving_cert
 from edgeclu.health.thresholds import Finding, Thresholds, cert_findings
-from edgeclu.lifecycle.certs import done_before, failure_reason, rotate_command, rotation_steps
-from edgeclu.lifecycle.plan import Step
+from edgeclu.lifecycle.certs import done_before, failure_reason, rotate_command
+from edgeclu.lifecycle.plan import Step, rolling_steps, upgrade_steps
 from tests.unit.test_health_report import SAMPLE, host, kube_nodes
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
@@ -189,7 +189,11 @@ def test_no_tls_there_is_a_reason_not_a_hang():
     (["s1"], ["a1"], 25, ["s1", "a1"], []),
 ])
 def test_servers_one_at_a_time_then_agents_in_batches(servers, agents, percent, done, steps):
-    assert rotation_steps(servers, agents, percent, done) == [Step(r, n) for r, n in steps]
+    assert rolling_steps(servers, agents, percent, done) == [Step(r, n) for r, n in steps]
+
+
+def test_an_upgrade_of_a_cluster_without_agents_has_steps():  # range() with a step of 0 raised before
+    assert upgrade_steps(["s1", "s2"], [], 25, {"s1": "v2"}, "v2") == [Step("server", ("s2",))]
 
 
 @pytest.mark.parametrize(("record", "done"), [
