@@ -95,6 +95,7 @@ def dry_run(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
 
 def rotate_certs(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, ready_timeout: float = 300,
                  kubeconfig: Path | None = None, report: Report = print) -> CertsOutcome:
+    kc.check(inv, kubeconfig)  # one it could not merge into stops the run before anything changes (exit 2)
     lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
         with ClusterLock(lock_remote, "certs rotate", report=report) as lk:

@@ -73,3 +73,12 @@ def test_backup_list(tmp_path):
     assert r.stderr.strip() == f"2 backup(s) in {root}"
     r, _ = _run(["backup", "--list", "--json"], env={"EDGECLU_BACKUP_DIR": str(root)})
     assert [b["name"] for b in json.loads(r.stdout)] == ["home-20250101-000000", "home-20250102-000000"]
+
+
+def test_certs_rotate_refuses_a_kubeconfig_it_could_not_merge_into_before_any_node(inv, tmp_path):
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("clusters: [unclosed\n")
+    r, took = _run(["certs", "rotate", "-i", str(inv)], env={"KUBECONFIG": str(bad)})
+    assert r.exit_code == 2, r.output
+    assert f"{bad}: not a valid kubeconfig: invalid YAML" in r.stderr
+    assert "unreachable" not in r.stderr and took < 4
