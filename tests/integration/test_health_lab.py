@@ -158,7 +158,9 @@ def test_kubernetes_columns_from_the_k3s_stand_in(fresh_lab, k3s_mirror, tmp_pat
         assert n["sample"]["k3s"]["role"] == role and n["sample"]["k3s"]["active"] is True
         assert n["sample"]["k3s"]["version"] == K3S
     rows = {line.split()[0]: line for line in _health(inv, *CALM)[0].stdout.splitlines()[1:]}
-    assert "server active v1.31.4+k3s1" in rows["node1"] and rows["node1"].split()[-1] == "Ready"
+    # K8S, then CERT: the days the server's serving certificate has left (k3s's default: 365), none for agents
+    assert "server active v1.31.4+k3s1" in rows["node1"] and rows["node1"].split()[-2:] == ["Ready", "365d"]
+    assert rows["node2"].split()[-2:] == ["Ready", "-"]
 
     # cordon node2, stop k3s on node3: one warning, one critical (unit stopped, kubelet silent)
     lab.exec("node1", "k3s kubectl cordon node2")
