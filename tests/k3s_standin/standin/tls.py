@@ -10,9 +10,10 @@ Joining servers get the CA keys from the cluster, as k3s's do from its bootstrap
 Lifetimes, as k3s's: CAs 10 years; leaf certificates 365 days unless
 ``CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS`` says otherwise (k3s signs leaves with rancher/dynamiclistener's
 ``cert.NewSignedCert``, which reads that variable and falls back to 365 on a value that is not an
-integer; users set it in ``/etc/default/k3s``, which the unit's ``EnvironmentFile=`` reads). At start, a
-leaf that is missing or within :data:`RENEW_DAYS` of its end is issued again (k3s docs, cli/certificate.md:
-"within 120 days of expiring are automatically renewed every time K3s starts").
+integer; users set it in ``/etc/default/k3s``, which the unit's ``EnvironmentFile=`` reads). At start,
+the admin certificate is issued again when it is missing or within :data:`RENEW_DAYS` of its end (k3s
+docs, cli/certificate.md: "within 120 days of expiring are automatically renewed every time K3s starts");
+the stand-in's serving certificate is issued at every start anyway (its SANs follow the config).
 ``k3s certificate rotate`` (:func:`rotate`, k3s pkg/cli/cert/cert.go): with k3s stopped, copy
 ``server/tls`` to ``server/tls-<unix time>`` and remove the leaf certificates (never the CAs), so the
 next start issues new ones.
