@@ -108,8 +108,9 @@ def _pool(v: Any) -> str | None:
 
 
 def _sha256_pins(v: Any) -> str | None:
-    """``k3s_sha256``: ``{<k3s version>: {amd64|arm64|arm: <sha256>}}``."""
-    from edgeclu.k3s import is_sha256
+    """``k3s_sha256``: ``{<k3s version>: {amd64|arm64|arm: <sha256 of the binary>,
+    k3s-airgap-images-<arch>.tar.zst|.tar.gz|.tar: <sha256 of that images archive>}}``."""
+    from edgeclu.k3s import is_images_name, is_sha256
 
     if not isinstance(v, dict) or not v:
         return "must map a k3s version to {amd64|arm64|arm: sha256}"
@@ -119,11 +120,18 @@ def _sha256_pins(v: Any) -> str | None:
         if not isinstance(arches, dict) or not arches:
             return f"{version}: must map amd64, arm64 or arm to a sha256"
         for arch, digest in arches.items():
-            if arch not in ("amd64", "arm64", "arm"):
-                return f"{version}: {arch!r} is not a k3s release arch (amd64, arm64, arm)"
+            if arch not in ("amd64", "arm64", "arm") and not is_images_name(arch):
+                return (f"{version}: {arch!r} is not a k3s release arch (amd64, arm64, arm) nor an images "
+                        "archive (k3s-airgap-images-<arch>.tar.zst, .tar.gz, .tar)")
             if not is_sha256(digest):
                 return f"{version} {arch}: {digest!r} is not a sha256 (64 lowercase hex digits)"
     return None
+
+
+def _registries(v: Any) -> str | None:
+    from edgeclu.registries import problem
+
+    return problem(v)
 
 
 def _percent(v: Any) -> str | None:
@@ -283,6 +291,9 @@ CLUSTER_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "k3s_mirror": _str,
     "k3s_sha256": _sha256_pins,
     "k3s_airgap_dir": _local_dir,
+    "k3s_airgap_images": _bool,
+    "registries": _registries,
+    "embedded_registry": _bool,
     "disable_swap": _bool,
     "storage": _choice("local-path", "nfs", "longhorn", "none"),
     "storage_path": _str,
@@ -317,6 +328,7 @@ DEFAULTS: dict[str, Any] = {
     "node_labels": [],
     "node_taints": [],
     "k3s_extra_config": {},
+    "embedded_registry": False,
 }
 
 

@@ -28,6 +28,14 @@ _RELEASE_FILES = {
     "arm64": ("k3s-arm64", "sha256sum-arm64.txt"),
     "arm": ("k3s-armhf", "sha256sum-arm.txt"),
 }
+# The release's images archive (what a node without internet needs to start pause, CoreDNS, Traefik,
+# local-path...): k3s's scripts/package-airgap exports k3s-airgap-images-<arch>.tar and compresses it to
+# .tar.zst and .tar.gz, and the release workflow appends their sha256sum lines to sha256sum-<arch>.txt.
+# Preferred first: .tar.zst (the smallest, the one the k3s docs use). k3s imports every archive in
+# IMAGES_DIR when it starts (pkg/agent/containerd: preloadImages).
+IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
+IMAGES_EXTS = (".tar.zst", ".tar.gz", ".tar")
+IMAGES_PREFIX = "k3s-airgap-images-"
 _VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(?:-rc(\d+))?\+k3s(\d+)$")
 _VERSION_OUT_RE = re.compile(r"^k3s version (v\S+)", re.MULTILINE)
 
@@ -51,6 +59,45 @@ def release_files(machine: str) -> dict[str, str]:
     arch = k3s_arch(machine)
     binary, checksums = _RELEASE_FILES[arch]
     return {"arch": arch, "binary": binary, "checksums": checksums}
+
+
+def images_names(arch: str) -> list[str]:
+    """The release's images archive names for a k3s release arch, preferred first."""
+    return [f"{IMAGES_PREFIX}{arch}{ext}" for ext in IMAGES_EXTS]
+
+
+def is_images_name(name: Any) -> bool:
+    """Is ``name`` an images archive name of some k3s release arch (``k3s-airgap-images-arm64.tar.zst``)?"""
+    return isinstance(name, str) and any(name in images_names(a) for a in _RELEASE_FILES)
+
+
+def images_plan(machine: str, *, wanted: bool | None = None, airgap_files: Iterable[str] | None = None,
+                on_node: Mapping[str, str] | None = None, where: str = "") -> dict[str, Any]:
+    """Which images archive a node gets, and what is in its way (pure).
+
+    ``wanted``: the inventory's ``k3s_airgap_images`` (None: only from an air-gap directory that has
+    one). ``airgap_files``: the names in the air-gap directory's version directory (None: no air-gap
+    directory; then the node downloads the ``.tar.zst``). ``on_node``: ``{path: sha256}`` of the
+    ``k3s-airgap-images-*`` files in :data:`IMAGES_DIR` on the node. The archive is the node's arch's
+    only: any other images archive there (another arch, another format) is removed, so k3s finds
+    exactly one. ``have`` is the node's sha256 of it (the caller compares it with the controller's).
+    """
+    arch = k3s_arch(machine)
+    names = images_names(arch)
+    if wanted is False:
+        file = None
+    elif airgap_files is not None:
+        present = set(airgap_files)
+        file = next((n for n in names if n in present), None)
+        if file is None and wanted:
+            raise ValueError(f"k3s_airgap_images is true but {where or 'the air-gap directory'} has no "
+                             f"{' / '.join(names)}")
+    else:
+        file = names[0] if wanted else None
+    on_node = dict(on_node or {})
+    dest = f"{IMAGES_DIR}/{file}" if file else None
+    return {"arch": arch, "file": file, "dest": dest, "have": on_node.get(dest) if dest else None,
+            "remove": sorted(p for p in on_node if p != dest) if file else []}
 
 
 def release_url(version: str, filename: str, mirror: str | None = None) -> str:
@@ -90,23 +137,26 @@ def mirror_problem(mirror: str | None, pins: Mapping[str, Any] | None, version: 
 
 
 def checksum_source(version: str, arch: str, *, pins: Mapping[str, Any] | None = None, mirror: str | None = None,
-                    airgap_dir: str | None = None) -> dict[str, str]:
-    """Where the controller gets the sha256 that decides whether a node installs the binary (pure).
+                    airgap_dir: str | None = None, filename: str | None = None) -> dict[str, str]:
+    """Where the controller gets the sha256 that decides whether a node installs a release file (pure):
+    the binary, or ``filename`` (the images archive) of the node's ``arch``.
 
-    In order: ``k3s_sha256[version][arch]`` (``{"sha256": ...}``); the release's checksum file
-    in the air-gap directory on the controller (``{"path": ...}``); the checksum file fetched
-    by the controller over https from the mirror or GitHub (``{"url": ...}``). A plain-HTTP
-    mirror with no pin is refused (:func:`mirror_problem`). The node only downloads bytes.
+    In order: ``k3s_sha256[version][arch]`` for the binary, ``k3s_sha256[version][filename]`` for
+    another file (``{"sha256": ...}``); the release's checksum file in the air-gap directory on the
+    controller (``{"path": ...}``); the checksum file fetched by the controller over https from the
+    mirror or GitHub (``{"url": ...}``). A plain-HTTP mirror with no pin is refused
+    (:func:`mirror_problem`). The node only downloads bytes.
     """
     files = _RELEASE_FILES[arch]
-    pinned = ((pins or {}).get(version) or {}).get(arch)
+    key = filename or arch
+    pinned = ((pins or {}).get(version) or {}).get(key)
     if pinned:
-        return {"sha256": pinned, "what": f"k3s_sha256 for {version} {arch}"}
+        return {"sha256": pinned, "what": f"k3s_sha256 for {version} {key}"}
     if airgap_dir:
         path = f"{airgap_dir.rstrip('/')}/{version}/{files[1]}"
         return {"path": path, "what": path}
     if (pins or {}).get(version) and mirror and not _https(mirror):
-        raise ValueError(f"k3s_sha256 pins {version} for {', '.join(sorted(pins[version]))} but not for {arch}; "
+        raise ValueError(f"k3s_sha256 pins {version} for {', '.join(sorted(pins[version]))} but not for {key}; "
                          f"add its sha256 (from the release's {files[1]})")
     problem = mirror_problem(mirror, pins, version)
     if problem:
@@ -195,12 +245,13 @@ def node_config(role: str, *, token: str | None = None, agent_token: str | None 
                 node_ip: str | None = None, node_iface: str | None = None, server_url: str | None = None,
                 cluster_init: bool = False, tls_san: Iterable[str] = (), labels: Iterable[str] = (),
                 taints: Iterable[str] = (), disable: Iterable[str] = (), local_storage_path: str | None = None,
-                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                embedded_registry: bool = False, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The content of ``/etc/rancher/k3s/config.yaml`` for one node, as data.
 
     ``role`` is ``server`` or ``agent``. A server with ``cluster_init`` starts a new
     embedded-etcd cluster; a server with ``server_url`` joins one; a server with neither
-    is a single server (SQLite). An agent needs ``server_url``. ``extra`` (the inventory's
+    is a single server (SQLite). An agent needs ``server_url``. ``embedded_registry``: k3s's embedded
+    registry mirror, a server option that turns it on for the whole cluster. ``extra`` (the inventory's
     ``k3s_extra_config``) is merged last but may not set the tokens or the join URL.
 
     Two tokens, as k3s has them (docs.k3s.io/cli/token): a server gets the server ``token``
@@ -220,8 +271,9 @@ def node_config(role: str, *, token: str | None = None, agent_token: str | None 
         raise ValueError("a server either starts the cluster (cluster_init) or joins one (server_url)")
     if role == "agent" and not server_url:
         raise ValueError("an agent needs server_url")
-    if role == "agent" and (cluster_init or tls_san or disable or local_storage_path):
-        raise ValueError("cluster_init, tls_san, disable and local_storage_path are server settings")
+    if role == "agent" and (cluster_init or tls_san or disable or local_storage_path or embedded_registry):
+        raise ValueError("cluster_init, tls_san, disable, local_storage_path and embedded_registry are server "
+                         "settings")
     extra = dict(extra or {})
     reserved = sorted(k for k in extra if reserved_config_key(k))
     if reserved:
@@ -250,6 +302,8 @@ def node_config(role: str, *, token: str | None = None, agent_token: str | None 
             cfg["disable"] = off
         if local_storage_path:
             cfg["default-local-storage-path"] = local_storage_path
+        if embedded_registry:
+            cfg["embedded-registry"] = True
     cfg.update(extra)
     return cfg
 
@@ -317,18 +371,22 @@ def stale_files(wanted: Iterable[Mapping[str, Any]], state: Mapping[str, Mapping
 
 
 def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], files: Iterable[Mapping[str, Any]],
-                 version: str, service: str) -> dict[str, Any]:
+                 version: str, service: str, secret_files: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """What the k3s_install role does on a node, from one ``k3s_node_state`` look at it.
 
     ``config_file``: config.yaml as ``{path, mode, content}``; ``files``: the unit and scripts,
-    the same way. Each content is read once (in a playbook each read renders a template).
-    A new config, unit or binary (another version than ``version``) means a restart. A newer
-    installed k3s is never replaced (``downgrade``: the role refuses the node).
+    the same way; ``secret_files``: other files k3s reads at start that hold secrets
+    (registries.yaml), written with config.yaml. Each content is read once (in a playbook each read
+    renders a template). A new config, registries.yaml, unit or binary (another version than
+    ``version``) means a restart. A newer installed k3s is never replaced (``downgrade``: the role
+    refuses the node).
     """
     config_file = dict(config_file)
     files = [dict(f) for f in files]
+    secrets = [dict(config_file)] + [dict(f) for f in secret_files]
+    stale_secrets = stale_files(secrets, state["files"])
     stale_paths = stale_files(files, state["files"])
-    config_stale = bool(stale_files([config_file], state["files"]))
+    config_stale = bool(stale_secrets)
     unit_changed = f"/etc/systemd/system/{service}.service" in stale_paths
     installed = parse_version_output(state.get("k3s_version_output")) or ""
     downgrade = is_newer(installed, version)  # never installed over: k3s cannot be downgraded
@@ -342,6 +400,9 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
         "install": install,
         "downgrade": downgrade,
         "config_file": config_file,
+        # what write.yml gives edgeclu_files for them (the contents go as no_log secrets)
+        "secret_writes": [{"path": f["path"], "mode": f["mode"]} for f in secrets if f["path"] in stale_secrets],
+        "secret_contents": {f["path"]: f["content"] for f in secrets if f["path"] in stale_secrets},
         "files": files,
         "config_stale": config_stale,
         "stale_paths": stale_paths,

@@ -39,7 +39,7 @@ from edgeclu.k3s import nodes_not_ready
 STAMP = "/var/lib/edgeclu/converged"
 FORMAT = 2
 PROBE = "k3s_node_state"  # the module whose requests are recorded
-LISTS = ("paths", "services", "modules", "globs", "imports")
+LISTS = ("paths", "services", "modules", "globs", "sha256_globs", "imports")
 SCALARS = ("k3s_bin", "iface", "python")
 
 # Appended to the probe's own source and run by the node's python3 as root: write the stamp
@@ -196,6 +196,10 @@ def cluster_digest(inv: Inventory, trees: Iterable[Path]) -> str:
     h = hashlib.sha256(b"edgeclu converged stamp 2\0")
     _file(h, "inventory", str(inv.path))
     _files(h, inv.path.parent, _beside(inv))
+    if inv.vars.get("k3s_airgap_dir"):  # its checksum files name what the nodes get from it
+        release = Path(inv.vars["k3s_airgap_dir"]).expanduser() / inv.vars["k3s_version"]
+        for sums in sorted(release.glob("sha256sum-*.txt")):
+            _file(h, sums.name, str(sums))
     for tree in trees:
         _tree(h, tree)
     return h.hexdigest()

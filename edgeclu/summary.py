@@ -64,6 +64,9 @@ def k3s_words(board: Board, host: str, version: str) -> list[str]:
                                                                                  "k3s_install/airgap.yml")
     if binary:
         words.append(f"upgraded k3s {before} → {version}" if before else f"installed k3s {version}")
+    if _changed(row.get("install"), "k3s_install/images.yml", "copy") + _changed(row.get("install"),
+                                                                                 "k3s_install/images.yml", "fetch"):
+        words.append("air-gap images archive copied")
     started = _changed(row.get("servers"), "k3s_install/start.yml") + _changed(row.get("agents"),
                                                                                 "k3s_install/start.yml")
     service = "k3s" if board.roles[host] == "server" else "k3s-agent"

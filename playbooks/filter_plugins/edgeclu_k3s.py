@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 try:
-    from edgeclu import k3s
+    from edgeclu import k3s, registries
 except ImportError:  # plain ansible-playbook from a checkout or an unpacked wheel
     _here = Path(__file__).resolve()
     for _root in (_here.parents[2], _here.parents[4] if len(_here.parents) > 4 else None):
         if _root is not None and (_root / "edgeclu" / "k3s.py").is_file():
             sys.path.insert(0, str(_root))
             break
-    from edgeclu import k3s
+    from edgeclu import k3s, registries
 
 
 def k3s_config(params: dict) -> dict:
@@ -27,26 +27,73 @@ def k3s_config(params: dict) -> dict:
     return k3s.node_config(params.pop("role"), **params)
 
 
-def k3s_plan(state: dict, config_file: dict, files: list, version: str, service: str) -> dict:
-    """``k3s_state | k3s_plan(config_file, files, version, service)``: see edgeclu.k3s.install_plan."""
-    try:
-        return k3s.install_plan(state, config_file=config_file, files=files, version=version, service=service)
-    except k3s.UnsupportedArch as e:
-        from ansible.errors import AnsibleFilterError
+def _fail(e: Exception, prefix: str = ""):
+    from ansible.errors import AnsibleFilterError
 
-        raise AnsibleFilterError(str(e)) from None
+    raise AnsibleFilterError(f"{prefix}{e}") from None
+
+
+def k3s_plan(state: dict, config_file: dict, files: list, version: str, service: str,
+             secret_files: list | None = None) -> dict:
+    """``k3s_state | k3s_plan(config_file, files, version, service, secret_files)``: see
+    edgeclu.k3s.install_plan."""
+    try:
+        return k3s.install_plan(state, config_file=config_file, files=files, version=version, service=service,
+                                secret_files=[f for f in secret_files or [] if f])
+    except k3s.UnsupportedArch as e:
+        _fail(e)
+
+
+def k3s_images_plan(state: dict, wanted=None, airgap_files: list | None = None, where: str = "") -> dict:
+    """``k3s_state | k3s_images_plan(k3s_airgap_images, names in the air-gap version dir or none)``: see
+    edgeclu.k3s.images_plan (``state.sha256``: the node's images archives)."""
+    try:
+        return k3s.images_plan(state["machine"], wanted=None if wanted in (None, "") else bool(wanted),
+                               airgap_files=airgap_files, on_node=state.get("sha256") or {}, where=where)
+    except ValueError as e:
+        _fail(e, "refusing to install k3s: ")
+
+
+def k3s_registries_file(value, embedded=False, path: str = registries.REGISTRIES_FILE) -> dict | None:
+    """``registries | k3s_registries_file(embedded_registry)``: ``{path, mode, content}`` of
+    registries.yaml (the auth files are read here, on the controller), or None when it is not managed.
+    Use under no_log: the content holds the credentials; check first with k3s_registries_problem."""
+    try:
+        text = registries.render_text(_plain(value), bool(embedded))
+    except registries.RegistriesError as e:
+        _fail(e)
+    return None if text is None else {"path": path, "mode": "0600", "content": text}
+
+
+def k3s_registries_problem(value, embedded=False) -> str:
+    """What is wrong with ``registries`` or its auth files (one line, no secret in it), or ''."""
+    try:
+        registries.render(_plain(value), bool(embedded))
+    except registries.RegistriesError as e:
+        return str(e)
+    return ""
+
+
+def _plain(value):
+    """Ansible's lazy containers and tagged strings as plain Python (for the pure builders)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    return str.__str__(value) if isinstance(value, str) else value
 
 
 def k3s_checksum_source(arch: str, version: str, pins: dict | None = None, mirror: str | None = None,
-                        airgap_dir: str | None = None) -> dict:
-    """``arch | k3s_checksum_source(version, k3s_sha256, k3s_mirror, k3s_airgap_dir)``: see
+                        airgap_dir: str | None = None, filename: str | None = None) -> dict:
+    """``arch | k3s_checksum_source(version, k3s_sha256, k3s_mirror, k3s_airgap_dir[, file])``: see
     edgeclu.k3s.checksum_source; a refusal fails the node with its reason."""
     try:
-        return k3s.checksum_source(version, arch, pins=pins or {}, mirror=mirror or None, airgap_dir=airgap_dir or None)
+        return k3s.checksum_source(version, arch, pins=pins or {}, mirror=mirror or None,
+                                   airgap_dir=airgap_dir or None, filename=filename or None)
     except ValueError as e:
-        from ansible.errors import AnsibleFilterError
-
-        raise AnsibleFilterError(f"refusing to install k3s: {e}") from None
+        _fail(e, "refusing to install k3s: ")
 
 
 def k3s_release_url(filename: str, version: str, mirror: str | None = None) -> str:
@@ -66,6 +113,9 @@ class FilterModule:
         return {
             "k3s_config": k3s_config,
             "k3s_plan": k3s_plan,
+            "k3s_images_plan": k3s_images_plan,
+            "k3s_registries_file": k3s_registries_file,
+            "k3s_registries_problem": k3s_registries_problem,
             "k3s_release_url": k3s_release_url,
             "k3s_checksum_source": k3s_checksum_source,
             "k3s_sha256_for": k3s_sha256_for,

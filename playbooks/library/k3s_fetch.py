@@ -32,7 +32,9 @@ options:
   sha256: {type: str, required: true, description: the sha256 the binary must have (from the controller)}
   sha256_from: {type: str, description: where the controller got it (for messages)}
   dest: {type: path, required: true}
-  version: {type: str, description: the version the new binary must report (k3s --version)}
+  version: {type: str, description: the version the new binary must report (k3s --version; omit for another file)}
+  mode: {type: str, default: "0755", description: the installed file's mode (an images archive is 0644)}
+  what: {type: str, default: k3s, description: what the file is (for messages)}
   timeout: {type: int, default: 60}
 """
 
@@ -45,10 +47,10 @@ def _get(url: str, timeout: int):
 
 
 def fetch(url: str, sha256: str, dest: str, version: str | None = None, timeout: int = 60,
-          check_mode: bool = False, sha256_from: str | None = None) -> dict:
+          check_mode: bool = False, sha256_from: str | None = None, mode: str = "0755", what: str = "k3s") -> dict:
     expected = (sha256 or "").strip()
     if not re.fullmatch(r"[0-9a-f]{64}", expected):
-        return {"failed": True, "msg": f"no valid sha256 to check {url} against; refusing to install k3s"}
+        return {"failed": True, "msg": f"no valid sha256 to check {url} against; refusing to install {what}"}
     if check_mode:
         return {"changed": True, "sha256": expected, "msg": f"would download {url} (sha256 {expected})"}
     directory = os.path.dirname(dest) or "."
@@ -67,15 +69,17 @@ def fetch(url: str, sha256: str, dest: str, version: str | None = None, timeout:
             f.flush()
             os.fsync(f.fileno())
         if digest.hexdigest() != expected:
-            return {"failed": True, "msg": f"k3s from {url} does not match the sha256 from "
+            return {"failed": True, "msg": f"{what} from {url} does not match the sha256 from "
                                            f"{sha256_from or 'the controller'} (expected {expected}, got "
                                            f"{digest.hexdigest()}); refusing to install it"}
         os.chown(tmp, 0, 0)
-        os.chmod(tmp, 0o755)  # noqa: S103 - an executable in /usr/local/bin, as k3s's installer
+        os.chmod(tmp, int(mode, 8))  # the binary: 0755 in /usr/local/bin, as k3s's installer
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    if not version:
+        return {"changed": True, "sha256": expected, "msg": f"installed {dest} from {url} (sha256 {expected})"}
     proc = subprocess.run([dest, "--version"], capture_output=True, text=True)
     output = proc.stdout if proc.returncode == 0 else ""
     if version and version not in output.split():
@@ -89,7 +93,8 @@ def fetch(url: str, sha256: str, dest: str, version: str | None = None, timeout:
 def raw_main(args: dict) -> dict:
     """Run by the k3s_fetch action plugin: plain Python, no Ansible on the node."""
     return fetch(args["url"], args["sha256"], args["dest"], args.get("version"), int(args.get("timeout") or 60),
-                 bool(args.get("check_mode")), args.get("sha256_from"))
+                 bool(args.get("check_mode")), args.get("sha256_from"), str(args.get("mode") or "0755"),
+                 args.get("what") or "k3s")
 
 
 def main() -> None:
@@ -100,6 +105,8 @@ def main() -> None:
                                           "sha256_from": {"type": "str"},
                                           "dest": {"type": "path", "required": True},
                                           "version": {"type": "str"},
+                                          "mode": {"type": "str", "default": "0755"},
+                                          "what": {"type": "str", "default": "k3s"},
                                           "timeout": {"type": "int", "default": 60}},
                            supports_check_mode=True)
     result = fetch(**module.params, check_mode=module.check_mode)

@@ -38,6 +38,7 @@ options:
   modules: {type: list, elements: str, default: []}
   iface: {type: str, description: report this interface's IPv4 address}
   globs: {type: list, elements: str, default: [], description: list the files matching these patterns}
+  sha256_globs: {type: list, elements: str, default: [], description: sha256 of the files matching these patterns}
   python: {type: path, description: the interpreter to try I(imports) with}
   imports: {type: list, elements: str, default: [], description: Python modules to try importing}
 """
@@ -66,6 +67,18 @@ def file_state(path: str) -> dict:
         group = str(st.st_gid)
     return {"exists": True, "isdir": isdir, "sha1": None if isdir else digest.hexdigest(),
             "mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
+
+
+def sha256_of(path: str) -> str | None:
+    """The file's sha256 (streamed: an images archive is hundreds of MB), or None if it is not a file."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except (IsADirectoryError, FileNotFoundError):
+        return None
+    return digest.hexdigest()
 
 
 def importable(python: str, name: str) -> bool:
@@ -144,7 +157,7 @@ def container() -> str:
 
 
 DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface": None, "globs": [],
-            "python": None, "imports": []}
+            "sha256_globs": [], "python": None, "imports": []}
 
 
 def gather(p: dict) -> dict:
@@ -167,6 +180,8 @@ def gather(p: dict) -> dict:
         iface_ipv4=iface_ipv4(p["iface"]) if p["iface"] else None,
         container=container(),
         globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
+        sha256={path: digest for pattern in p["sha256_globs"] for path in sorted(glob.glob(pattern))
+                if (digest := sha256_of(path))},
         imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
         request={k: p[k] for k in DEFAULTS},  # what was asked: edgeclu's converged stamp replays it
     )
@@ -182,6 +197,7 @@ def main() -> None:
                        "modules": {"type": "list", "elements": "str", "default": []},
                        "iface": {"type": "str"},
                        "globs": {"type": "list", "elements": "str", "default": []},
+                       "sha256_globs": {"type": "list", "elements": "str", "default": []},
                        "python": {"type": "path"},
                        "imports": {"type": "list", "elements": "str", "default": []}},
         supports_check_mode=True,

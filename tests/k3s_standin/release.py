@@ -1,8 +1,12 @@
 """Build a directory laid out like a k3s GitHub release, with the stand-in as the binaries.
 
 ``build_release(root, "v1.31.4+k3s1")`` writes ``root/v1.31.4+k3s1/`` with ``k3s`` (amd64),
-``k3s-arm64``, ``k3s-armhf`` and ``sha256sum-{amd64,arm64,arm}.txt``: the layout a user's
-mirror (``k3s_mirror``) or air-gap directory (``k3s_airgap_dir``) has. Each "binary" is the
+``k3s-arm64``, ``k3s-armhf``, ``k3s-airgap-images-{amd64,arm64,arm}.tar.zst`` and
+``sha256sum-{amd64,arm64,arm}.txt``: the layout a user's mirror (``k3s_mirror``) or air-gap directory
+(``k3s_airgap_dir``) has. The images archives are small fake ones (a few bytes naming version and
+arch: the stand-in has no containerd to import them into), listed in the checksum file after the
+binary as the real release lists its ``k3s-airgap-images-<arch>.tar*`` (k3s's scripts/package-airgap
+writes their sha256sum lines, the release workflow appends them to ``sha256sum-<arch>.txt``). Each "binary" is the
 stand-in package (``standin/``) as one executable Python zipapp, with its version and arch baked
 into ``standin/build.py``, so the files differ per arch like real ones do.
 """
@@ -52,23 +56,36 @@ def standin_binary(version: str, arch: str) -> bytes:
     return out.getvalue()
 
 
-def build_release(root: Path, version: str, *, tamper: tuple[str, ...] = ()) -> Path:
+def images_name(arch: str, ext: str = ".tar.zst") -> str:
+    return f"k3s-airgap-images-{arch}{ext}"
+
+
+def fake_images(version: str, arch: str) -> bytes:
+    """A small stand-in for the release's images archive (not a real one: nothing imports it)."""
+    return f"k3s stand-in air-gap images {version} {arch}\n".encode()
+
+
+def build_release(root: Path, version: str, *, tamper: tuple[str, ...] = (), images: bool = True) -> Path:
     """Write the release for ``version`` under ``root``; returns the version directory.
 
     ``tamper`` names files changed *after* their checksum was recorded (a corrupt
     download or a tampered mirror), so checksum verification must fail for them.
+    ``images``: also the (fake) images archive per arch.
     """
     out = Path(root) / version
     out.mkdir(parents=True, exist_ok=True)
     for arch, (binary, sums) in ARCH_FILES.items():
-        data = standin_binary(version, arch)
-        digest = hashlib.sha256(data).hexdigest()
-        if binary in tamper:
-            data += b"# tampered after release\n"
-        path = out / binary
-        path.write_bytes(data)
-        path.chmod(0o755)
-        (out / sums).write_text(f"{digest}  {binary}\n")
+        files = {binary: standin_binary(version, arch)}
+        if images:
+            files[images_name(arch)] = fake_images(version, arch)
+        lines = []
+        for name, data in files.items():
+            lines.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+            if name in tamper:
+                data += b"# tampered after release\n"
+            (out / name).write_bytes(data)
+        (out / binary).chmod(0o755)
+        (out / sums).write_text("".join(lines))
     return out
 
 
@@ -79,7 +96,8 @@ def release_pins(root: Path) -> dict[str, dict[str, str]]:
     pins: dict[str, dict[str, str]] = {}
     for version_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         for arch, (binary, sums) in ARCH_FILES.items():
-            digest = sha256_for((version_dir / sums).read_text(), binary) if (version_dir / sums).exists() else None
-            if digest:
-                pins.setdefault(version_dir.name, {})[arch] = digest
+            text = (version_dir / sums).read_text() if (version_dir / sums).exists() else ""
+            for key, name in ((arch, binary), (images_name(arch), images_name(arch))):
+                if digest := sha256_for(text, name):  # the binary by arch, the images archive by name
+                    pins.setdefault(version_dir.name, {})[key] = digest
     return pins

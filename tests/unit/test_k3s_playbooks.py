@@ -39,7 +39,8 @@ def _role_tasks():
     ("prereq", {"disable_swap"}),
     ("raspberrypi", {"disable_swap"}),
     ("k3s_install", {"token_file", "api_port", "tls_san", "storage", "storage_path",
-                     "ingress", "loadbalancer", "node_labels", "node_taints", "k3s_extra_config"}),
+                     "ingress", "loadbalancer", "node_labels", "node_taints", "k3s_extra_config",
+                     "embedded_registry"}),
     ("k3s_server", set()),
     ("k3s_agent", set()),
 ])
@@ -80,9 +81,10 @@ def test_config_yaml_and_token_file_are_root_only():
     write = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/write.yml").read_text())
     config = next(t for t in write if "config.yaml" in t["name"])
     # edgeclu_files writes root:root unless an entry says otherwise; the content goes as a no_log secret
+    # (config.yaml and registries.yaml: their paths and modes from the plan, 0600: test_k3s.py)
     files = config["edgeclu_files"]["files"]
-    assert "{'path': k3s_config_file.path, 'mode': '0600'}" in files and "owner" not in files
-    assert "k3s_config_file.content" in config["edgeclu_files"]["secret_contents"] and config["no_log"] is True
+    assert "k3s_plan.secret_writes" in files and "owner" not in files
+    assert config["edgeclu_files"]["secret_contents"] == "{{ k3s_plan.secret_contents }}" and config["no_log"] is True
     create = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/token_create.yml").read_text())
     token_copy = [t for t in _tasks(create) if "ansible.builtin.copy" in t]
     assert [t["ansible.builtin.copy"]["mode"] for t in token_copy] == ["0600"]

@@ -19,13 +19,18 @@ NOW = 1_700_000_000.0
 def test_release_has_the_github_layout_and_valid_checksums(tmp_path):
     out = build_release(tmp_path, "v1.31.4+k3s1")
     assert out == tmp_path / "v1.31.4+k3s1"
+    # the real release's names: k3s-io/k3s scripts/package-airgap (k3s-airgap-images-${ARCH}.tar, .tar.zst,
+    # .tar.gz, their `sha256sum` lines) and .github/workflows/release.yml (appended to sha256sum-${ARCH}.txt)
     assert sorted(p.name for p in out.iterdir()) == [
-        "k3s", "k3s-arm64", "k3s-armhf", "sha256sum-amd64.txt", "sha256sum-arm.txt", "sha256sum-arm64.txt"]
+        "k3s", "k3s-airgap-images-amd64.tar.zst", "k3s-airgap-images-arm.tar.zst", "k3s-airgap-images-arm64.tar.zst",
+        "k3s-arm64", "k3s-armhf", "sha256sum-amd64.txt", "sha256sum-arm.txt", "sha256sum-arm64.txt"]
     for machine in ("x86_64", "aarch64", "armv7l"):
         files = edgeclu_k3s.release_files(machine)
         data = (out / files["binary"]).read_bytes()
         sums = (out / files["checksums"]).read_text()
         assert edgeclu_k3s.sha256_for(sums, files["binary"]) == hashlib.sha256(data).hexdigest()
+        images = edgeclu_k3s.images_names(files["arch"])[0]
+        assert edgeclu_k3s.sha256_for(sums, images) == hashlib.sha256((out / images).read_bytes()).hexdigest()
         assert data.startswith(b"#!/usr/bin/python3\n")
         assert f'ARCH = "{files["arch"]}"'.encode() in data
         assert (out / files["binary"]).stat().st_mode & 0o111

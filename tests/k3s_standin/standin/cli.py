@@ -17,6 +17,7 @@ from .build import ARCH, VERSION
 from .config import load_config, parse_flags
 from .etcd import cluster_reset, cmd_etcd_snapshot
 from .join import ensure_node_password, fetch_ca, kubelet_auth, request, split_token
+from .node_files import on_start
 from .objects import ApiError
 from .tls import rotate as rotate_certificates
 from .util import (
@@ -52,6 +53,7 @@ def cmd_server(argv: list[str]) -> int:
         return cluster_reset(config)
     if config.get("cluster-init") and config.get("server"):
         log("warning", "cluster-init is ignored when joining a server")
+    on_start(config)
     server = Server(config)
     install_signal_handlers(server.stop)
     server.run()
@@ -65,6 +67,7 @@ def cmd_agent(argv: list[str]) -> int:
         fatal("--server is required")
     if not config.get("token"):
         fatal("--token is required")
+    on_start(config)
     url = config["server"]
     token_hash, secret = split_token(str(config["token"]))
     _, ctx = fetch_ca(url, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
