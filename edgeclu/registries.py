@@ -119,7 +119,8 @@ def problem(value: Any) -> str | None:
         if key not in ("mirrors", "configs"):
             return f"unknown key {key!r} (expected mirrors, configs)"
     for section, check in (("mirrors", _mirror), ("configs", _config)):
-        entries = value.get(section) or {}
+        entries = value.get(section)
+        entries = {} if entries is None else entries
         if not isinstance(entries, dict):
             return f"{section}: must be a mapping of registry names"
         for name, entry in entries.items():

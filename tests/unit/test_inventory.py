@@ -191,6 +191,9 @@ PIN = "a" * 64
     (f"vars.k3s_mirror='http://10.0.0.5/k3s'|vars.k3s_sha256={{'v1.31.5+k3s1': {{'amd64': '{PIN}'}}}}", False),
     ("vars.k3s_mirror='https://mirror.lan/k3s'", True),  # the controller fetches the checksum file over https
     ("vars.k3s_airgap_dir=/srv/k3s", True),
+    (f"vars.k3s_mirror='http://10.0.0.5/k3s'|vars.k3s_sha256={{'v1.31.4+k3s1': {{'amd64': '{PIN}', "
+     f"'k3s-airgap-images-amd64.tar.zst': '{PIN}', 'k3s-airgap-images-arm.tar.gz': '{PIN}'}}}}"
+     "|vars.k3s_airgap_images=true", True),
 ])
 def test_an_http_mirror_needs_a_pinned_sha256(patch, ok):
     text = GOOD
@@ -215,6 +218,10 @@ def test_an_http_mirror_needs_a_pinned_sha256(patch, ok):
     ("{'1.31': {amd64: x}}", "key '1.31' is not a k3s version"),
     ("{'v1.31.4+k3s1': {x86_64: " + repr(PIN) + "}}", "'x86_64' is not a k3s release arch"),
     ("{'v1.31.4+k3s1': {amd64: ABC}}", "amd64: 'ABC' is not a sha256"),
+    # the images archive is pinned by its release file name (k3s-airgap-images-<arch>.tar.zst/.tar.gz/.tar)
+    ("{'v1.31.4+k3s1': {k3s-airgap-images-amd64.tar.xz: " + repr(PIN) + "}}",
+     "'k3s-airgap-images-amd64.tar.xz' is not a k3s release arch (amd64, arm64, arm) nor an images archive"),
+    ("{'v1.31.4+k3s1': {k3s-airgap-images-arm.tar: ABC}}", "k3s-airgap-images-arm.tar: 'ABC' is not a sha256"),
 ])
 def test_bad_pins_are_named(pins, message):
     with pytest.raises(InventoryError) as e:

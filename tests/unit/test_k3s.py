@@ -327,3 +327,121 @@ def test_checksum_source_refuses_an_unpinned_http_mirror(arch, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         k3s.checksum_source("v1.31.4+k3s1", arch, **kwargs)
     assert k3s.mirror_problem("HTTPS://m/k3s", None, "v1.31.4+k3s1") is None
+
+
+# -- registries.yaml goes with config.yaml: a change restarts k3s, nothing else does ----------
+REGISTRIES = {"path": "/etc/rancher/k3s/registries.yaml", "mode": "0600",
+              "content": "mirrors:\n  docker.io:\n    endpoint: [https://m.lan]\n"}
+
+
+@pytest.mark.parametrize("on_node, plan", [
+    # converged: nothing written, no restart
+    ({"exists": True, "owner": "root", "group": "root", "mode": "0600", "sha1": _sha1(REGISTRIES["content"])},
+     dict(write=False, restart=False, start_now=False, secret_writes=[], secret_contents={})),
+    # a new or changed registries.yaml: written 0600 with config.yaml's secrets, and k3s restarted (it reads it
+    # at start)
+    ({"exists": False}, dict(write=True, restart=True, start_now=True,
+                             secret_writes=[{"path": REGISTRIES["path"], "mode": "0600"}],
+                             secret_contents={REGISTRIES["path"]: REGISTRIES["content"]})),
+    ({"exists": True, "owner": "root", "group": "root", "mode": "0600", "sha1": _sha1("mirrors: {}\n")},
+     dict(write=True, restart=True, secret_writes=[{"path": REGISTRIES["path"], "mode": "0600"}])),
+    ({"exists": True, "owner": "root", "group": "root", "mode": "0644", "sha1": _sha1(REGISTRIES["content"])},
+     dict(write=True, restart=True)),
+])
+def test_install_plan_restarts_for_registries_yaml_only_when_it_changed(on_node, plan):
+    state = _installed()
+    state["files"][REGISTRIES["path"]] = on_node
+    got = k3s.install_plan(state, config_file=CONFIG, files=FILES, version="v1.31.4+k3s1", service="k3s-agent",
+                           secret_files=[REGISTRIES])
+    assert {k: got[k] for k in plan} == plan
+
+
+def test_install_plan_writes_a_changed_config_yaml_as_a_secret():
+    got = k3s.install_plan(_installed(config={"exists": False}), config_file=CONFIG, files=FILES,
+                           version="v1.31.4+k3s1", service="k3s-agent")
+    assert got["secret_writes"] == [{"path": CONFIG["path"], "mode": "0600"}]
+    assert got["secret_contents"] == {CONFIG["path"]: CONFIG["content"]}
+
+
+def test_embedded_registry_is_a_server_option():
+    cfg = k3s.node_config("server", token="t", node_name="s1", embedded_registry=True)
+    assert cfg["embedded-registry"] is True
+    assert "embedded-registry" not in k3s.node_config("server", token="t", node_name="s1")
+    with pytest.raises(ValueError, match="server settings"):
+        k3s.node_config("agent", agent_token="a", node_name="a1", server_url="https://s:6443", embedded_registry=True)
+
+
+# -- the release's images archive ------------------------------------------------------------
+IMG = k3s.IMAGES_DIR
+
+
+@pytest.mark.parametrize("machine, kwargs, expected", [
+    # an air-gap directory with archives: the node's arch's, .tar.zst before .tar.gz before .tar
+    ("x86_64", dict(airgap_files=["k3s", "k3s-airgap-images-amd64.tar.gz", "k3s-airgap-images-amd64.tar.zst"]),
+     dict(arch="amd64", file="k3s-airgap-images-amd64.tar.zst", dest=f"{IMG}/k3s-airgap-images-amd64.tar.zst")),
+    ("armv7l", dict(airgap_files=["k3s-airgap-images-amd64.tar.zst", "k3s-airgap-images-arm.tar"]),
+     dict(arch="arm", file="k3s-airgap-images-arm.tar")),
+    ("aarch64", dict(airgap_files=["k3s-airgap-images-arm64.tar.gz"]), dict(file="k3s-airgap-images-arm64.tar.gz")),
+    # none for this arch there (only another arch's): nothing, unless asked for (then refused, below)
+    ("aarch64", dict(airgap_files=["k3s-airgap-images-amd64.tar.zst"]), dict(file=None, remove=[])),
+    # k3s_airgap_images: false: never
+    ("x86_64", dict(wanted=False, airgap_files=["k3s-airgap-images-amd64.tar.zst"]), dict(file=None)),
+    # no air-gap directory: only when asked for, the .tar.zst from the mirror (or GitHub)
+    ("x86_64", {}, dict(file=None)),
+    ("aarch64", dict(wanted=True), dict(file="k3s-airgap-images-arm64.tar.zst", have=None)),
+    # what the node has: its sha256 (the caller compares it with the controller's), and any other images
+    # archive (another format, another arch) goes, so k3s imports exactly one
+    ("x86_64", dict(wanted=True, on_node={f"{IMG}/k3s-airgap-images-amd64.tar.zst": "c" * 64,
+                                          f"{IMG}/k3s-airgap-images-amd64.tar.gz": "d" * 64,
+                                          f"{IMG}/k3s-airgap-images-arm64.tar.zst": "e" * 64}),
+     dict(have="c" * 64, remove=[f"{IMG}/k3s-airgap-images-amd64.tar.gz", f"{IMG}/k3s-airgap-images-arm64.tar.zst"])),
+    # without an archive to give, the node's own are left alone
+    ("x86_64", dict(on_node={f"{IMG}/k3s-airgap-images-amd64.tar": "c" * 64}), dict(file=None, remove=[])),
+])
+def test_images_plan(machine, kwargs, expected):
+    got = k3s.images_plan(machine, **kwargs)
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_images_plan_refuses_a_wanted_archive_the_airgap_dir_lacks():
+    with pytest.raises(ValueError, match=re.escape(
+            "k3s_airgap_images is true but /srv/k3s/v1.31.4+k3s1 has no k3s-airgap-images-arm64.tar.zst / "
+            "k3s-airgap-images-arm64.tar.gz / k3s-airgap-images-arm64.tar")):
+        k3s.images_plan("aarch64", wanted=True, airgap_files=["k3s-arm64"], where="/srv/k3s/v1.31.4+k3s1")
+    with pytest.raises(k3s.UnsupportedArch):
+        k3s.images_plan("armv6l", wanted=True)
+
+
+IMAGES_PINS = {"v1.31.4+k3s1": {"amd64": "a" * 64, "k3s-airgap-images-amd64.tar.zst": "f" * 64}}
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    # pinned by its file name (the binary is pinned by arch)
+    (dict(pins=IMAGES_PINS, mirror="http://m/k3s"),
+     {"sha256": "f" * 64, "what": "k3s_sha256 for v1.31.4+k3s1 k3s-airgap-images-amd64.tar.zst"}),
+    # else the release's checksum file for the arch, which lists the archives too
+    (dict(airgap_dir="/srv"), {"path": "/srv/v1.31.4+k3s1/sha256sum-amd64.txt",
+                               "what": "/srv/v1.31.4+k3s1/sha256sum-amd64.txt"}),
+    (dict(mirror="https://m.lan"), {"url": "https://m.lan/v1.31.4%2Bk3s1/sha256sum-amd64.txt",
+                                    "what": "https://m.lan/v1.31.4%2Bk3s1/sha256sum-amd64.txt"}),
+])
+def test_checksum_source_of_the_images_archive(kwargs, expected):
+    assert k3s.checksum_source("v1.31.4+k3s1", "amd64", filename="k3s-airgap-images-amd64.tar.zst",
+                               **kwargs) == expected
+
+
+def test_checksum_source_refuses_an_unpinned_images_archive_from_an_http_mirror():
+    # the binary is pinned, the archive is not: the http mirror's checksum file cannot vouch for it
+    with pytest.raises(ValueError, match=re.escape(
+            "k3s_sha256 pins v1.31.4+k3s1 for amd64 but not for k3s-airgap-images-amd64.tar.zst; add its sha256 "
+            "(from the release's sha256sum-amd64.txt)")):
+        k3s.checksum_source("v1.31.4+k3s1", "amd64", pins={"v1.31.4+k3s1": {"amd64": "a" * 64}},
+                            mirror="http://m/k3s", filename="k3s-airgap-images-amd64.tar.zst")
+
+
+def test_sha256_for_reads_the_release_checksum_file_with_the_images_archives():
+    # sha256sum-<arch>.txt as k3s's release workflow writes it: the images archives' lines, then the binary's
+    sums = (f"{'1' * 64}  k3s-airgap-images-arm64.tar\n{'2' * 64}  k3s-airgap-images-arm64.tar.gz\n"
+            f"{'3' * 64}  k3s-airgap-images-arm64.tar.zst\n{'4' * 64}  k3s-arm64\n")
+    assert [k3s.sha256_for(sums, n) for n in k3s.images_names("arm64")] == ["3" * 64, "2" * 64, "1" * 64]
+    assert k3s.sha256_for(sums, "k3s-arm64") == "4" * 64

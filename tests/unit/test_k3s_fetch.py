@@ -91,3 +91,20 @@ def test_refuses_without_a_sha256_and_reports_what_cannot_be_fetched(release, tm
     assert not (tmp_path / "k3s").exists()
     out = FETCH["raw_main"]({"url": "file:///etc/passwd", "sha256": GOOD, "dest": str(tmp_path / "k3s")})
     assert out == {"failed": True, "msg": "cannot download file:///etc/passwd: not an http(s) URL"}
+
+
+def test_fetches_another_release_file_with_its_mode_and_name(release, tmp_path):
+    # the images archive: 0644, no `--version` to run, and the messages name what it is
+    root, url, _ = release
+    data = b"images archive\n"
+    (root / "k3s-airgap-images-amd64.tar.zst").write_bytes(data)
+    dest = tmp_path / "images" / "k3s-airgap-images-amd64.tar.zst"
+    args = {"url": f"{url}/k3s-airgap-images-amd64.tar.zst", "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256_from": "/srv/sha256sum-amd64.txt", "dest": str(dest), "mode": "0644", "what": "the images archive"}
+    out = FETCH["raw_main"](args)
+    assert out["changed"] and "version_output" not in out and dest.read_bytes() == data
+    assert dest.stat().st_mode & 0o7777 == 0o644
+    out = FETCH["raw_main"]({**args, "sha256": GOOD})
+    assert out == {"failed": True, "msg": (
+        f"the images archive from {url}/k3s-airgap-images-amd64.tar.zst does not match the sha256 from "
+        f"/srv/sha256sum-amd64.txt (expected {GOOD}, got {hashlib.sha256(data).hexdigest()}); refusing to install it")}

@@ -326,3 +326,19 @@ def test_certificate_rotate_backs_up_and_removes_the_leaves_only(tmp_path):
     assert tls.signed_by(str(d), "client-admin", "client-ca")
     # an agent (no server/tls): nothing to back up
     assert tls.rotate(str(tmp_path / "agent-data")) is None
+
+
+def test_standin_imports_the_image_archives_it_finds_as_k3s_logs_it(tmp_path, capsys):
+    # k3s (pkg/agent/containerd/containerd.go, preloadImages) logs `Imported images from <path> in <duration>`
+    # for each supported file in <data-dir>/agent/images when it starts
+    from tests.k3s_standin.standin.node_files import import_images
+
+    images = tmp_path / "agent" / "images"
+    images.mkdir(parents=True)
+    (images / "k3s-airgap-images-amd64.tar.zst").write_bytes(b"x")
+    (images / "notes.md").write_text("not an archive")
+    found = import_images(str(tmp_path))
+    assert found == [{"name": "k3s-airgap-images-amd64.tar.zst", "size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}]
+    err = capsys.readouterr().err
+    assert f'level=info msg="Imported images from {images}/k3s-airgap-images-amd64.tar.zst in ' in err
+    assert "notes.md" not in err
