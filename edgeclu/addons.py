@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -32,6 +32,10 @@ from edgeclu.errors import EdgecluError
 from edgeclu.k3s import disabled_addons
 
 MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
+#: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
+#: packaged Traefik HelmChart points there), so a HelmChart installs from it without internet
+STATIC_CHARTS_DIR = "/var/lib/rancher/k3s/server/static/charts"
+STATIC_CHARTS_URL = "https://%{KUBERNETES_API}%/static/charts/"
 #: every manifest edgeclu writes starts with this, so stale ones can be found and removed
 MANIFEST_PREFIX = "edgeclu-"
 #: k3s's own default for --default-local-storage-path
@@ -124,6 +128,11 @@ def _service_type(v: Mapping[str, Any]) -> str:
     return "NodePort" if v["loadbalancer"] == "none" else "LoadBalancer"
 
 
+def chart_file(chart: Chart) -> str:
+    """The chart's packaged file name, as ``helm pull`` names it: ``<name>-<version>.tgz``."""
+    return f"{chart.name}-{chart.version}.tgz"
+
+
 def ingress_nginx_chart(minor: int) -> Chart:
     version = next(ver for top, ver in INGRESS_NGINX_BY_MINOR if minor <= top)
     return Chart(INGRESS_NGINX_REPO, "ingress-nginx", version, "ingress-nginx")
@@ -185,14 +194,33 @@ def selected(cluster_vars: Mapping[str, Any]) -> list[str]:
     return [name for name, (wanted, _) in ADDONS.items() if wanted(v)]
 
 
-def render_manifests(cluster_vars: Mapping[str, Any], node_count: int = 1) -> dict[str, str]:
-    """``{file name: YAML text}`` for every selected add-on, rendered with StrictUndefined."""
-    v = _settings(cluster_vars)
+def _contexts(v: Mapping[str, Any], node_count: int) -> dict[str, dict]:
     minor = k8s_minor(v["k3s_version"])
+    return {name: ADDONS[name][1](v, minor, node_count) for name in selected(v)}
+
+
+def offline_charts(cluster_vars: Mapping[str, Any], available: Collection[str] = ()) -> list[str]:
+    """The packaged charts (``<name>-<version>.tgz``) of the selected add-ons found in ``available``
+    (the files in the air-gap directory's ``charts/``): they go to :data:`STATIC_CHARTS_DIR` on the
+    servers, and their HelmCharts install from there."""
+    v = _settings(cluster_vars)
+    wanted = [chart_file(c["chart"]) for c in _contexts(v, 1).values() if "chart" in c]
+    return sorted(f for f in set(wanted) if f in set(available))
+
+
+def render_manifests(cluster_vars: Mapping[str, Any], node_count: int = 1,
+                     available_charts: Collection[str] = ()) -> dict[str, str]:
+    """``{file name: YAML text}`` for every selected add-on, rendered with StrictUndefined. A HelmChart
+    whose packaged chart is in ``available_charts`` (:func:`offline_charts`) points at k3s's static
+    charts URL instead of the chart repository."""
+    v = _settings(cluster_vars)
+    offline = set(offline_charts(v, available_charts))
     env = _environment()
     out = {}
-    for name in selected(v):
-        context = ADDONS[name][1](v, minor, node_count)
+    for name, context in _contexts(v, node_count).items():
+        if "chart" in context:
+            file = chart_file(context["chart"])
+            context = {**context, "chart_url": STATIC_CHARTS_URL + file if file in offline else None}
         out[name] = env.get_template(f"{name}.j2").render(**context)
     return out
 

@@ -131,3 +131,28 @@ def test_a_namespace_with_an_unknown_field_is_rejected_strictly():
     ns["spec"] = {"finalizerz": []}
     with pytest.raises(jsonschema.ValidationError, match="'finalizerz' was unexpected"):
         validate(ns, "1.31")
+
+
+@pytest.mark.parametrize("storage, ingress, lb", CHOICES, ids=["-".join(c) for c in CHOICES])
+def test_offline_helmcharts_point_at_k3s_static_charts_and_validate(storage, ingress, lb):
+    # charts in the air-gap directory's charts/ (named as `helm pull` names them): the HelmChart takes its
+    # chart from the server's static charts, as k3s's own packaged Traefik HelmChart does
+    # (chart: https://%{KUBERNETES_API}%/static/charts/traefik-<version>.tgz), with no repo or version
+    cluster = {"k3s_version": VERSIONS[-1], "storage": storage, "ingress": ingress, "loadbalancer": lb,
+               "nfs_server": "192.168.1.5", "nfs_path": "/export/k8s", "metallb_pool": ["192.168.1.240/28"]}
+    online = addons.render_manifests(cluster)
+    charts = {doc["metadata"]["name"]: doc["spec"] for text in online.values() for doc in docs_of(text)
+              if doc["kind"] == "HelmChart"}
+    available = [f"{spec['chart']}-{spec['version']}.tgz" for spec in charts.values()] + ["unrelated-1.0.0.tgz"]
+    assert addons.offline_charts(cluster, available) == sorted(available[:-1])
+    offline = addons.render_manifests(cluster, available_charts=available)
+    for text in offline.values():
+        for doc in docs_of(text):
+            validate(doc, addons.k8s_version(VERSIONS[-1]))
+            if doc["kind"] == "HelmChart":
+                was = charts[doc["metadata"]["name"]]
+                assert doc["spec"]["chart"] == f"https://%{{KUBERNETES_API}}%/static/charts/{was['chart']}-{was['version']}.tgz"
+                assert "repo" not in doc["spec"] and "version" not in doc["spec"]
+                assert doc["spec"]["valuesContent"] == was["valuesContent"]
+    # without the chart files: the very same manifests as online
+    assert addons.render_manifests(cluster, available_charts=["unrelated-1.0.0.tgz"]) == online

@@ -43,10 +43,13 @@ def _call(fn, *args):
         raise AnsibleFilterError(str(e)) from None
 
 
-def edgeclu_addons(settings, node_count=1):
+def edgeclu_addons(settings, node_count=1, available_charts=()):
+    """``available_charts``: the packaged charts in the air-gap directory's charts/ (file names)."""
     v = _plain(settings)
+    available = [str(f) for f in available_charts or ()]
     return {
-        "manifests": _call(addons.render_manifests, v, int(node_count)),
+        "manifests": _call(addons.render_manifests, v, int(node_count), available),
+        "charts": _call(addons.offline_charts, v, available),
         "packages": _call(addons.node_packages, v),
         "services": _call(addons.node_services, v),
         "k3s_config": _call(addons.k3s_server_config, v),
