@@ -155,6 +155,9 @@ def drift(was: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
         a, b = set(wg.get(pattern) or []), set(ng.get(pattern) or [])
         if a != b:
             out.append(f"{pattern}: " + ", ".join([f"+{p}" for p in sorted(b - a)] + [f"-{p}" for p in sorted(a - b)]))
+    wd, nd = _dict(was.get("sha256")), _dict(now.get("sha256"))  # the images archives
+    out += [f"{path}: " + ("removed" if path not in nd else "added" if path not in wd else "content changed")
+            for path in sorted(set(wd) | set(nd)) if wd.get(path) != nd.get(path)]
     a, b = _dict(was.get("swap")), _dict(now.get("swap"))
     if a != b:
         out.append(f"swap: {a.get('active')} active, {a.get('fstab')} in fstab -> "

@@ -120,13 +120,20 @@ F = {"exists": True, "isdir": False, "sha1": "a" * 40, "mode": "0600", "owner": 
      ["k3s --version: k3s version v1.31.4+k3s1 (abc) -> k3s version v1.31.5+k3s1 (abc)"]),
     ({"default_ipv4": "10.0.0.9"}, ["default address: 10.0.0.1 -> 10.0.0.9"]),
     ({"rpi_cmdline": {"path": "/boot/firmware/cmdline.txt", "content": "x"}}, ["/boot/firmware/cmdline.txt: changed"]),
+    # the images archives (sha256_globs: hashed, not sha1'd like the small files)
+    ({"sha256": {"/i/k3s-airgap-images-amd64.tar.zst": "d" * 64}},
+     ["/i/k3s-airgap-images-amd64.tar.zst: content changed"]),
+    ({"sha256": {}}, ["/i/k3s-airgap-images-amd64.tar.zst: removed"]),
+    ({"sha256": {"/i/k3s-airgap-images-amd64.tar.zst": "c" * 64, "/i/k3s-airgap-images-arm.tar": "e" * 64}},
+     ["/i/k3s-airgap-images-arm.tar: added"]),
 ])
 def test_drift_names_what_changed(now, expected):
     was = {"files": {"/c": F}, "services": {"k3s": {"active": "active", "enabled": "enabled"}},
            "modules": {"overlay": True}, "imports": {"psutil": True},
            "globs": {"/m/edgeclu-*.yaml": ["/m/edgeclu-a.yaml"]},
            "swap": {"active": 0, "fstab": 0}, "k3s_version_output": "k3s version v1.31.4+k3s1 (abc)\n",
-           "default_ipv4": "10.0.0.1", "rpi_cmdline": None}
+           "default_ipv4": "10.0.0.1", "rpi_cmdline": None,
+           "sha256": {"/i/k3s-airgap-images-amd64.tar.zst": "c" * 64}}
     assert stamp.drift(was, {**was, **now}) == expected
 
 
