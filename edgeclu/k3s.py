@@ -36,6 +36,7 @@ _RELEASE_FILES = {
 IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
 IMAGES_EXTS = (".tar.zst", ".tar.gz", ".tar")
 IMAGES_PREFIX = "k3s-airgap-images-"
+_IMAGES_PATH_RE = re.compile(rf"^{re.escape(IMAGES_DIR)}/{IMAGES_PREFIX}[A-Za-z0-9._+-]+$")
 _VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(?:-rc(\d+))?\+k3s(\d+)$")
 _VERSION_OUT_RE = re.compile(r"^k3s version (v\S+)", re.MULTILINE)
 
@@ -81,6 +82,7 @@ def images_plan(machine: str, *, wanted: bool | None = None, airgap_files: Itera
     ``k3s-airgap-images-*`` files in :data:`IMAGES_DIR` on the node. The archive is the node's arch's
     only: any other images archive there (another arch, another format) is removed, so k3s finds
     exactly one. ``have`` is the node's sha256 of it (the caller compares it with the controller's).
+    What the node reported is only trusted as far as it names an images archive in :data:`IMAGES_DIR`.
     """
     arch = k3s_arch(machine)
     names = images_names(arch)
@@ -94,7 +96,7 @@ def images_plan(machine: str, *, wanted: bool | None = None, airgap_files: Itera
                              f"{' / '.join(names)}")
     else:
         file = names[0] if wanted else None
-    on_node = dict(on_node or {})
+    on_node = {p: d for p, d in (on_node or {}).items() if isinstance(p, str) and _IMAGES_PATH_RE.match(p)}
     dest = f"{IMAGES_DIR}/{file}" if file else None
     return {"arch": arch, "file": file, "dest": dest, "have": on_node.get(dest) if dest else None,
             "remove": sorted(p for p in on_node if p != dest) if file else []}

@@ -169,19 +169,17 @@ def _read(path: str) -> str:
         raise RegistriesError(f"{p}: the registry auth file is not UTF-8") from None
 
 
-def check_auth_files(value: Mapping[str, Any] | None, read: Callable[[str], str] = _read) -> None:
-    """Read and check every auth file (RegistriesError, one line naming the file and registry)."""
-    for name, path in auth_files(value).items():
-        parse_auth(read(path), f"{Path(path).expanduser()} (registries.configs.{name}.auth_file)")
+def _auth(name: str, path: str, read: Callable[[str], str]) -> dict[str, str]:
+    return parse_auth(read(path), f"{Path(path).expanduser()} (registries.configs.{name}.auth_file)")
 
 
-def check_inventory(path: Any, cluster_vars: Mapping[str, Any]) -> None:
+def check_inventory(path: Any, cluster_vars: Mapping[str, Any], read: Callable[[str], str] = _read) -> None:
     """Before a run: every auth file of the inventory's ``registries`` is readable and well-formed, else
     :class:`~edgeclu.errors.InventoryError` (exit 2), one line naming the file, the registry and the field."""
     from edgeclu.errors import InventoryError
 
     try:
-        check_auth_files(cluster_vars.get("registries"))
+        render(cluster_vars.get("registries"), read=read)  # reads and checks every auth file
     except RegistriesError as e:
         raise InventoryError([f"{path}: cluster vars: field 'registries': {e}"]) from None
 
@@ -209,8 +207,7 @@ def render(value: Mapping[str, Any] | None, embedded: bool = False,
     for name, c in (value.get("configs") or {}).items():
         entry = {}
         if (c or {}).get("auth_file"):
-            path = c["auth_file"]
-            entry["auth"] = parse_auth(read(path), f"{Path(path).expanduser()} (registries.configs.{name}.auth_file)")
+            entry["auth"] = _auth(name, c["auth_file"], read)
         if (c or {}).get("tls"):
             entry["tls"] = dict(c["tls"])
         configs[name] = entry or None

@@ -395,6 +395,10 @@ IMG = k3s.IMAGES_DIR
                                           f"{IMG}/k3s-airgap-images-amd64.tar.gz": "d" * 64,
                                           f"{IMG}/k3s-airgap-images-arm64.tar.zst": "e" * 64}),
      dict(have="c" * 64, remove=[f"{IMG}/k3s-airgap-images-amd64.tar.gz", f"{IMG}/k3s-airgap-images-arm64.tar.zst"])),
+    # the node's answer names only images archives in the images directory, or it is not acted on
+    ("x86_64", dict(wanted=True, on_node={"/etc/passwd": "c" * 64, f"{IMG}/../../../../etc/shadow": "c" * 64,
+                                          f"{IMG}/k3s-airgap-images-amd64.tar.gz; reboot": "c" * 64}),
+     dict(have=None, remove=[])),
     # without an archive to give, the node's own are left alone
     ("x86_64", dict(on_node={f"{IMG}/k3s-airgap-images-amd64.tar": "c" * 64}), dict(file=None, remove=[])),
 ])
