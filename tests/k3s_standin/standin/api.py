@@ -109,7 +109,10 @@ class Server:
         else:
             self.store = file_store
         self.ca = tls.ca_bundle(self.tls)
-        state = self.store.read()
+        # etcd: a quorum read (a member that just joined may not have caught up yet)
+        state = self.store.read(serializable=False) if isinstance(self.store, EtcdStore) else self.store.read()
+        if not state.get("cluster") and self.config.get("server") and isinstance(self.store, EtcdStore):
+            fatal(f"joined the etcd cluster of {self.config['server']}, but it holds no cluster state")
         if state.get("cluster"):
             if secret and sha256(secret) != state["cluster"]["token_hash"]:
                 fatal("bootstrap data already found and encrypted with different token")
@@ -122,7 +125,8 @@ class Server:
                                  "ca_files": tls.export_cas(self.tls), "created": time.time()},
                      "nodes": {}, "node_passwords": {}, "revision": 1}
             if isinstance(self.store, EtcdStore):
-                self.store.create(state)
+                if not self.store.create(state):
+                    fatal("etcd already holds a cluster's state; restart to use it")
             else:
                 self.store.write(state)
             log("info", f"Starting k3s {VERSION}: new cluster, datastore {self.store.datastore}")
