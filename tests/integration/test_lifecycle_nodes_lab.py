@@ -213,7 +213,8 @@ def test_three_servers_quorum_refusal_dead_server_and_replacement(fresh_lab, k3s
     lab.start("node3")
     lab.wait_ssh([lab.nodes["node3"]])
     wait_for(lambda: "node3" in kube_nodes(lab), timeout=120, what="the old k3s on node3 registering again")
-    # k3s's words (pkg/daemons/executor/embed.go: ETCD; pkg/etcd/etcd.go: Register)
+    # k3s's words (pkg/daemons/executor/embed.go: (*Embedded).ETCD writes the tombstone; pkg/etcd/etcd.go:
+    # Register finds it on the next start)
     journal = lab.exec("node3", "journalctl -u k3s -o cat --no-pager")
     assert "This node has been removed from the cluster - please restart k3s to rejoin the cluster" in journal
     assert "tombstone file has been detected, removing data dir to rejoin the cluster" in journal

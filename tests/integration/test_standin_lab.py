@@ -256,6 +256,8 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
         nodes["node3"].run("journalctl -u k3s -o cat -n 5 --no-pager").stdout
     nodes["node3"].run("systemctl stop k3s")
 
+    # k3s's CLI asks the server (POST /db/snapshot) and logs "Snapshot <name> saved." per file created
+    # (pkg/cli/etcdsnapshot/etcd_snapshot.go: save; delete logs "Snapshot <name> deleted." / "... not found.")
     saved = s1.run("k3s etcd-snapshot save --name pre-remove")
     assert saved.stdout == ""  # like k3s: it only logs, on stderr
     name = saved.stderr.split("Snapshot ", 1)[1].split(" saved.")[0]
@@ -287,6 +289,10 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
     s2.run("rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s")
     assert etcd_members(lambda c: s1.run(c).stdout) == ["node1", "node2"]
     _wait(lambda: not nodes_not_ready(_nodes_json(s1), ["node1", "node2"]), what="both Ready")
+    gone = s1.run(f"k3s etcd-snapshot delete {name} no-such-snapshot")
+    assert f'level=info msg="Snapshot {name} deleted."' in gone.stderr
+    assert 'level=warning msg="Snapshot no-such-snapshot not found."' in gone.stderr
+    assert name not in s1.run("k3s etcd-snapshot ls").stdout and s1.run(f"test -e {path}", check=False).exit_code
 
 
 def test_three_etcd_members_without_quorum_refuse_writes_and_say_so(nodes, lab3):
