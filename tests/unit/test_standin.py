@@ -313,11 +313,13 @@ def test_certificate_rotate_backs_up_and_removes_the_leaves_only(tmp_path):
     d = data / "server" / "tls"
     tls.ensure_cas(str(d))
     tls.issue_server_certs(str(d), "10.77.0.11", "node1", [])
-    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    files = lambda top: {str(p.relative_to(top)): p.read_bytes() for p in top.rglob("*") if p.is_file()}  # noqa: E731
+    before = files(d)
     backup = tls.rotate(str(data), now=1764590400)
     assert backup == str(data / "server" / "tls-1764590400")
-    assert {p.name: p.read_bytes() for p in (data / "server" / "tls-1764590400").iterdir()} == before
-    assert sorted(p.name for p in d.iterdir()) == ["client-ca.crt", "client-ca.key", "server-ca.crt", "server-ca.key"]
+    assert files(data / "server" / "tls-1764590400") == before
+    assert sorted(files(d)) == ["client-ca.crt", "client-ca.key", "etcd/peer-ca.crt", "etcd/peer-ca.key",
+                                "etcd/server-ca.crt", "etcd/server-ca.key", "server-ca.crt", "server-ca.key"]
     tls.issue_server_certs(str(d), "10.77.0.11", "node1", [])  # the next start
     for name in ("serving-kube-apiserver", "client-admin"):
         assert (d / f"{name}.crt").read_bytes() != before[f"{name}.crt"]
