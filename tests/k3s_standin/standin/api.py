@@ -154,7 +154,8 @@ class Server:
         if self.etcd is not None and self.etcd.removed:
             write_file(os.path.join(etcd.db_dir(self.data_dir), "tombstone"), "", 0o600)
             log("info", "This node has been removed from the cluster - please restart k3s to rejoin the cluster")
-        self.etcd and self.etcd.stop()
+        if self.etcd is not None:
+            self.etcd.stop()
         fatal(f"etcd exited: {why}")
 
     def join(self, server: str, token: str) -> None:
@@ -310,9 +311,8 @@ class Server:
     # -- etcd membership (k3s pkg/etcd/member_controller.go: onRemove) ---------
     def node_deleted(self, obj: dict) -> None:
         annotations = obj["metadata"].get("annotations") or {}
-        if self.etcd is None or "etcd" not in [k.rsplit("/", 1)[-1] for k in obj["metadata"].get("labels") or {}
-                                               if k.startswith("node-role.kubernetes.io/")]:
-            return
+        if self.etcd is None or (obj["metadata"].get("labels") or {}).get("node-role.kubernetes.io/etcd") != "true":
+            return  # k3s: "Node ... was not labeled etcd node, skipping etcd member removal"
         log("info", f"Removing etcd member {obj['metadata']['name']} from cluster")
         if annotations.get(NODE_NAME_ANNOTATION):
             self.pending_removals.append((annotations[NODE_NAME_ANNOTATION],
