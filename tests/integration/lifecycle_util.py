@@ -71,10 +71,6 @@ def kube_nodes(lab, server: str = "node1") -> dict[str, dict]:
     return nodes
 
 
-def standin_state(lab, server: str = "node1") -> dict:
-    return json.loads(lab.exec(server, "cat /var/lib/rancher/k3s/server/db/standin-state.json"))
-
-
 def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -95,3 +91,24 @@ def service_marks(lab, node: str, services=("k3s", "k3s-agent", "edgeclu-agent")
     marks["files"] = lab.exec(node, "stat -c '%n %Y %s' /etc/rancher/k3s/config.yaml /usr/local/bin/k3s "
                                     "/etc/systemd/system/k3s*.service /etc/edgeclu/agent.json 2>/dev/null; true")
     return marks
+
+
+# etcdctl on a server against its real etcd member, with k3s's certificate paths (server/tls/etcd/)
+TLS = "/var/lib/rancher/k3s/server/tls/etcd"
+ETCDCTL = (f"ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert={TLS}/server-ca.crt "
+           f"--cert={TLS}/server-client.crt --key={TLS}/server-client.key")
+STATE_KEY = "/registry/k3s-standin/state"  # tests/k3s_standin/standin/store.py
+
+
+def etcd_members(run) -> list[str]:
+    """The node names of the etcd members (``etcdctl member list``; k3s names them ``<node>-<8 hex>``),
+    ``run(command) -> stdout`` on a server."""
+    doc = json.loads(run(f"{ETCDCTL} member list -w json"))
+    return sorted(m["name"].rsplit("-", 1)[0] for m in doc.get("members") or [] if m.get("name"))
+
+
+def standin_state(lab, server: str = "node1") -> dict:
+    """What the stand-in keeps: in etcd (read with etcdctl) on an HA server, else its state file."""
+    if lab.exec(server, "test -d /var/lib/rancher/k3s/server/db/etcd/member && echo etcd || true").strip():
+        return json.loads(lab.exec(server, f"{ETCDCTL} get {STATE_KEY} --print-value-only"))
+    return json.loads(lab.exec(server, "cat /var/lib/rancher/k3s/server/db/standin-state.json"))

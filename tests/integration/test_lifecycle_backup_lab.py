@@ -1,21 +1,36 @@
 """`edgeclu backup`, `reset` and `restore` on lab nodes with the k3s stand-in, through the real CLI.
 
-- embedded etcd (2 servers + 1 agent): backup, reset (after a refused confirmation), restore ->
-  the nodes the stand-in's store knew come back, with the state they had at backup time.
+- embedded etcd (3 servers, real etcd): backup (a real etcd snapshot), reset (after a refused
+  confirmation), restore -> the nodes and objects etcd held at backup time come back (a marker made
+  before the backup is there, one made after it is not), and the three servers are etcd members again.
 - SQLite (1 server): backup, a change, restore on the running cluster -> the change is undone.
 """
 
+import hashlib
 import json
 import stat
 
 import pytest
 
 from tests.integration import real_clients
-from tests.integration.lifecycle_util import edgeclu, kube_nodes, ok, standin_state, write_inventory
+from tests.integration.lifecycle_util import (
+    ETCDCTL,
+    edgeclu,
+    etcd_members,
+    kube_nodes,
+    ok,
+    standin_state,
+    write_inventory,
+)
 from tests.k3s_standin.fixtures import V1, k3s_mirror, k3s_releases  # noqa: F401
 
 pytestmark = pytest.mark.lab
 
+MARKER = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: {name}}}
+spec: {{maxUnavailable: 1, selector: {{matchLabels: {{app: marker}}}}}}
+"""
 POD = """apiVersion: v1
 kind: Pod
 metadata: {name: keep-me, labels: {app: keep}, ownerReferences: [{kind: ReplicaSet, name: keep-1}]}
@@ -33,12 +48,24 @@ def _left(lab, node):
     return lab.exec(node, f"for f in {K3S_PATHS}; do [ -e $f ] && echo $f; done; true").split()
 
 
+def _create(lab, doc):
+    lab.exec("node1", f"printf '%s' '{doc}' > /root/o.yaml && k3s kubectl create --validate=false -f /root/o.yaml")
+
+
+def _pdbs(lab):
+    return lab.exec("node1", "k3s kubectl get pdb -o name").split()
+
+
 def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp_path):  # noqa: F811
     lab = fresh_lab(3)
-    inv = write_inventory(tmp_path, lab, k3s_mirror(lab), ["node1", "node2"], ["node3"])
+    servers = ["node1", "node2", "node3"]
+    inv = write_inventory(tmp_path, lab, k3s_mirror(lab), servers, [])
     ok(edgeclu(tmp_path, "up", "-i", str(inv)))
-    lab.exec("node1", f"k3s kubectl cordon node3 && printf '%s' '{POD}' > /root/p.yaml && "
-                      "k3s kubectl create --validate=false -f /root/p.yaml")
+    members = lambda: etcd_members(lambda c: lab.exec("node1", c))  # noqa: E731 - `etcdctl member list`
+    assert members() == servers
+    lab.exec("node1", "k3s kubectl cordon node3")
+    _create(lab, POD)
+    _create(lab, MARKER.format(name="before-backup"))
     before = standin_state(lab)
 
     taken = ok(edgeclu(tmp_path, "backup", "-i", str(inv)))
@@ -52,14 +79,21 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
     assert {_mode(folder / f) for f in files} == {0o600}
     token = lab.exec("node1", "cat /var/lib/rancher/k3s/server/token").strip()
     assert (folder / "token").read_text().strip() == token and token not in taken.stdout + taken.stderr
-    assert sorted(json.loads((folder / snapshot).read_text())["nodes"]) == ["node1", "node2", "node3"]
     assert sorted(json.loads((folder / "node-passwords.json").read_text())) == ["node1", "node2", "node3"]
     assert lab.exec("node1", "k3s etcd-snapshot ls").count("\nedgeclu-node1-") == 1  # k3s keeps its copy too
+    # what edgeclu fetched is k3s's copy, a real etcd snapshot (etcdctl reads it)
+    kept = f"/var/lib/rancher/k3s/server/db/snapshots/{snapshot}"
+    assert lab.exec("node1", f"sha256sum {kept}").split()[0] == hashlib.sha256((folder / snapshot).read_bytes()
+                                                                               ).hexdigest()
+    status = json.loads(lab.exec("node1", f"ETCDCTL_API=3 etcdctl snapshot status {kept} -w json"))
+    assert status["totalKey"] >= 1 and status["revision"] > 1
     listed = ok(edgeclu(tmp_path, "backup", "--list"))
     assert listed.stdout.split()[:4] == [name, json.loads((folder / "meta.json").read_text())["created"], "etcd",
                                          before["nodes"]["node1"]["version"]]
 
-    lab.exec("node1", "k3s kubectl uncordon node3")  # a change after the backup
+    lab.exec("node1", "k3s kubectl uncordon node3")  # changes after the backup
+    _create(lab, MARKER.format(name="after-backup"))
+    assert _pdbs(lab) == ["poddisruptionbudget.policy/after-backup", "poddisruptionbudget.policy/before-backup"]
 
     no = edgeclu(tmp_path, "reset", "-i", str(inv), input="n\n")
     assert no.returncode == 1 and "nothing was changed" in no.stderr
@@ -82,7 +116,11 @@ def test_backup_reset_restore_brings_the_cluster_back(fresh_lab, k3s_mirror, tmp
     assert sorted(after["nodes"]) == sorted(before["nodes"]) == ["node1", "node2", "node3"]
     assert after["cluster"]["created"] == before["cluster"]["created"]  # the same cluster, not a new one
     assert after["pods"] == before["pods"]
-    assert sorted(after["etcd_members"]) == ["node1", "node2"]
+    # the snapshot's objects: the marker made before the backup is back, the one made after it is not
+    assert _pdbs(lab) == ["poddisruptionbudget.policy/before-backup"]
+    # node1 restored a one-member etcd; node2 and node3 rejoined it as new members
+    assert members() == servers
+    assert lab.exec("node2", f"{ETCDCTL} endpoint health 2>&1").count("is healthy") == 1  # on stderr
     nodes = kube_nodes(lab)
     assert all(v["ready"] for v in nodes.values()), nodes
     assert nodes["node3"]["cordoned"]  # as it was when the backup was taken

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from edgeclu.k3s import nodes_not_ready
+from tests.integration.lifecycle_util import etcd_members
 from tests.k3s_standin.ansible_run import run_playbook
 from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401
 from tests.k3s_standin.release import build_release, release_pins
@@ -153,9 +154,8 @@ def test_three_servers_join_one_at_a_time_from_an_airgap_dir(fresh_lab, k3s_rele
     assert agent_cfg["server"] == "https://k3s.lab.example:6443"  # agents use the API endpoint
     doc = _kubectl_nodes(lab, "node3")
     assert nodes_not_ready(doc, ["node1", "node2", "node3"]) == {}
-    state = json.loads(lab.exec("node1", "cat /var/lib/rancher/k3s/server/db/standin-state.json"))
-    joined = sorted(state["etcd_members"], key=lambda m: state["etcd_members"][m]["joined"])
-    assert joined == ["node1", "node2", "node3"]
+    # three real etcd members (`etcdctl member list` on the last one to join)
+    assert etcd_members(lambda c: lab.exec("node3", c)) == ["node1", "node2", "node3"]
 
     # the controller lost its token file: it is recovered from the first server, not replaced
     (tmp_path / "token").unlink()

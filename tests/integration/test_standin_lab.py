@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shlex
 import ssl
 import time
@@ -26,6 +27,7 @@ from edgeclu.k3s import nodes_not_ready, parse_version_output
 from edgeclu.lifecycle.backup import snapshot_path
 from edgeclu.lifecycle.kubectl import drain_command, eviction_errors
 from edgeclu.transport import SSHRemote
+from tests.integration.lifecycle_util import ETCDCTL, STATE_KEY, etcd_members
 from tests.k3s_standin.release import build_release
 
 pytestmark = pytest.mark.lab
@@ -233,14 +235,20 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
     s1.run("systemctl start k3s")
     _config(s2, {"token": TOKEN, "server": f"https://{ip1}:6443", **FAST})
     s2.run("systemctl start k3s")
-    # the joined server answers kubectl too (it forwards to the first one)
+    # each server answers kubectl from its own etcd member
     for r in (s1, s2):
         doc = _nodes_json(r)
         assert [i["metadata"]["name"] for i in doc["items"]] == ["node1", "node2"]
         assert all(i["metadata"]["labels"].get("node-role.kubernetes.io/etcd") == "true" for i in doc["items"])
-    state = lambda r: json.loads(r.run("cat /var/lib/rancher/k3s/server/db/standin-state.json").stdout)  # noqa: E731
-    assert sorted(state(s1)["etcd_members"]) == ["node1", "node2"]
-    _wait(lambda: sorted(state(s2)["etcd_members"]) == ["node1", "node2"], what="the replica on node2")
+    # a real two-member etcd cluster (etcdctl, with k3s's certificate paths), holding the state
+    for r in (s1, s2):
+        assert etcd_members(lambda c, r=r: r.run(c).stdout) == ["node1", "node2"]
+    state = json.loads(s2.run(f"{ETCDCTL} get {STATE_KEY} --print-value-only").stdout)
+    assert sorted(state["nodes"]) == ["node1", "node2"] and state["cluster"]["datastore"] == "etcd"
+    # the joining server's journal: k3s's words (pkg/etcd/etcd.go: join)
+    log2 = s2.run("journalctl -u k3s -o cat --no-pager").stdout
+    assert "Adding member node2-" in log2 and f"=https://{lab3.nodes['node2'].ip}:2380 to etcd cluster [" in log2
+    assert "Adding member node2-" in log2 and "Starting etcd to join cluster with members [node1-" in log2
     # a joining server with the wrong token is refused
     _config(nodes["node3"], {"token": "wrong", "server": f"https://{ip1}:6443"})
     assert nodes["node3"].run("systemctl start k3s", check=False).exit_code != 0
@@ -248,27 +256,76 @@ def test_embedded_etcd_join_snapshot_and_cluster_reset(nodes, lab3):
         nodes["node3"].run("journalctl -u k3s -o cat -n 5 --no-pager").stdout
     nodes["node3"].run("systemctl stop k3s")
 
+    # k3s's CLI asks the server (POST /db/snapshot) and logs "Snapshot <name> saved." per file created
+    # (pkg/cli/etcdsnapshot/etcd_snapshot.go: save; delete logs "Snapshot <name> deleted." / "... not found.")
     saved = s1.run("k3s etcd-snapshot save --name pre-remove")
     assert saved.stdout == ""  # like k3s: it only logs, on stderr
     name = saved.stderr.split("Snapshot ", 1)[1].split(" saved.")[0]
     assert name.startswith("pre-remove-node1-")
     path = f"/var/lib/rancher/k3s/server/db/snapshots/{name}"
     assert snapshot_path(saved.stderr) == path  # what edgeclu backup reads
-    assert path.rsplit("/", 1)[1] in s1.run("k3s etcd-snapshot ls").stdout
+    # the server logged where it saved it (k3s pkg/etcd/snapshot.go: Snapshot), and it is a real etcd snapshot
+    assert f"Saving etcd snapshot to {path}" in s1.run("journalctl -u k3s -o cat --no-pager").stdout
+    status = json.loads(s1.run(f"ETCDCTL_API=3 etcdctl snapshot status {path} -w json").stdout)
+    assert status["totalKey"] >= 1 and status["revision"] > 1
+    assert name in s1.run("k3s etcd-snapshot ls").stdout
+    # the node written after the snapshot is not in it
+    s1.run("k3s kubectl label node node1 after-snapshot=yes")
 
-    # deleting a server's node also removes its etcd member (as k3s does)
+    # restore, as k3s documents it: k3s stopped on every server, cluster-reset from the snapshot on one
     s2.run("systemctl stop k3s")
-    s1.run("k3s kubectl delete node node2")
-    assert sorted(state(s1)["etcd_members"]) == ["node1"]
-
-    # restore: cluster-reset from the snapshot brings node2 back in the store
     s1.run("systemctl stop k3s")
-    reset = s1.run(f"k3s server --cluster-reset --cluster-reset-restore-path={shlex.quote(path)}")
-    assert "Managed etcd cluster membership has been reset" in reset.stderr
-    assert sorted(state(s1)["etcd_members"]) == ["node1"]
-    assert sorted(state(s1)["nodes"]) == ["node1", "node2"]
+    reset = s1.run(f"k3s server --cluster-reset --cluster-reset-restore-path={shlex.quote(path)}")  # exit 0
+    # k3s's words, pkg/etcd/etcd.go, func (e *ETCD) Reset (then os.Exit(0)); Restore logs the "Pre-restore" line
+    assert ("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup "
+            "and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes") in reset.stderr
+    assert "Pre-restore etcd database moved to /var/lib/rancher/k3s/server/db/etcd-old-" in reset.stderr
     s1.run("systemctl start k3s")
-    assert [i["metadata"]["name"] for i in _nodes_json(s1)["items"]] == ["node1", "node2"]
+    assert etcd_members(lambda c: s1.run(c).stdout) == ["node1"]  # a one-member cluster ...
+    doc = _nodes_json(s1)
+    assert [i["metadata"]["name"] for i in doc["items"]] == ["node1", "node2"]  # ... with the snapshot's objects
+    assert "after-snapshot" not in doc["items"][0]["metadata"]["labels"]
+    # node2 rejoins with a fresh etcd data dir (what k3s's message asks for)
+    s2.run("rm -rf /var/lib/rancher/k3s/server/db && systemctl start k3s")
+    assert etcd_members(lambda c: s1.run(c).stdout) == ["node1", "node2"]
+    _wait(lambda: not nodes_not_ready(_nodes_json(s1), ["node1", "node2"]), what="both Ready")
+    gone = s1.run(f"k3s etcd-snapshot delete {name} no-such-snapshot")
+    assert f'level=info msg="Snapshot {name} deleted."' in gone.stderr
+    assert 'level=warning msg="Snapshot no-such-snapshot not found."' in gone.stderr
+    assert name not in s1.run("k3s etcd-snapshot ls").stdout and s1.run(f"test -e {path}", check=False).exit_code
+
+
+def test_three_etcd_members_without_quorum_refuse_writes_and_say_so(nodes, lab3):
+    _reset(nodes)
+    ip1 = lab3.nodes["node1"].ip
+    _config(nodes["node1"], {"token": TOKEN, "cluster-init": True, **FAST})
+    nodes["node1"].run("systemctl start k3s")
+    for n in ("node2", "node3"):
+        _config(nodes[n], {"token": TOKEN, "server": f"https://{ip1}:6443", **FAST})
+        nodes[n].run("systemctl start k3s")
+    s1 = nodes["node1"]
+    assert etcd_members(lambda c: s1.run(c).stdout) == ["node1", "node2", "node3"]
+    # two of three members down: reads still answer (from the local member), writes need etcd's quorum
+    nodes["node2"].run("systemctl stop k3s")
+    nodes["node3"].run("systemctl stop k3s")
+    assert not nodes["node2"].run("pgrep -x etcd", check=False).stdout  # k3s took its etcd down with it
+    assert [i["metadata"]["name"] for i in _nodes_json(s1)["items"]] == ["node1", "node2", "node3"]
+    t0 = time.monotonic()
+    refused = s1.run("k3s kubectl label node node1 quorum=lost", check=False)
+    print(f"write without quorum refused after {time.monotonic() - t0:.1f}s")
+    assert refused.exit_code == 1 and time.monotonic() - t0 < 30
+    # kubectl's words for a Status 503 whose message is etcd's (its gateway's: "context deadline exceeded",
+    # or etcd server's "etcdserver: request timed out")
+    assert re.fullmatch(r"Error from server \(ServiceUnavailable\): (etcdserver: request timed out|etcd: context "
+                        r"deadline exceeded)\n", refused.stderr), refused.stderr
+    # a member back: quorum again, writes go through
+    nodes["node2"].run("systemctl start k3s")
+    s1.run("k3s kubectl label node node1 quorum=back")
+    assert _nodes_json(s1)["items"][0]["metadata"]["labels"]["quorum"] == "back"
+    # deleting a (stopped) server's node removes its etcd member, as k3s's member controller does
+    s1.run("k3s kubectl delete node node3")
+    _wait(lambda: etcd_members(lambda c: s1.run(c).stdout) == ["node1", "node2"], what="node3's member removed")
+    assert "Removing etcd member node3 from cluster" in s1.run("journalctl -u k3s -o cat --no-pager").stdout
 
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "kubectl"

@@ -30,11 +30,13 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,procps,sudo,"
     "avahi-daemon,libnss-mdns,python3-psutil,python3-zeroconf,python3-yaml,kmod,"
-    "python3-cryptography,python3-cffi-backend"  # the k3s stand-in makes its CA and certs with it (debootstrap
+    "python3-cryptography,python3-cffi-backend,"  # the k3s stand-in makes its CA and certs with it (debootstrap
     # does not resolve the virtual package python3-cryptography needs: name its provider)
+    "etcd-server,etcd-client"  # real etcd (3.4) and etcdctl: the stand-in runs one etcd member per HA server, as
+    # k3s embeds one (its etcd.service is masked: the stand-in starts etcd itself)
 )
 LAB_USER = "edge"  # non-root login with passwordless sudo, like a Pi's default user
-RECIPE_VERSION = "3"  # bump when build_base changes, so caches are rebuilt
+RECIPE_VERSION = "4"  # bump when build_base changes, so caches are rebuilt
 #: real kubectl binaries, one per minor (``kubectl.1.31``); bound read-only into every node at KUBECTL_IN_NODE,
 #: where the k3s stand-in's ``k3s kubectl`` runs the one of its own minor version, as k3s runs its embedded one
 KUBECTL_DIR = Path(os.environ.get("EDGECLU_LAB_KUBECTL_DIR", "/usr/lib/google-cloud-sdk/bin"))
@@ -108,7 +110,7 @@ def _build_rootfs(r: Path) -> None:
     )
     for unit in ("console-getty.service", "apt-daily.timer", "apt-daily-upgrade.timer",
                  "dpkg-db-backup.timer", "e2scrub_all.timer", "e2scrub_reap.service",
-                 "systemd-timesyncd.service"):
+                 "systemd-timesyncd.service", "etcd.service"):
         link = r / "etc/systemd/system" / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")

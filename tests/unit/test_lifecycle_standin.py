@@ -102,13 +102,12 @@ def test_bare_pods_are_deleted_statefulset_pods_keep_their_name_and_nowhere_to_g
     assert obj["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
 
 
-def test_deleting_a_node_removes_its_pods_and_its_etcd_member():
+def test_deleting_a_node_removes_its_pods():
     st = _state("node1", "node2")
-    st["etcd_members"] = {"node1": {}, "node2": {}}
     objects.create_object(st, _pod("web-a", "node2", ("ReplicaSet", "web")), NOW)
     objects.create_object(st, _pod("ds-x", "node2", ("DaemonSet", "ds")), NOW)
     objects.delete_node(st, "node2", NOW, GRACE)
-    assert list(st["nodes"]) == ["node1"] and list(st["etcd_members"]) == ["node1"]
+    assert list(st["nodes"]) == ["node1"]
     assert {k: p["node"] for k, p in st["pods"].items()} == {"default/web-00001": "node1"}
 
 

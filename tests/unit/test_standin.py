@@ -10,7 +10,7 @@ import pytest
 
 from edgeclu import k3s as edgeclu_k3s
 from tests.k3s_standin.release import build_release, standin_binary
-from tests.k3s_standin.standin import config, join, kube, objects, util
+from tests.k3s_standin.standin import config, etcd, join, kube, objects, util
 
 NOW = 1_700_000_000.0
 
@@ -140,11 +140,26 @@ def test_heartbeat_of_a_deleted_node_is_not_found():
     assert (e.value.status, e.value.message) == (404, 'nodes "node2" not found')
 
 
-def test_deleting_a_server_removes_its_etcd_member():
-    state = {"etcd_members": {"node1": {}, "node2": {}}}
-    objects.register_node(state, _info(roles=["control-plane", "master", "etcd"]), NOW)
-    objects.delete_node(state, "node2")
-    assert state["etcd_members"] == {"node1": {}} and state["nodes"] == {} and state["node_passwords"] == {}
+def test_a_server_node_carries_its_etcd_member_and_its_delete_is_reported():
+    """k3s annotates an etcd node with its member name and address (pkg/etcd: NodeNameAnnotation,
+    NodeAddressAnnotation), and its member controller removes that member when the Node is deleted."""
+    state = {"cluster": {"created": NOW}}
+    etcd_ann = {"etcd.k3s.cattle.io/node-name": "node2-0a1b2c3d", "etcd.k3s.cattle.io/node-address": "10.77.0.12"}
+    objects.register_node(state, _info(roles=["control-plane", "master", "etcd"], annotations=etcd_ann), NOW)
+    objects.register_node(state, _info(roles=["control-plane", "master", "etcd"]), NOW + 1)  # a restart keeps them
+    deleted = []
+    status, obj = kube.handle("DELETE", "/api/v1/nodes/node2", b"", {}, lambda: state, lambda fn: fn(state), 40,
+                              NOW + 2, on_node_deleted=deleted.append)
+    assert status == 200 and deleted == [obj] and obj["metadata"]["annotations"] == {
+        "k3s.io/node-args": "[]", "k3s.io/internal-ip": "10.77.0.12", **etcd_ann}
+    assert state["nodes"] == {} and state["node_passwords"] == {}
+
+
+@pytest.mark.parametrize(("member", "node"), [("node2-0a1b2c3d", "node2"), ("pi-4-ffffffff", "pi-4"),
+                                              ("node2", "node2"), ("node-2", "node-2")])
+def test_the_node_of_an_etcd_member_name(member, node):
+    assert etcd.node_of(member) == node
+    assert etcd.node_of(etcd.new_name(node)) == node
 
 
 def test_node_object_has_the_kubernetes_shape():
@@ -204,16 +219,6 @@ def test_node_table_has_kubectls_columns():
 ])
 def test_human_age(seconds, text):
     assert kube.human_age(seconds) == text
-
-
-def test_join_refuses_a_sqlite_server():
-    state = {"cluster": {"datastore": "sqlite"}, "etcd_members": {}}
-    with pytest.raises(objects.ApiError) as e:
-        join.join_member(state, {"name": "node2", "address": "10.77.0.12"})
-    assert e.value.status == 409 and "without cluster-init" in e.value.message
-    state["cluster"] = {"datastore": "etcd", "ca_files": {"server-ca.crt": "CA"}}
-    assert join.join_member(state, {"name": "node2", "address": "10.77.0.12"})["state"] is state
-    assert list(state["etcd_members"]) == ["node2"]
 
 
 def test_json_output_round_trips():
@@ -313,11 +318,13 @@ def test_certificate_rotate_backs_up_and_removes_the_leaves_only(tmp_path):
     d = data / "server" / "tls"
     tls.ensure_cas(str(d))
     tls.issue_server_certs(str(d), "10.77.0.11", "node1", [])
-    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    files = lambda top: {str(p.relative_to(top)): p.read_bytes() for p in top.rglob("*") if p.is_file()}  # noqa: E731
+    before = files(d)
     backup = tls.rotate(str(data), now=1764590400)
     assert backup == str(data / "server" / "tls-1764590400")
-    assert {p.name: p.read_bytes() for p in (data / "server" / "tls-1764590400").iterdir()} == before
-    assert sorted(p.name for p in d.iterdir()) == ["client-ca.crt", "client-ca.key", "server-ca.crt", "server-ca.key"]
+    assert files(data / "server" / "tls-1764590400") == before
+    assert sorted(files(d)) == ["client-ca.crt", "client-ca.key", "etcd/peer-ca.crt", "etcd/peer-ca.key",
+                                "etcd/server-ca.crt", "etcd/server-ca.key", "server-ca.crt", "server-ca.key"]
     tls.issue_server_certs(str(d), "10.77.0.11", "node1", [])  # the next start
     for name in ("serving-kube-apiserver", "client-admin"):
         assert (d / f"{name}.crt").read_bytes() != before[f"{name}.crt"]

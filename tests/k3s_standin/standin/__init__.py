@@ -11,8 +11,9 @@ setup uses. It models the parts of k3s that provisioning and lifecycle code obse
   makes its CAs and certificates (:mod:`.tls`), writes the token (``K10<ca-hash>::server:<secret>``)
   and ``/etc/rancher/k3s/k3s.yaml``, serves TLS on 6443: k3s's supervisor paths for joining nodes
   and the Kubernetes REST subset real kubectl drives (:mod:`.kube`, over :mod:`.objects`), keeping
-  its state in a store file under the data dir (:mod:`.store`). ``cluster-init`` starts an "etcd"
-  cluster; ``server:`` joins one with the token (:mod:`.join`: the CA hash check).
+  its state in a store (:mod:`.store`): a file under the data dir for a single server (k3s: SQLite), or,
+  with ``cluster-init``, a real etcd member per server (:mod:`.etcd`: Debian's etcd 3.4 as a child
+  process); ``server:`` joins one with the token (:mod:`.join`: the CA hash check) and ``member add``.
 * ``k3s agent`` (:mod:`.cli`): must present the right token to a reachable server or exit non-zero
   with a ``level=fatal`` line in the journal; then it heartbeats. A node is Ready while its heartbeat
   is younger than node-monitor-grace-period.
@@ -21,8 +22,9 @@ setup uses. It models the parts of k3s that provisioning and lifecycle code obse
   days (365 by default), are renewed at start within 120 days of their end, and ``rotate`` backs them up and
   removes them so the next start issues new ones.
 * ``k3s etcd-snapshot save/ls/delete``, ``k3s server --cluster-reset [--cluster-reset-restore-path]``
-  (:mod:`.etcd`).
+  (:mod:`.snapshot`: real etcd snapshots, ``etcdctl snapshot restore``, ``--force-new-cluster``).
 
 What it does NOT do: containers, a kubelet (a heartbeat stands for it), networking, OpenAPI, watches,
-real etcd consensus (the first server holds the state, the others forward to it and keep a replica).
+the Kubernetes storage layout (the objects are one JSON document under one etcd key, written with a
+compare-and-swap).
 """

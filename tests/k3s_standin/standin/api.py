@@ -1,10 +1,12 @@
 """One k3s server process: TLS on 6443, the store, and its own kubelet heartbeat.
 
 Two kinds of request, as on a real k3s server's port 6443: k3s's own supervisor paths (``/cacerts``,
-``/ping`` open; ``/v1-standin/...`` with the token as basic auth, for joining servers and agents: k3s's
-are ``/v1-k3s/...``), and the Kubernetes API (:mod:`.kube`), which takes only a client certificate
-signed by the cluster's client CA (401 otherwise). A joined server forwards both to the first server,
-which holds the state.
+``/ping`` open; ``/v1-standin/...`` and ``/db/snapshot`` with the token as basic auth, for joining
+servers, agents and ``k3s etcd-snapshot``: k3s's are ``/v1-k3s/...`` and ``/db/...``), and the
+Kubernetes API (:mod:`.kube`), which takes only a client certificate signed by the cluster's client CA
+(401 otherwise). Every server answers both from the store: a file (SQLite's place) or, for HA, the
+real etcd cluster this server is a member of (:mod:`.etcd`), so with etcd's quorum lost a write fails
+with 503 and etcd's words.
 """
 
 from __future__ import annotations
@@ -19,27 +21,23 @@ import socket
 import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import yaml
 
-from . import kube, tls
+from . import etcd, kube, tls
 from .build import ARCH, VERSION
 from .join import (
     ca_hash,
     check_token_ca,
     ensure_node_password,
     fetch_ca,
-    join_member,
-    kubelet_auth,
     request,
     rotate_token,
     split_token,
     token_user,
 )
 from .objects import ApiError, delete_node, heartbeat, node_roles, register_node
-from .store import Store
+from .store import EtcdStore, FileStore
 from .util import (
     DATA_DIR,
     KUBECONFIG,
@@ -49,43 +47,35 @@ from .util import (
     log,
     os_image,
     read_file,
+    rfc3339,
     sd_notify,
     sha256,
     write_file,
 )
 
+NODE_NAME_ANNOTATION = "etcd.k3s.cattle.io/node-name"  # k3s pkg/etcd: NodeNameAnnotation, NodeAddressAnnotation
+NODE_ADDRESS_ANNOTATION = "etcd.k3s.cattle.io/node-address"
+
 
 class Server:
-    """One k3s server process: API on 6443, the store, and its own kubelet heartbeat."""
+    """One k3s server process: API on 6443, the store (SQLite-like file, or the real etcd), its kubelet heartbeat."""
 
     def __init__(self, config: dict):
         self.config = config
         self.data_dir = config.get("data-dir") or DATA_DIR
-        self.store = Store(self.data_dir)
         self.name = config.get("node-name") or socket.gethostname()
         self.grace = component_arg(config, "kube-controller-manager-arg", "node-monitor-grace-period", 40)
         self.interval = component_arg(config, "kubelet-arg", "node-status-update-frequency", 10)
         self.port = int(config.get("https-listen-port") or 6443)
         self.tls = tls.tls_dir(self.data_dir)
-        self.leader_url: str | None = None  # None: this server holds the state
-        self._leader_ctx: ssl.SSLContext | None = None
+        self.etcd: etcd.Etcd | None = None
+        self.store: FileStore | EtcdStore | None = None
+        self.member = ""  # this server's etcd member name
+        self.pending_removals: list[tuple[str, str]] = []
         self.stop = threading.Event()
 
-    # -- the state, local or at the leader --------------------------------------
-    def call_leader(self, method: str, path: str, body: dict | None = None, auth: str | None = None):
-        return request(self.leader_url, method, path, body, auth or self.server_auth(), ctx=self.leader_ctx())
-
-    def leader_ctx(self) -> ssl.SSLContext:
-        """Trust the cluster CA and present this server's admin certificate (for forwarded API calls)."""
-        if self._leader_ctx is None:
-            self._leader_ctx = tls.client_context(self.ca, self.tls)
-        return self._leader_ctx
-
-    def server_auth(self) -> str:
-        return "Basic " + base64.b64encode(f"server:{self.secret}".encode()).decode()
-
     def apply(self, op: str, *args):
-        """A state change on the leader (joined servers forward requests to it instead)."""
+        """A state change through the store (etcd: needs its quorum)."""
         now = time.time()
         ops = {
             "register": lambda st: register_node(st, args[0], now),
@@ -96,71 +86,141 @@ class Server:
 
     # -- bootstrap -------------------------------------------------------------
     def bootstrap(self) -> None:
+        """k3s's order: an etcd member already here restarts; else SQLite if it has data; else join the
+        ``server:``; else a new cluster (etcd with cluster-init, SQLite without)."""
         token = str(self.config.get("token") or "")
-        role = self.store.role()
-        server = self.config.get("server")
-        if role is None and server:
-            self.join(server, token)
-            return
-        if role and not role.get("leader"):
-            # already joined: etcd data exists, the server: flag is not used again (like k3s)
-            self.leader_url = role["url"]
-            self.ca = tls.ca_bundle(self.tls)
-            # the token must still be the cluster's (the replica has its hash; after a rotation while
-            # this server was down, the leader knows)
-            self.secret = split_token(token)[1] if token else role["secret"]
-            if sha256(self.secret) != (self.store.read().get("cluster") or {}).get("token_hash"):
-                try:
-                    self.store.write(self.call_leader("GET", "/v1-standin/state"))
-                except (ApiError, OSError):
-                    fatal("bootstrap data already found and encrypted with different token")
-            self.store.set_role({**role, "secret": self.secret})
-            return
-        tls.ensure_cas(self.tls)
-        self.ca = tls.ca_bundle(self.tls)
-        state = self.store.read()
         secret = split_token(token)[1] if token else None
+        tombstone = os.path.join(etcd.db_dir(self.data_dir), "tombstone")
+        if os.path.exists(tombstone):  # k3s pkg/etcd/etcd.go: Register
+            log("info", "tombstone file has been detected, removing data dir to rejoin the cluster")
+            os.rename(etcd.db_dir(self.data_dir), f"{etcd.db_dir(self.data_dir)}-backup-{int(time.time())}")
+        file_store = FileStore(self.data_dir)
+        if etcd.initialized(self.data_dir):
+            log("info", "Starting etcd for existing cluster member")
+            self.start_etcd("existing")
+        elif file_store.exists():
+            self.store = file_store
+        elif self.config.get("server"):
+            self.join(self.config["server"], token)
+        elif self.config.get("cluster-init"):
+            tls.ensure_cas(self.tls)
+            log("info", "Starting etcd for new cluster, cluster-reset=false")
+            self.start_etcd("new")
+        else:
+            self.store = file_store
+        self.ca = tls.ca_bundle(self.tls)
+        # etcd: a quorum read (a member that just joined may not have caught up yet)
+        state = self.store.read(serializable=False) if isinstance(self.store, EtcdStore) else self.store.read()
+        if not state.get("cluster") and self.config.get("server") and isinstance(self.store, EtcdStore):
+            fatal(f"joined the etcd cluster of {self.config['server']}, but it holds no cluster state")
         if state.get("cluster"):
             if secret and sha256(secret) != state["cluster"]["token_hash"]:
                 fatal("bootstrap data already found and encrypted with different token")
             self.secret = secret or (read_file(self.token_path()) or "").rsplit(":", 1)[-1].strip()
         else:
+            tls.ensure_cas(self.tls)
+            self.ca = tls.ca_bundle(self.tls)
             self.secret = secret or secrets.token_hex(16)
-            datastore = "etcd" if self.config.get("cluster-init") else "sqlite"
-            state = {"cluster": {"datastore": datastore, "token_hash": sha256(self.secret),
+            state = {"cluster": {"datastore": self.store.datastore, "token_hash": sha256(self.secret),
                                  "ca_files": tls.export_cas(self.tls), "created": time.time()},
-                     "nodes": {}, "node_passwords": {}, "etcd_members": {}, "revision": 1}
-            if datastore == "etcd":
-                state["etcd_members"][self.name] = {"address": self.address(), "joined": time.time()}
-            self.store.write(state)
-            log("info", f"Starting k3s {VERSION}: new cluster, datastore {datastore}")
+                     "nodes": {}, "node_passwords": {}, "revision": 1}
+            if isinstance(self.store, EtcdStore):
+                if not self.store.create(state):
+                    fatal("etcd already holds a cluster's state; restart to use it")
+            else:
+                self.store.write(state)
+            log("info", f"Starting k3s {VERSION}: new cluster, datastore {self.store.datastore}")
         agent_secret = split_token(str(self.config["agent-token"]))[1] if self.config.get("agent-token") else None
         self.store.update(lambda st: st["cluster"].update(
             grace=self.grace, agent_token_hash=sha256(agent_secret) if agent_secret else None))
-        self.store.set_role({"leader": True})
+
+    def start_etcd(self, state: str, cluster: str | None = None) -> None:
+        self.etcd = etcd.Etcd(self.data_dir, self.name, self.address())
+        self.member = etcd.member_name(self.data_dir, self.name)
+        self.etcd.start(self.member, cluster or f"{self.member}={self.etcd.peer_url}", state)
+        self.store = EtcdStore(self.etcd)
+        while True:
+            try:
+                self.etcd.wait_ready(10, self.stop)
+                return
+            except etcd.EtcdError as e:
+                if self.stop.is_set() or not self.etcd.running():
+                    self.exit_after_etcd(str(e))
+                log("info", f"Waiting for etcd server to become available: {e}")
+
+    def exit_after_etcd(self, why: str) -> None:
+        """etcd stopped under us: removed from the cluster (k3s writes a tombstone: its next start rejoins
+        with a fresh data dir), or failed."""
+        if self.etcd is not None and self.etcd.removed:
+            write_file(os.path.join(etcd.db_dir(self.data_dir), "tombstone"), "", 0o600)
+            log("info", "This node has been removed from the cluster - please restart k3s to rejoin the cluster")
+        if self.etcd is not None:
+            self.etcd.stop()
+        fatal(f"etcd exited: {why}")
 
     def join(self, server: str, token: str) -> None:
+        """k3s's join: the cluster's CAs from the server (the token proves who we are), then ``member add``
+        through an existing member, then etcd starts with ``--initial-cluster-state existing``."""
         if not token:
             fatal("--token is required when joining a server")
         token_hash, secret = split_token(token)
-        url = server  # https://<server>:6443
-        self.ca, ctx = fetch_ca(url, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
-        self.secret = secret
-        self.leader_url = url
+        ca, ctx = fetch_ca(server, token_hash, float(os.environ.get("K3S_STANDIN_JOIN_TIMEOUT", "60")))
+        auth = "Basic " + base64.b64encode(f"server:{secret}".encode()).decode()
         try:
-            reply = request(url, "POST", "/v1-standin/join", {"name": self.name, "address": self.address()},
-                            self.server_auth(), ctx=ctx)
+            reply = request(server, "POST", "/v1-standin/join", {"name": self.name, "address": self.address()},
+                            auth, ctx=ctx)
         except ApiError as e:
             if e.status == 401:
                 fatal(f"failed to join {server}: the server rejected the token (401 Unauthorized)")
             fatal(f"failed to join {server}: {e.message}")
-        tls.import_cas(self.tls, reply["state"]["cluster"]["ca_files"])
-        self.ca = tls.ca_bundle(self.tls)
+        except OSError as e:
+            fatal(f"failed to join {server}: {e}")
+        tls.import_cas(self.tls, reply["ca_files"])
         if token_hash is not None:  # the cluster's CA must be the one the token names
-            check_token_ca(token_hash, self.ca)
-        self.store.write(reply["state"])
-        self.store.set_role({"leader": False, "url": url, "secret": secret})
-        log("info", f"Joined the cluster at {server} as etcd member {self.name}")
+            check_token_ca(token_hash, tls.ca_bundle(self.tls))
+        member = etcd.Etcd(self.data_dir, self.name, self.address())
+        tls.issue_etcd_certs(self.tls, self.address(), self.name)
+        name = etcd.member_name(self.data_dir, self.name)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                cluster = self.add_member(member, name, reply["members"])
+                break
+            except etcd.EtcdError as e:  # e.g. "etcdserver: unhealthy cluster" right after another join
+                if time.monotonic() > deadline or self.stop.is_set():
+                    fatal(f"etcd cluster join failed: {e.message}")
+                log("info", f"Waiting for other members to finish joining etcd cluster: {e.message}")
+                time.sleep(2)
+        log("info", f"Starting etcd to join cluster with members [{' '.join(cluster)}]")  # Go's %v of a []string
+        self.start_etcd("existing", ",".join(cluster))
+
+    def add_member(self, member: etcd.Etcd, name: str, known: list[dict]) -> list[str]:
+        urls = [u for m in known for u in m.get("clientURLs") or [] if f"//{member.address}:" not in u]
+        last = None
+        for url in urls:
+            try:
+                members = member.members(url)
+                break
+            except etcd.EtcdError as e:
+                last = e
+        else:
+            raise last or etcd.EtcdError("no etcd member to join")
+        cluster, add = [], True
+        for m in members:
+            peer = (m.get("peerURLs") or [""])[0]
+            mine = f"//{member.address}:" in peer
+            mname = m.get("name") or (name if mine else "")
+            if mine and mname == name:
+                add = False
+            elif etcd.node_of(mname) == self.name:
+                fatal("duplicate node name found, please use a unique name for this node")
+            if mname and peer:
+                cluster.append(f"{mname}={peer}")
+        if add:
+            log("info", f"Adding member {name}={member.peer_url} to etcd cluster [{' '.join(cluster)}]")
+            member.member_add(url)
+            cluster.append(f"{name}={member.peer_url}")
+        return cluster
 
     def token_path(self) -> str:
         return os.path.join(self.data_dir, "server", "token")
@@ -197,14 +257,13 @@ class Server:
                    yaml.safe_dump(kubeconfig, sort_keys=False), mode)
 
     def node_info(self) -> dict:
-        etcd = self.leader_url is not None or self.store.read()["cluster"]["datastore"] == "etcd"
-        return {"name": self.name, "address": self.address(), "password": self.node_password(),
-                "roles": node_roles(True, etcd), "labels": self.config.get("node-label") or [],
+        on_etcd = self.etcd is not None
+        return {"name": self.name, "address": self.address(), "password": ensure_node_password(),
+                "roles": node_roles(True, on_etcd), "labels": self.config.get("node-label") or [],
                 "taints": self.config.get("node-taint") or [], "version": VERSION, "arch": ARCH,
-                "os_image": os_image(), "kernel": platform.release()}
-
-    def node_password(self) -> str:
-        return ensure_node_password()
+                "os_image": os_image(), "kernel": platform.release(),
+                "annotations": {NODE_NAME_ANNOTATION: self.member, NODE_ADDRESS_ANNOTATION: self.address()}
+                if on_etcd else {}}
 
     # -- run -----------------------------------------------------------------
     def run(self) -> None:
@@ -224,23 +283,22 @@ class Server:
         while not self.stop.wait(self.interval):
             self.tick()
         httpd.shutdown()
+        if self.etcd is not None:
+            self.etcd.stop()
 
     def register_self(self) -> None:
-        info = self.node_info()
-        if self.leader_url is None:
-            self.apply("register", info)
-        else:
+        """Register this server's Node (retried: a joining member may need a moment for etcd's quorum)."""
+        while True:
             try:
-                self.call_leader("POST", "/v1-standin/register", info)
-                self.sync()
-            except (ApiError, OSError) as e:
-                log("error", f"failed to register node {self.name} at {self.leader_url}: {e}")
-
-    def sync(self) -> None:
-        self.store.write(self.call_leader("GET", "/v1-standin/state", auth=self.kubelet_auth()))
-
-    def kubelet_auth(self) -> str:
-        return kubelet_auth(self.name, self.node_password())
+                self.apply("register", self.node_info())
+                return
+            except ApiError as e:
+                if self.stop.is_set():
+                    return
+                log("error", f"failed to register node {self.name}: {e.message}")
+            if self.etcd is not None and not self.etcd.running():
+                self.exit_after_etcd("while registering the node")
+            self.stop.wait(1)
 
     def rotate_token(self, new_secret: str) -> dict:
         new_secret = split_token(new_secret)[1] if new_secret else secrets.token_hex(16)
@@ -250,16 +308,63 @@ class Server:
         log("info", "Server token rotated")
         return {}
 
+    # -- etcd membership (k3s pkg/etcd/member_controller.go: onRemove) ---------
+    def node_deleted(self, obj: dict) -> None:
+        annotations = obj["metadata"].get("annotations") or {}
+        if self.etcd is None or (obj["metadata"].get("labels") or {}).get("node-role.kubernetes.io/etcd") != "true":
+            return  # k3s: "Node ... was not labeled etcd node, skipping etcd member removal"
+        log("info", f"Removing etcd member {obj['metadata']['name']} from cluster")
+        if annotations.get(NODE_NAME_ANNOTATION):
+            self.pending_removals.append((annotations[NODE_NAME_ANNOTATION],
+                                          annotations.get(NODE_ADDRESS_ANNOTATION, "")))
+            self.remove_members()
+
+    def remove_members(self) -> None:
+        for name, address in list(self.pending_removals):
+            try:
+                self.etcd.remove_peer(name, address)
+                self.pending_removals.remove((name, address))
+            except etcd.EtcdError as e:
+                log("error", f"failed to remove etcd member {name}, will retry: {e.message}")
+
+    def snapshot(self, body: dict) -> dict:
+        """k3s's /db/snapshot (pkg/etcd/snapshot_handler.go): save, list, delete in the snapshot dir."""
+        if self.etcd is None:
+            raise ApiError(400, "BadRequest", "etcd datastore disabled")
+        directory = body.get("dir") or self.config.get("etcd-snapshot-dir") or os.path.join(
+            self.data_dir, "server", "db", "snapshots")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        op, names = body.get("operation"), body.get("name") or []
+        if op == "save":
+            name = f"{(names or ['on-demand'])[0]}-{self.name}-{int(time.time())}"
+            path = os.path.join(directory, name)
+            log("info", f"Saving etcd snapshot to {path}")  # k3s pkg/etcd/snapshot.go: Snapshot
+            self.etcd.snapshot_save(path)
+            return {"created": [name]}
+        if op == "list":
+            return {"items": [{"name": n, "location": "file://" + os.path.join(directory, n),
+                               "size": os.stat(os.path.join(directory, n)).st_size,
+                               "created": rfc3339(os.stat(os.path.join(directory, n)).st_mtime)}
+                              for n in sorted(os.listdir(directory))]}
+        if op == "delete":
+            deleted = []
+            for n in names:
+                path = os.path.join(directory, os.path.basename(n))
+                if os.path.isfile(path):
+                    os.remove(path)
+                    deleted.append(n)
+            return {"deleted": deleted}
+        raise ApiError(400, "BadRequest", "invalid snapshot operation")
+
     def tick(self) -> None:
+        if self.etcd is not None and not self.etcd.running():
+            self.exit_after_etcd("etcd stopped")
         try:
-            if self.leader_url is None:
-                self.apply("heartbeat", self.name, self.node_password())
-            else:
-                self.call_leader("POST", f"/v1-standin/heartbeat/{self.name}", {"password": self.node_password()},
-                                 auth=self.kubelet_auth())
-                self.sync()
-        except (ApiError, OSError) as e:
-            log("error", f"node status update failed: {e}")
+            self.apply("heartbeat", self.name, ensure_node_password())
+        except ApiError as e:
+            log("error", f"node status update failed: {e.message}")
+        if self.pending_removals:
+            self.remove_members()
 
 
 class TLSServer(http.server.ThreadingHTTPServer):
@@ -354,56 +459,36 @@ def make_handler(server: Server):
                     return self._send(200, "pong", "text/plain")
                 if path == "/cacerts":
                     return self._send(200, server.ca, "text/plain")
-                if path.startswith("/v1-standin/"):
+                if path.startswith("/v1-standin/") or path == "/db/snapshot":
                     who = self._token_user()
                     if who is None:
                         raise ApiError(401, "Unauthorized", "Unauthorized")
                     body = json.loads(raw or b"{}")
-                    if server.leader_url is not None:
-                        return self._forward(method, path, raw, {"Authorization": self.headers["Authorization"]})
                     return self._send(200, self._supervisor(method, path, body, who))
                 if self._client_cert() is None:
                     raise ApiError(401, "Unauthorized", "Unauthorized")
-                if server.leader_url is not None:
-                    return self._forward(method, self.path, raw, {h: self.headers[h] for h in ("Accept", "Content-Type")
-                                                                   if self.headers.get(h)})
                 status, doc = kube.handle(method, self.path, raw, self.headers, server.store.read,
-                                          server.store.update, server.grace)
+                                          server.store.update, server.grace, on_node_deleted=server.node_deleted)
                 self._send(status, doc)
             except ApiError as e:
                 self._error(e)
             except (ValueError, KeyError) as e:
                 self._error(ApiError(400, "BadRequest", f"bad request: {e}"))
 
-        def _forward(self, method: str, path: str, raw: bytes, headers: dict) -> None:
-            """Pass the request to the first server (it holds the state); its answer goes back as it is."""
-            req = urllib.request.Request(server.leader_url.rstrip("/") + path, data=raw or None, method=method,
-                                         headers={**headers, **({"Content-Type": "application/json"}
-                                                                if raw and "Content-Type" not in headers else {})})
-            try:
-                with urllib.request.urlopen(req, timeout=10, context=server.leader_ctx()) as resp:
-                    status, ctype, data = resp.status, resp.headers.get("Content-Type"), resp.read()
-            except urllib.error.HTTPError as e:
-                status, ctype, data = e.code, e.headers.get("Content-Type"), e.read()
-            except (urllib.error.URLError, OSError) as e:
-                if method == "GET" and path == "/v1-standin/state":
-                    return self._send(200, server.store.read())  # the replica, while the leader is away
-                return self._error(ApiError(503, "ServiceUnavailable", f"leader unreachable: {e}"))
-            self._send(status, data, ctype or "application/json")
-
         def _supervisor(self, method: str, path: str, body: dict, who: str):
             parts = path.strip("/").split("/")
             route = (method, *parts[1:2])
             kubelet = who.removeprefix("kubelet:") if who.startswith("kubelet:") else None
-            if route == ("GET", "state") and kubelet and "control-plane" in (
-                    (server.store.read().get("nodes") or {}).get(kubelet) or {}).get("roles", []):
-                return server.store.read()  # a joined server's replica
+            if path == "/db/snapshot" and method == "POST" and who == "server":
+                return server.snapshot(body)
             if route == ("POST", "token") and who == "server":
                 return server.rotate_token(body.get("newToken") or "")
-            if route == ("GET", "state") and who == "server":
-                return server.store.read()
             if route == ("POST", "join") and who == "server":
-                return server.store.update(lambda st: join_member(st, body))
+                if server.etcd is None:
+                    raise ApiError(409, "Conflict", "this server uses SQLite (started without cluster-init); "
+                                                    "servers cannot join it")
+                # k3s: the bootstrap data (the CAs, from the datastore) and /db/info (the etcd members)
+                return {"ca_files": server.store.read()["cluster"]["ca_files"], "members": server.etcd.members()}
             if route == ("POST", "register") and who in ("server", "node"):
                 return server.apply("register", body)
             if route == ("POST", "heartbeat") and len(parts) == 3 and (

@@ -15,10 +15,10 @@ import threading
 from .api import Server
 from .build import ARCH, VERSION
 from .config import load_config, parse_flags
-from .etcd import cluster_reset, cmd_etcd_snapshot
 from .join import ensure_node_password, fetch_ca, kubelet_auth, request, split_token
 from .node_files import on_start
 from .objects import ApiError
+from .snapshot import cluster_reset, cmd_etcd_snapshot
 from .tls import rotate as rotate_certificates
 from .util import (
     DATA_DIR,

@@ -104,14 +104,6 @@ def ensure_node_password() -> str:
     return pw
 
 
-def join_member(state: dict, body: dict) -> dict:
-    if state["cluster"]["datastore"] != "etcd":
-        raise ApiError(409, "Conflict", "this server uses SQLite (started without cluster-init); "
-                                        "servers cannot join it")
-    state["etcd_members"][body["name"]] = {"address": body["address"], "joined": time.time()}
-    return {"state": state}
-
-
 # -- two tokens (docs.k3s.io/cli/token: the server token joins servers and agents, the agent token
 # agents only; `k3s token rotate` replaces the server token, and the agent token with it when none
 # was set: k3s pkg/server/handlers/token.go) ------------------------------------------------------

@@ -264,9 +264,10 @@ def not_found(resource: str, name: str) -> ApiError:
 
 
 def handle(method: str, raw_path: str, body: bytes, headers, read, update, grace: float,
-           now: float | None = None):
+           now: float | None = None, on_node_deleted=None):
     """One API request -> (status, JSON document). ``read()`` is the state; ``update(fn)`` runs ``fn(state)``
-    under the store's lock and writes the state back."""
+    under the store's lock and writes the state back; ``on_node_deleted(node object)`` runs after a Node is
+    deleted (k3s's etcd member controller removes a server's member then)."""
     now = time.time() if now is None else now
     url = urllib.parse.urlsplit(raw_path)
     path, query = url.path.rstrip("/") or "/", dict(urllib.parse.parse_qsl(url.query))
@@ -318,7 +319,10 @@ def handle(method: str, raw_path: str, body: bytes, headers, read, update, grace
             else:
                 delete_pdb(state, ns or "default", name)
             return obj
-        return 200, update(remove)
+        obj = update(remove)
+        if resource == "nodes" and on_node_deleted is not None:
+            on_node_deleted(obj)
+        return 200, obj
     if method == "POST" and name is None and resource in ("pods", "poddisruptionbudgets"):
         doc = json.loads(body or b"{}")
         if (doc.get("kind"), doc.get("apiVersion")) != (kind, api_version):

@@ -63,7 +63,7 @@ def register_node(state: dict, info: dict, now: float) -> dict:
         "os_image": info.get("os_image", "Linux"), "kernel": info.get("kernel", ""),
         "created": old.get("created", now), "heartbeat": now, "ready_since": now,
         "unschedulable": old.get("unschedulable", False), "uid": old.get("uid") or new_uid(),
-        "annotations": old.get("annotations") or {},
+        "annotations": {**(old.get("annotations") or {}), **(info.get("annotations") or {})},
     }
     return nodes[name]
 
@@ -80,13 +80,13 @@ def heartbeat(state: dict, name: str, password: str, now: float, grace: float) -
 
 
 def delete_node(state: dict, name: str, now: float | None = None, grace: float = 40) -> None:
-    """Delete the Node object; like k3s, a deleted server also leaves etcd. Its pods go too
-    (pod garbage collection); owned ones are recreated on other nodes."""
+    """Delete the Node object (a server's etcd member is removed by the server that handled the delete,
+    as k3s's member controller does). Its pods go too (pod garbage collection); owned ones are recreated
+    on other nodes."""
     if name not in (state.get("nodes") or {}):
         raise ApiError(404, "NotFound", f'nodes "{name}" not found')
     del state["nodes"][name]
     state.get("node_passwords", {}).pop(name, None)
-    state.get("etcd_members", {}).pop(name, None)
     for key in [k for k, p in (state.get("pods") or {}).items() if p["node"] == name]:
         remove_pod(state, key, time.time() if now is None else now, grace)
 

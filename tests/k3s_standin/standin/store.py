@@ -1,4 +1,10 @@
-"""The store (k3s keeps this in SQLite or etcd): one JSON state file with a lock."""
+"""The cluster's state (k3s keeps it in SQLite, or in etcd with cluster-init), as one JSON document.
+
+:class:`FileStore`: a single server without cluster-init (k3s: SQLite through kine), a JSON file under
+``server/db`` with a lock. :class:`EtcdStore`: the same document under one key in the real etcd
+cluster (:mod:`.etcd`), written with a compare-and-swap on its revision, so every server reads and
+writes the same state and a write needs etcd's quorum.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,17 @@ import threading
 
 from .util import read_file, write_file
 
+KEY = "/registry/k3s-standin/state"
 
-class Store:
+
+class FileStore:
     """JSON state file with a lock; writes are atomic renames."""
+
+    datastore = "sqlite"
 
     def __init__(self, data_dir: str):
         self.dir = os.path.join(data_dir, "server", "db")
         self.path = os.path.join(self.dir, "standin-state.json")
-        self.role_path = os.path.join(self.dir, "standin-role.json")
         self._lock = threading.Lock()
 
     def exists(self) -> bool:
@@ -38,10 +47,32 @@ class Store:
             self.write(state)
             return result
 
-    def role(self) -> dict | None:
-        text = read_file(self.role_path)
-        return json.loads(text) if text else None
 
-    def set_role(self, role: dict) -> None:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        write_file(self.role_path, json.dumps(role), 0o600)
+class EtcdStore:
+    """The state document in etcd; ``update`` retries when another server wrote in between."""
+
+    datastore = "etcd"
+
+    def __init__(self, etcd):
+        self.etcd = etcd
+
+    def read(self, serializable: bool = True) -> dict:
+        """From the local member without asking the leader (like the apiserver's watch cache, reads go on
+        while etcd has no quorum; writes, below, do not)."""
+        value, _ = self.etcd.get(KEY, serializable)
+        return json.loads(value or "{}")
+
+    def create(self, state: dict) -> bool:
+        """Write the first state of a new cluster; False if there already is one."""
+        return self.etcd.put_if(KEY, json.dumps(state, sort_keys=True), 0)
+
+    def update(self, fn):
+        """``fn(state)`` on the latest state, written back if nobody wrote in between (else again): the
+        read may be the local member's (a stale one only costs a retry), the write needs the quorum."""
+        while True:
+            value, rev = self.etcd.get(KEY, serializable=True)
+            state = json.loads(value or "{}")
+            result = fn(state)
+            state["revision"] = state.get("revision", 0) + 1
+            if self.etcd.put_if(KEY, json.dumps(state, sort_keys=True), rev):
+                return result

@@ -18,6 +18,11 @@ the stand-in's serving certificate is issued at every start anyway (its SANs fol
 ``server/tls`` to ``server/tls-<unix time>`` and remove the leaf certificates (never the CAs), so the
 next start issues new ones.
 
+etcd's, as k3s lays them out in ``server/tls/etcd/``: ``server-ca`` and ``peer-ca``; each server's
+``server-client`` (etcd's serving certificate, also good as a client: what ``etcdctl`` users pass),
+``client`` (the stand-in's own etcd client) and ``peer-server-client`` (etcd peer TLS), all for the
+node IP, ``127.0.0.1``, ``localhost`` and the node name.
+
 Uses python3-cryptography (in the lab's node image).
 """
 
@@ -38,7 +43,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .util import log, read_file, write_file
 
-CAS = ("server-ca", "client-ca")
+CAS = ("server-ca", "client-ca", "etcd/server-ca", "etcd/peer-ca")
 SERVING = "serving-kube-apiserver"
 ADMIN = "client-admin"
 DEFAULT_LIFETIME_DAYS = 365
@@ -71,7 +76,7 @@ def _key_pem(key) -> str:
 
 
 def _cert(subject: x509.Name, key, issuer: x509.Name, signer, *, ca: bool, days: int,
-          sans: list[str] = (), usage=None) -> x509.Certificate:
+          sans: list[str] = (), usage=()) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
          .serial_number(x509.random_serial_number()).not_valid_before(now)
@@ -82,7 +87,7 @@ def _cert(subject: x509.Name, key, issuer: x509.Name, signer, *, ca: bool, days:
                                       key_agreement=False, encipher_only=False, decipher_only=False),
                         critical=True))
     if usage:
-        b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        b = b.add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
     if sans:
         names = []
         for s in sans:
@@ -106,7 +111,8 @@ def ensure_cas(directory: str) -> None:
         if os.path.exists(os.path.join(directory, f"{ca}.crt")):
             continue
         key = ec.generate_private_key(ec.SECP256R1())
-        name = _name(f"k3s-{ca}@{int(dt.datetime.now(dt.UTC).timestamp())}")
+        name = _name(f"{'etcd-' + ca.split('/')[1] if '/' in ca else 'k3s-' + ca}"
+                     f"@{int(dt.datetime.now(dt.UTC).timestamp())}")
         cert = _cert(name, key, name, key, ca=True, days=3650)
         write_file(os.path.join(directory, f"{ca}.key"), _key_pem(key), 0o600)
         write_file(os.path.join(directory, f"{ca}.crt"), cert.public_bytes(serialization.Encoding.PEM).decode(),
@@ -131,12 +137,14 @@ def import_cas(directory: str, files: dict) -> None:
 
 
 def issue(directory: str, ca: str, name: str, cn: str, *, org: str | None = None, sans: list[str] = (),
-          client: bool = False) -> tuple[str, str]:
-    """Write ``name.crt``/``name.key`` signed by ``ca``; returns their paths."""
+          client: bool = False, server: bool | None = None) -> tuple[str, str]:
+    """Write ``name.crt``/``name.key`` signed by ``ca`` (for TLS servers, clients or both); returns their paths."""
     ca_cert = x509.load_pem_x509_certificate(ca_bundle(directory, ca).encode())
     ca_key = serialization.load_pem_private_key(read_file(os.path.join(directory, f"{ca}.key")).encode(), None)
     key = ec.generate_private_key(ec.SECP256R1())
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    server = not client if server is None else server
+    usage = [u for u, on in ((ExtendedKeyUsageOID.SERVER_AUTH, server), (ExtendedKeyUsageOID.CLIENT_AUTH, client))
+             if on]
     cert = _cert(_name(cn, org), key, ca_cert.subject, ca_key, ca=False, days=lifetime_days(), sans=sans,
                  usage=usage)
     crt, keyfile = os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
@@ -191,6 +199,26 @@ def rotate(data_dir: str, now: float | None = None) -> str | None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(directory, f"{name}.{ext}"))
     return backup
+
+
+ETCD_SERVER = "etcd/server-client"
+ETCD_CLIENT = "etcd/client"
+ETCD_PEER = "etcd/peer-server-client"
+
+
+def issue_etcd_certs(directory: str, node_ip: str, node_name: str) -> None:
+    """This server's etcd certificates (every start: the CAs may have been restored from a snapshot)."""
+    sans = list(dict.fromkeys([node_ip, "127.0.0.1", "localhost", node_name]))
+    issue(directory, "etcd/server-ca", ETCD_SERVER, "etcd-server", sans=sans, client=True, server=True)
+    issue(directory, "etcd/server-ca", ETCD_CLIENT, "etcd-client", client=True)
+    issue(directory, "etcd/peer-ca", ETCD_PEER, "etcd-peer", sans=sans, client=True, server=True)
+
+
+def etcd_client_context(directory: str) -> ssl.SSLContext:
+    """The stand-in as an etcd client: trust etcd's server CA, present ``etcd/client``."""
+    ctx = ssl.create_default_context(cafile=os.path.join(directory, "etcd/server-ca.crt"))
+    ctx.load_cert_chain(os.path.join(directory, f"{ETCD_CLIENT}.crt"), os.path.join(directory, f"{ETCD_CLIENT}.key"))
+    return ctx
 
 
 def signed_by(directory: str, name: str, ca: str) -> bool:
