@@ -1,9 +1,9 @@
 """Cluster add-ons as k3s auto-deploy manifests: which ones an inventory asks for, and their text.
 
 Pure: no I/O except reading the bundled templates (``templates/addons/<file>.j2``, each named
-after the manifest it produces). The ``addons`` Ansible role writes the result into
-:data:`MANIFESTS_DIR` on the first server, and the ``k3s_server`` role merges
-:func:`k3s_server_config` into ``/etc/rancher/k3s/config.yaml``.
+after the manifest it produces) and the addons role's defaults (its ``meta/argument_specs.yml``). The
+``addons`` Ansible role writes the result into ``addons_manifests_dir`` on the first server; the k3s
+components an add-on replaces are disabled in each server's config.yaml by :func:`edgeclu.k3s.node_config`.
 
 ====================  ====================================================================
 inventory var         what it selects
@@ -28,18 +28,15 @@ from typing import Any
 
 import yaml
 
+from edgeclu import rolespecs
 from edgeclu.errors import EdgecluError
-from edgeclu.k3s import disabled_addons
 
-MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
 #: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
 #: packaged Traefik HelmChart points there), so a HelmChart installs from it without internet
 STATIC_CHARTS_DIR = "/var/lib/rancher/k3s/server/static/charts"
 STATIC_CHARTS_URL = "https://%{KUBERNETES_API}%/static/charts/"
 #: every manifest edgeclu writes starts with this, so stale ones can be found and removed
 MANIFEST_PREFIX = "edgeclu-"
-#: k3s's own default for --default-local-storage-path
-K3S_STORAGE_PATH = "/var/lib/rancher/k3s/storage"
 _MINOR_RE = re.compile(r"^v?1\.(\d+)\.")
 
 
@@ -64,9 +61,6 @@ INGRESS_NGINX_BY_MINOR = ((30, "4.11.3"), (32, "4.12.1"), (33, "4.13.0"), (99, "
 METALLB_POOL_NAME = "edgeclu-pool"
 METALLB_L2_NAME = "edgeclu-l2"
 
-_DEFAULTS = {"storage": "local-path", "storage_path": K3S_STORAGE_PATH, "ingress": "traefik",
-             "loadbalancer": "servicelb"}
-
 
 def k8s_minor(k3s_version: str) -> int:
     """``v1.31.4+k3s1`` -> 31: the Kubernetes minor a k3s release ships."""
@@ -82,7 +76,7 @@ def k8s_version(k3s_version: str) -> str:
 
 
 def _settings(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
-    v = {**_DEFAULTS, **{k: x for k, x in cluster_vars.items() if x is not None}}
+    v = {**rolespecs.role_defaults("addons"), **{k: x for k, x in cluster_vars.items() if x is not None}}
     if "k3s_version" not in v:
         raise EdgecluError("add-ons: k3s_version is not set")
     if v["storage"] == "nfs":
@@ -92,23 +86,6 @@ def _settings(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
     if v["loadbalancer"] == "metallb" and not v.get("metallb_pool"):
         raise EdgecluError("add-ons: loadbalancer is metallb but metallb_pool is not set")
     return v
-
-
-# -- what k3s itself must be told ----------------------------------------------
-def k3s_server_config(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
-    """Extra keys for the servers' ``/etc/rancher/k3s/config.yaml`` that the add-ons need.
-
-    Built-in components replaced (or not wanted) are disabled, so there is one ingress, one
-    load balancer and one default StorageClass. ``disable`` is a list: merge it with any other.
-    """
-    v = _settings(cluster_vars)
-    disable = disabled_addons(v["ingress"], v["loadbalancer"], v["storage"])
-    config: dict[str, Any] = {}
-    if disable:
-        config["disable"] = disable
-    if v["storage"] == "local-path":
-        config["default-local-storage-path"] = v["storage_path"]
-    return config
 
 
 def node_packages(cluster_vars: Mapping[str, Any]) -> list[str]:

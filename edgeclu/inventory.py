@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from edgeclu import yamlsafe
+from edgeclu import rolespecs, yamlsafe
 from edgeclu.errors import InventoryError
 from edgeclu.k3s import reserved_config_key
 
@@ -259,8 +259,43 @@ def _ssh_common_args(v: Any) -> str | None:
     return None
 
 
-# Fields a host (or the server/agent group) may set.
-HOST_FIELDS: dict[str, Callable[[Any], str | None]] = {
+def _int(v: Any) -> str | None:
+    return None if isinstance(v, int) and not isinstance(v, bool) else "must be a whole number"
+
+
+def _float(v: Any) -> str | None:
+    return None if isinstance(v, int | float) and not isinstance(v, bool) else "must be a number"
+
+
+def _list(v: Any) -> str | None:
+    return None if isinstance(v, list) else "must be a list"
+
+
+def _dict(v: Any) -> str | None:
+    return None if isinstance(v, dict) else "must be a mapping"
+
+
+_OF_TYPE: dict[str, Callable[[Any], str | None]] = {
+    "str": _str, "path": _str, "int": _int, "bool": _bool, "float": _float, "list": _list, "dict": _dict}
+
+
+def _any(v: Any) -> str | None:
+    return None
+
+
+def spec_check(spec: dict) -> Callable[[Any], str | None]:
+    """The check of a role input that its argument spec gives: its choices, else its type (a string: a
+    non-empty one; a list of strings: non-empty strings; type raw: any value)."""
+    if spec.get("choices"):
+        return _choice(*spec["choices"])
+    kind = spec.get("type", "str")
+    if kind == "list" and spec.get("elements") in ("str", "path"):
+        return _str_list
+    return _OF_TYPE.get(kind, _any)
+
+
+# Ansible's own connection variables a host (or group) may set; no role reads them as an input.
+CONNECTION_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "ansible_host": _address,
     "ansible_user": _user,
     "ansible_port": _port,
@@ -268,68 +303,54 @@ HOST_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "ansible_become": _bool,
     "ansible_python_interpreter": _str,
     "ansible_ssh_common_args": _ssh_common_args,
+}
+# Settings only edgeclu's own commands read (no role does, so no role's spec declares them), and their
+# defaults, with those of the connection variables edgeclu gives its own.
+EDGECLU_FIELDS: dict[str, Callable[[Any], str | None]] = {
+    "cluster_name": _str,
+    "upgrade_batch_percent": _percent,
+    "edgeclu_known_hosts": _str,
+    "kubeconfig": _str,
+}
+EDGECLU_DEFAULTS: dict[str, Any] = {"ansible_user": "root", "ansible_port": 22, "cluster_name": "edgeclu",
+                                    "upgrade_batch_percent": 25, "edgeclu_known_hosts": "~/.ssh/known_hosts"}
+# Role inputs that must be more than their spec's type says (every other role input is checked by its spec:
+# spec_check). Keys, types and defaults of role inputs come from the roles' meta/argument_specs.yml only.
+REFINED: dict[str, Callable[[Any], str | None]] = {
+    "k3s_version": _version,
+    "api_endpoint": _address,
+    "api_port": _port,
+    "k3s_sha256": _sha256_pins,
+    "k3s_airgap_dir": _local_dir,
+    "nfs_server": _address,
+    "metallb_pool": _pool,
+    "agent_port": _port,
     "node_ip": _ip,
     "node_iface": _iface,
     "node_labels": _labels,
     "node_taints": _taints,
     "k3s_extra_config": _extra_config,
-    "k3s_token": _str,  # override of the server token for one host (migrations, tests); token_file is preferred
-    "k3s_agent_token": _str,  # the same for the agent token; k3s_agent_token_file is preferred
-}
-
-# Fields only the cluster (k3s_cluster.vars) may set.
-CLUSTER_FIELDS: dict[str, Callable[[Any], str | None]] = {
-    "k3s_version": _version,
-    "cluster_name": _str,
-    "api_endpoint": _address,
-    "api_port": _port,
-    "tls_san": _str_list,
-    "token_file": _str,
-    "token_env": _str,
-    "k3s_agent_token_file": _str,
-    "k3s_agent_token_env": _str,
-    "k3s_mirror": _str,
-    "k3s_sha256": _sha256_pins,
-    "k3s_airgap_dir": _local_dir,
-    "k3s_airgap_images": _bool,
     "registries": _registries,
-    "embedded_registry": _bool,
-    "disable_swap": _bool,
-    "storage": _choice("local-path", "nfs", "longhorn", "none"),
-    "storage_path": _str,
-    "nfs_server": _address,
-    "nfs_path": _str,
-    "ingress": _choice("traefik", "nginx", "none"),
-    "loadbalancer": _choice("servicelb", "metallb", "none"),
-    "metallb_pool": _pool,
-    "agent_port": _port,
-    "agent_token_file": _str,
-    "upgrade_batch_percent": _percent,
-    "edgeclu_known_hosts": _str,
-    "kubeconfig": _str,
 }
-ALL_FIELDS = {**HOST_FIELDS, **CLUSTER_FIELDS}
+# Role inputs a host (or the server/agent group) may set; every other role input is the cluster's.
+HOST_INPUTS = ("node_ip", "node_iface", "node_labels", "node_taints", "k3s_extra_config",
+               "k3s_token",  # the server token for one host (migrations, tests); token_file is preferred
+               "k3s_agent_token")  # the same for the agent token; k3s_agent_token_file is preferred
 
-DEFAULTS: dict[str, Any] = {
-    "ansible_user": "root",
-    "ansible_port": 22,
-    "cluster_name": "edgeclu",
-    "api_port": 6443,
-    "tls_san": [],
-    "token_file": "~/.config/edgeclu/token",
-    "disable_swap": True,
-    "storage": "local-path",
-    "storage_path": "/var/lib/rancher/k3s/storage",
-    "ingress": "traefik",
-    "loadbalancer": "servicelb",
-    "agent_port": 9101,
-    "upgrade_batch_percent": 25,
-    "edgeclu_known_hosts": "~/.ssh/known_hosts",
-    "node_labels": [],
-    "node_taints": [],
-    "k3s_extra_config": {},
-    "embedded_registry": False,
-}
+
+def _role_fields() -> dict[str, Callable[[Any], str | None]]:
+    return {name: REFINED.get(name) or spec_check(spec) for name, spec in rolespecs.options().items()}
+
+
+ROLE_FIELDS = _role_fields()
+# Fields a host (or the server/agent group) may set.
+HOST_FIELDS = {**CONNECTION_FIELDS, **{k: ROLE_FIELDS[k] for k in HOST_INPUTS}}
+# Fields only the cluster (k3s_cluster.vars) may set.
+CLUSTER_FIELDS = {**EDGECLU_FIELDS, **{k: v for k, v in ROLE_FIELDS.items() if k not in HOST_INPUTS}}
+ALL_FIELDS = {**HOST_FIELDS, **CLUSTER_FIELDS}
+DEFAULTS: dict[str, Any] = {**EDGECLU_DEFAULTS, **rolespecs.defaults()}
+# what every host starts from (cluster settings stay in Inventory.vars)
+_HOST_DEFAULTS = {k: v for k, v in DEFAULTS.items() if k in HOST_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -579,7 +600,7 @@ def parse_inventory(text: str, path: str = "<inventory>", beside: Path | None = 
             bad(f"group {group!r}", None, "unknown group (expected server, agent)")
 
     def host_part(values: dict) -> dict:
-        return {k: v for k, v in values.items() if k in DEFAULTS or k in HOST_FIELDS}
+        return {k: v for k, v in values.items() if k in HOST_FIELDS}
 
     hosts: list[Host] = []
     seen_names: dict[str, str] = {}
@@ -603,7 +624,7 @@ def parse_inventory(text: str, path: str = "<inventory>", beside: Path | None = 
         gvars = layer(gvars, HOST_FIELDS, f"group {role!r} vars")
         gv_role = files("group", role, ("k3s_cluster", "children", role, "vars"), HOST_FIELDS,
                         f"group {role!r} vars")
-        base = {**DEFAULTS, **host_part(all_vars), **host_part(cluster_vars), **gvars,
+        base = {**_HOST_DEFAULTS, **host_part(all_vars), **host_part(cluster_vars), **gvars,
                 **host_part(gv_all), **host_part(gv_cluster), **gv_role}
         layers_ok = not problems  # a bad group/cluster value never reaches a host (it may be unhashable)
         ghosts = group.get("hosts") or {}

@@ -138,11 +138,3 @@ def cert_findings(what: str, not_after: dt.datetime, now: dt.datetime, t: Thresh
                                                   "run `edgeclu certs rotate`")]
     return []
 
-
-def status(findings: list[Finding], reachable: bool = True) -> str:
-    return "down" if not reachable else worst(f.level for f in findings)
-
-
-def exit_code(statuses) -> int:
-    """0 all ok, 1 a warning, 2 something critical, 3 a node unreachable."""
-    return LEVELS.index(worst(statuses))

@@ -245,7 +245,7 @@ def test_task_names_render_and_up_skips_unreachable_agents_but_never_the_first_s
     def seen(ev):
         names.add(ev.task)
 
-    for playbook in ("site.yml", "agent.yml", "addons.yml", "ping.yml", "reset.yml"):
+    for playbook in ("site.yml", "agent.yml", "addons.yml", "reset.yml"):
         result = run_playbook(inv, playbook, known_hosts=lab.known_hosts, on_event=seen, forks=10)
         assert result.ok, (playbook, {h: r.failures for h, r in result.failed_hosts.items()})
     assert "Uninstall k3s" in names

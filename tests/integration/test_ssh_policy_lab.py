@@ -6,6 +6,8 @@ user or a stale file could, and edgeclu's extra-vars must still decide: against 
 not hold the node's key, the node is refused; against the right one, it is reached.
 """
 
+from pathlib import Path
+
 import pytest
 
 from edgeclu.errors import InventoryError
@@ -13,6 +15,7 @@ from edgeclu.inventory import load_inventory
 from edgeclu.playbook import run_playbook
 
 pytestmark = pytest.mark.lab
+PING = str(Path(__file__).resolve().parents[1] / "fixtures" / "ping.yml")  # a test playbook
 
 WEAKEN = {"ansible_ssh_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
           "ansible_ssh_extra_args": "-o StrictHostKeyChecking=no", "ansible_host_key_checking": False,
@@ -34,10 +37,10 @@ def test_extra_vars_policy_wins_over_a_host_vars_file(fresh_lab, tmp_path):
 
     stranger = tmp_path / "known_hosts.empty"  # knows no node: a spoofed or unknown key looks like this
     stranger.write_text("")
-    refused = run_playbook(inv, "ping.yml", known_hosts=stranger)
+    refused = run_playbook(inv, PING, known_hosts=stranger)
     assert not refused.ok and refused.hosts["node1"].unreachable, refused.hosts
     assert any("Host key verification failed" in f for f in refused.hosts["node1"].failures), refused.hosts
     assert stranger.read_text() == ""  # nothing was learnt either
 
-    reached = run_playbook(inv, "ping.yml", known_hosts=lab.known_hosts)
+    reached = run_playbook(inv, PING, known_hosts=lab.known_hosts)
     assert reached.ok, {h: r.failures for h, r in reached.hosts.items()}

@@ -6,7 +6,7 @@ import yaml
 
 from edgeclu import addons
 from edgeclu.errors import EdgecluError
-from edgeclu.inventory import DEFAULTS, parse_inventory
+from edgeclu.inventory import parse_inventory
 from edgeclu.resources import data_dir
 
 BASE = {"k3s_version": "v1.31.4+k3s1"}
@@ -49,27 +49,11 @@ def test_selected_manifests(choice, files):
     assert addons.selected(settings(**choice)) == files
 
 
-@pytest.mark.parametrize("choice, config", [
-    ({}, {"default-local-storage-path": "/var/lib/rancher/k3s/storage"}),
-    ({"storage_path": "/mnt/ssd/k3s"}, {"default-local-storage-path": "/mnt/ssd/k3s"}),
-    ({"ingress": "nginx"}, {"disable": ["traefik"], "default-local-storage-path": addons.K3S_STORAGE_PATH}),
-    ({"ingress": "none", "loadbalancer": "none", "storage": "none"},
-     {"disable": ["traefik", "servicelb", "local-storage"]}),
-    ({"loadbalancer": "metallb", "metallb_pool": ["10.0.0.0/29"], "storage": "longhorn"},
-     {"disable": ["servicelb", "local-storage"]}),
-    ({"storage": "nfs", "nfs_server": "nas", "nfs_path": "/k8s", "storage_path": "/ignored"},
-     {"disable": ["local-storage"]}),
-])
-def test_k3s_server_config(choice, config):
-    assert addons.k3s_server_config(settings(**choice)) == config
-
-
-def test_inventory_defaults_give_the_k3s_defaults():
+def test_inventory_defaults_select_the_k3s_builtins():
     inv = parse_inventory("k3s_cluster:\n  children: {server: {hosts: {pi-1: {}}}}\n"
                           "  vars: {k3s_version: v1.31.4+k3s1}\n")
-    assert inv.vars["storage_path"] == DEFAULTS["storage_path"] == addons.K3S_STORAGE_PATH
-    assert addons.k3s_server_config(inv.vars) == {"default-local-storage-path": addons.K3S_STORAGE_PATH}
     assert list(addons.render_manifests(inv.vars)) == ["edgeclu-traefik-config.yaml"]
+    assert addons.node_packages(inv.vars) == addons.node_services(inv.vars) == []
 
 
 @pytest.mark.parametrize("storage, packages, services", [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgeclu.health.thresholds import Finding, Thresholds, evaluate, exit_code, status, worst
+from edgeclu.health.thresholds import Finding, Thresholds, evaluate, worst
 
 W, C = "warning", "critical"
 
@@ -75,18 +75,12 @@ def test_inconsistent_thresholds_are_reported(t, problems):
     assert t.problems() == problems
 
 
-@pytest.mark.parametrize(("levels", "expected", "code"), [
-    ([], "ok", 0),
-    (["ok", "ok"], "ok", 0),
-    (["ok", "warning"], "warning", 1),
-    (["warning", "critical", "ok"], "critical", 2),
-    (["critical", "down", "warning"], "down", 3),
+@pytest.mark.parametrize(("levels", "expected"), [
+    ([], "ok"),
+    (["ok", "ok"], "ok"),
+    (["ok", "warning"], "warning"),
+    (["warning", "critical", "ok"], "critical"),
+    (["critical", "down", "warning"], "down"),
 ])
-def test_worst_and_exit_code(levels, expected, code):
+def test_worst(levels, expected):
     assert worst(levels) == expected
-    assert exit_code(levels) == code
-
-
-def test_status_of_unreachable_node_is_down_whatever_the_findings():
-    assert status([], reachable=False) == "down"
-    assert status([Finding(W, "memory", "x")]) == "warning"

@@ -19,6 +19,7 @@ from edgeclu.errors import EdgecluError
 from edgeclu.playbook import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
+PING = str(ROOT / "tests/fixtures/ping.yml")  # a test playbook: SSH, Python and sudo
 
 
 @pytest.fixture()
@@ -43,7 +44,7 @@ def test_a_run_keeps_its_private_dir_in_the_runtime_dir_and_writes_no_log(runtim
         for d in (runtime / "edgeclu").iterdir():
             seen.append((d, d.stat().st_mode & 0o777))
 
-    result = run_playbook(inventory, "ping.yml", known_hosts=tmp_path / "known_hosts", on_event=on_event)
+    result = run_playbook(inventory, PING, known_hosts=tmp_path / "known_hosts", on_event=on_event)
     assert result.ok, result
     assert seen and all(d.parent == runtime / "edgeclu" and mode == 0o700 for d, mode in seen)
     assert (runtime / "edgeclu").stat().st_mode & 0o777 == 0o700

@@ -2,9 +2,8 @@
 manifests (the unit tests validate exactly what these return).
 
 ``{{ settings | edgeclu_addons(node_count) }}`` -> ``{manifests: {file: text}, packages: [...],
-services: [...], k3s_config: {...}}``; ``{{ settings | edgeclu_addons_k3s_config }}`` -> the extra
-k3s server config keys alone; ``edgeclu_addons_files`` / ``edgeclu_addons_stale``: what the first
-server should have, and which of it differs.
+services: [...]}``; ``edgeclu_addons_files`` / ``edgeclu_addons_stale``: what the first server should
+have, and which of it differs.
 """
 
 from __future__ import annotations
@@ -52,12 +51,7 @@ def edgeclu_addons(settings, node_count=1, available_charts=()):
         "charts": _call(addons.offline_charts, v, available),
         "packages": _call(addons.node_packages, v),
         "services": _call(addons.node_services, v),
-        "k3s_config": _call(addons.k3s_server_config, v),
     }
-
-
-def edgeclu_addons_k3s_config(settings):
-    return _call(addons.k3s_server_config, _plain(settings))
 
 
 def edgeclu_addons_files(manifests, directory):
@@ -75,5 +69,5 @@ def edgeclu_addons_stale(wanted, state):
 
 class FilterModule:
     def filters(self):
-        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_k3s_config": edgeclu_addons_k3s_config,
-                "edgeclu_addons_files": edgeclu_addons_files, "edgeclu_addons_stale": edgeclu_addons_stale}
+        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_files": edgeclu_addons_files,
+                "edgeclu_addons_stale": edgeclu_addons_stale}

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import io
 import os
-import tempfile
 import zipfile
 
 DOCUMENTATION = """
@@ -22,15 +21,14 @@ name: edgeclu_agent_zip
 short_description: build the edgeclu agent's zip on the controller
 description:
   - Zips edgeclu/__init__.py and edgeclu/agent/*.py from the edgeclu package directory given,
-    deterministically, and returns its sha1, its bytes (base64), or the path of a copy written
-    to the controller's cache directory.
+    deterministically, and returns its sha1 or its bytes (base64).
 options:
   _terms:
     description: the edgeclu package directory on the controller
     required: true
   want:
-    description: C(path) of the zip, its C(sha1), or its bytes as C(b64)
-    default: path
+    description: the zip's C(sha1), or its bytes as C(b64)
+    required: true
 """
 
 try:  # the builder below is plain Python; Ansible is only needed to use it as a lookup
@@ -64,38 +62,12 @@ def build(src: str) -> bytes:
     return buf.getvalue()
 
 
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "edgeclu")
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        return path
-    except OSError:
-        return tempfile.gettempdir()
-
-
-def ensure(src: str, directory: str | None = None) -> str:
-    """Write the zip (named by its sha256) unless it is there already; returns its path."""
-    data = build(src)
-    directory = directory or cache_dir()
-    path = os.path.join(directory, f"edgeclu-agent-{hashlib.sha256(data).hexdigest()[:16]}.zip")
-    if not os.path.isfile(path):
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    return path
-
-
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, want="path", **kwargs):
-        """``want``: ``path`` (the zip, written to the cache directory), ``sha1`` (its digest, to compare
-        with the node's) or ``b64`` (its bytes, base64, for the edgeclu_files module)."""
-        if want == "path":
-            return [ensure(str(term)) for term in terms]
+    def run(self, terms, variables=None, want=None, **kwargs):
+        """``want``: ``sha1`` (the zip's digest, to compare with the node's) or ``b64`` (its bytes, base64,
+        for the edgeclu_files module)."""
         if want == "sha1":  # the digest Ansible's copy module compares
             return [hashlib.sha1(build(str(term))).hexdigest() for term in terms]  # noqa: S324
         if want == "b64":
             return [base64.b64encode(build(str(term))).decode() for term in terms]
-        raise AnsibleError(f"edgeclu_agent_zip: want must be path, sha1 or b64, not {want!r}")
+        raise AnsibleError(f"edgeclu_agent_zip: want must be sha1 or b64, not {want!r}")
