@@ -1,5 +1,6 @@
 """Every CLI command has help, an example, and a place in the README."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,30 @@ def test_command_has_help_example_and_readme_entry(path, cmd):
 def test_unknown_command_is_a_usage_error():
     r = CliRunner().invoke(app, ["frobnicate"])
     assert r.exit_code == 2 and "No such command" in r.output
+
+
+def _layout_modules() -> set[str]:
+    """The modules README's Layout names: the first column of its block, under each directory line."""
+    block = README.split("\n## Layout\n", 1)[1].split("```")[1]
+    stack: list[tuple[int, str]] = []
+    found = set()
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        names = re.split(r"\s{2,}", line.strip())[0].split()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if names[0].endswith("/"):
+            stack.append((indent, names[0]))
+            found.add("".join(d for _, d in stack) + "__init__.py")
+        found |= {"".join(d for _, d in stack) + n for n in names if n.endswith(".py")}
+    return found
+
+
+def test_the_readme_layout_names_every_module():
+    package = Path(__file__).resolve().parents[2] / "edgeclu"
+    modules = {f"edgeclu/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert sorted(modules - _layout_modules()) == []
+    assert sorted(m for m in _layout_modules() - modules if m.startswith("edgeclu/")) == []

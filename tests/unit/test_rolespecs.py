@@ -96,7 +96,8 @@ def _role(role):
         reads |= set(_reads(data or {}))
         if sub == "vars":
             sets |= set(data or {})
-    templates = sorted((base / "templates").glob("*.j2")) + [ROOT / "templates" / t for t in SHARED_TEMPLATES.get(role, [])]
+    templates = sorted((base / "templates").glob("*.j2"))
+    templates += [ROOT / "templates" / t for t in SHARED_TEMPLATES.get(role, [])]
     for path in templates:
         reads |= jinja2.meta.find_undeclared_variables(_ENV.parse(path.read_text()))
     return reads, sets, facts
