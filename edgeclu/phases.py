@@ -83,6 +83,8 @@ def locate_site(ev: TaskEvent, host_role: str) -> str | None:
     """The phase of a site.yml task, from its role and tasks file (``k3s_install/start.yml``)."""
     if ev.role in ROLE_PHASE:
         return ROLE_PHASE[ev.role]
+    if "/" not in ev.where:  # not in a role's tasks file: the start of the check of a role's inputs (its
+        return None         # result names the entry point, see playbook.event_to_task_event)
     tasks_file = ev.where.split("/", 1)[-1]
     if ev.role == "k3s_server" and tasks_file == "ready.yml":
         return "ready"

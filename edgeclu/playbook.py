@@ -138,6 +138,11 @@ def event_to_task_event(event: dict) -> TaskEvent | None:
     if status is None:
         return None
     res = data.get("res") or {}
+    checked = res.get("validate_args_context") if isinstance(res, dict) else None
+    if isinstance(checked, dict) and checked.get("type") == "role" and place["role"]:
+        # Ansible's check of a role's inputs (meta/argument_specs.yml), before its entry point's tasks: the
+        # task_path is the play's; where it belongs is the entry point's tasks file (main, tasks_from)
+        place["where"] = f"{place['role']}/{checked.get('argument_spec_name') or 'main'}.yml"
     if status == "ok" and (res.get("changed") or _censored_changed(event, res)):
         status = "changed"
     message = ""

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from edgeclu import addons
-from edgeclu.inventory import parse_inventory
+from edgeclu.inventory import DEFAULTS, parse_inventory
 from edgeclu.resources import data_dir
 
 pytestmark = pytest.mark.lab
 
-MANIFESTS = addons.MANIFESTS_DIR
+MANIFESTS = DEFAULTS["addons_manifests_dir"]  # the addons role's default (its meta/argument_specs.yml)
 CALLS = "/var/log/fake-k3s.calls"
 FAKE_K3S = f"""#!/bin/sh
 # TEST DOUBLE for k3s (edgeclu tests/integration/test_addons_lab.py): records its arguments only.

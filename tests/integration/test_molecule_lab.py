@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from edgeclu import addons
-from edgeclu.inventory import parse_inventory
+from edgeclu.inventory import DEFAULTS, parse_inventory
 
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = addons.MANIFESTS_DIR
+MANIFESTS = DEFAULTS["addons_manifests_dir"]  # the addons role's default (its meta/argument_specs.yml)
 
 
 def test_molecule_converges_the_addons_role_idempotently(lab3, tmp_path):

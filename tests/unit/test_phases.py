@@ -52,6 +52,7 @@ def result(**hosts):
     ("addons", "addons/manifests.yml", "server", "addons"),
     ("edgeclu_agent", "edgeclu_agent/install.yml", "agent", "agent"),
     ("", "site.yml", "agent", None),
+    ("k3s_server", "site.yml", "server", None),  # a role's input check starting (no entry point named yet)
 ])
 def test_a_task_is_placed_by_its_role_and_file_not_its_name(role, where, host_role, phase):
     e = TaskEvent("n1", "Fail with k3s's own message", "ok", role=role, where=where)

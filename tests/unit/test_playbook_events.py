@@ -90,3 +90,14 @@ def test_failures_of_names_why_each_host_did_not_converge_in_the_order_asked():
         "n3": "the playbook did not finish on it",  # only ever started a task
     }
     assert result.failures_of(["n1"]) == {}
+
+
+def test_the_check_of_a_roles_inputs_is_placed_at_its_entry_point():
+    # Ansible's validate_argument_spec task prepended to a role: its task_path is the play's line, its result
+    # names the entry point (as ansible-core 2.19 reports it through ansible-runner)
+    context = {"type": "role", "name": "k3s_server", "argument_spec_name": "ready", "path": "/x/roles/k3s_server"}
+    data = {"role": "k3s_server", "task_path": "/x/playbooks/site.yml:46",
+            "resolved_action": "ansible.builtin.validate_argument_spec"}
+    assert event_to_task_event(ev("runner_on_start", **data)).where == "site.yml"
+    done = event_to_task_event(ev("runner_on_ok", res={"changed": False, "validate_args_context": context}, **data))
+    assert (done.status, done.role, done.where) == ("ok", "k3s_server", "k3s_server/ready.yml")
