@@ -10,6 +10,10 @@ Shape (the same file works with ``ansible-playbook -i``)::
 
 Every problem found is reported as one line naming the file, the host (or group)
 and the field; all problems are collected before raising :class:`InventoryError`.
+
+The keys a role reads, their types and defaults come from the roles' own ``meta/argument_specs.yml``
+(:mod:`edgeclu.rolespecs`); this module adds Ansible's connection variables, edgeclu's own settings, which
+role inputs a host may set (:data:`HOST_INPUTS`) and the checks beyond a type (:data:`REFINED`).
 """
 
 from __future__ import annotations
