@@ -56,7 +56,8 @@ def test_every_task_that_handles_the_token_is_no_log():
     assert len(handling) >= 5, handling
 
 
-def _ansible_playbook(tmp_path, play: str, inventory: str, *args: str) -> subprocess.CompletedProcess:
+def ansible_playbook(tmp_path, play: str, inventory: str, *args: str) -> subprocess.CompletedProcess:
+    """Real ansible-playbook on ``play`` with edgeclu's modules and filters (no edgeclu CLI, no node)."""
     (tmp_path / "play.yml").write_text(play)
     (tmp_path / "inventory.yml").write_text(inventory)
     env = {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah"), "ANSIBLE_NOCOLOR": "1",
@@ -69,7 +70,7 @@ def _ansible_playbook(tmp_path, play: str, inventory: str, *args: str) -> subpro
 def test_the_settings_check_shows_its_message_not_the_token(tmp_path):
     # config.yaml is rendered under no_log; the check before it renders it with stand-in tokens, so a
     # mistake in the settings is seen (with k3s's reason), and the real token never is
-    proc = _ansible_playbook(
+    proc = ansible_playbook(
         tmp_path, f"- hosts: k3s_cluster\n  gather_facts: false\n  tasks:\n    - ansible.builtin.import_role:"
         f" {{name: {PLAYBOOKS}/roles/k3s_install, tasks_from: configure}}\n",
         "k3s_cluster:\n  children:\n    server: {hosts: {localhost: {ansible_connection: local}}}\n",

@@ -3,9 +3,6 @@ docs.ansible.com: playbooks_reuse_roles "Role argument validation", and the vali
 module Ansible prepends to a role's tasks) is what `edgeclu inventory check` knows, and what the
 roles' defaults/main.yml are generated from."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jinja2
@@ -16,6 +13,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from edgeclu import inventory, rolespecs
 from edgeclu.errors import EdgecluError, InventoryError
+from tests.unit.test_k3s_playbooks import ansible_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = rolespecs.roles_dir()
@@ -212,15 +210,9 @@ def test_a_role_knob_is_legal_in_the_inventory_and_checked_by_its_spec():
 
 def test_ansible_validates_a_role_input_from_its_spec_before_the_role_runs(tmp_path):
     # the validate_argument_spec task Ansible prepends to the role refuses a bad value: nothing else runs
-    play = tmp_path / "play.yml"
-    play.write_text(f"- hosts: localhost\n  gather_facts: false\n  roles: [{{role: {ROLES}/raspberrypi}}]\n")
-    bindir = Path(sys.executable).parent
-    proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(play),
-                           "-e", "rpi_reboot_timeout=[1]"], capture_output=True, text=True,
-                          env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah"), "ANSIBLE_NOCOLOR": "1",
-                               "ANSIBLE_LIBRARY": str(ROLES.parent / "library"),
-                               "ANSIBLE_ACTION_PLUGINS": str(ROLES.parent / "action_plugins"),
-                               "ANSIBLE_FILTER_PLUGINS": str(ROLES.parent / "filter_plugins")})
+    play = f"- hosts: localhost\n  gather_facts: false\n  roles: [{{role: {ROLES}/raspberrypi}}]\n"
+    proc = ansible_playbook(tmp_path, play, "all:\n  hosts: {localhost: {ansible_connection: local}}\n",
+                            "-e", "rpi_reboot_timeout=[1]")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Validation of arguments failed" in proc.stdout and "rpi_reboot_timeout" in proc.stdout, proc.stdout
     assert "Look for a Raspberry Pi kernel command line" not in proc.stdout
