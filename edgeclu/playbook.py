@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgeclu import interrupt, rundir
 from edgeclu.errors import EdgecluError
-from edgeclu.resources import data_dir
+from edgeclu.resources import collections_path, playbook_fqcn
 
 STATUS = {
     "runner_on_ok": "ok",
@@ -227,9 +227,10 @@ def run_playbook(
 ) -> PlaybookResult:
     import ansible_runner
 
-    project = data_dir("playbooks")
-    if not (project / playbook).exists():
-        raise EdgecluError(f"playbook {playbook} not found in {project}")
+    try:
+        fqcn = playbook_fqcn(playbook)
+    except FileNotFoundError as e:
+        raise EdgecluError(str(e)) from None
     from edgeclu.lock import LockLost, lease_problem
 
     workdir = rundir.new_run_dir()  # 0700, per user, swept if this process dies (see edgeclu.rundir)
@@ -263,6 +264,8 @@ def run_playbook(
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
+        # edgeclu's own copy of edgeclu.cluster first (another installed version must not shadow it)
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
@@ -285,8 +288,7 @@ def run_playbook(
             try:
                 r = ansible_runner.run(
                     private_data_dir=str(workdir),
-                    project_dir=str(project),
-                    playbook=playbook,
+                    playbook=fqcn,
                     inventory=str(Path(inventory).resolve()),
                     extravars={**(extravars or {}), **ssh_policy_vars(known_hosts, accept_new)},
                     limit=limit,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgeclu.k3s import nodes_not_ready
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import nodes_not_ready
 from tests.integration.lifecycle_util import etcd_members
 from tests.k3s_standin.ansible_run import run_playbook
 from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401

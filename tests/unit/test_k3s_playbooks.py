@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,9 @@ import pytest
 import yaml
 
 from edgeclu.inventory import DEFAULTS
+from edgeclu.resources import collection_dir, collections_path
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOKS = ROOT / "playbooks"
+COLLECTION = collection_dir()
 K3S_ROLES = ("prereq", "raspberrypi", "k3s_install", "k3s_server", "k3s_agent")
 # anything that holds the token (or config.yaml, which contains it)
 SECRETS = re.compile(r"k3s_token_value|k3s_agent_token_value|k3s_secret_existing|k3s_secret_recovered"
@@ -30,7 +31,7 @@ def _tasks(items):
 
 def _role_tasks():
     for role in K3S_ROLES:
-        for path in sorted((PLAYBOOKS / "roles" / role / "tasks").glob("*.yml")):
+        for path in sorted((COLLECTION / "roles" / role / "tasks").glob("*.yml")):
             for task in _tasks(yaml.safe_load(path.read_text())):
                 yield f"{role}/{path.name}: {task.get('name', '?')}", task
 
@@ -47,13 +48,13 @@ def _role_tasks():
 def test_role_defaults_mirror_the_inventory_defaults(role, keys):
     # role defaults, the lowest precedence: an inventory's k3s_cluster vars always win
     # (playbook group_vars/all would override them)
-    defaults = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+    defaults = yaml.safe_load((COLLECTION / "roles" / role / "defaults" / "main.yml").read_text()) or {}
     assert {k: defaults[k] for k in keys} == {k: DEFAULTS[k] for k in keys}
     assert {k: v for k, v in defaults.items() if k in DEFAULTS} == {k: DEFAULTS[k] for k in keys}
 
 
 def test_no_playbook_group_vars():
-    assert not (PLAYBOOKS / "group_vars").exists()
+    assert not (COLLECTION / "playbooks" / "group_vars").exists()
 
 
 def test_every_task_that_handles_the_token_is_no_log():
@@ -78,31 +79,33 @@ def test_every_task_that_handles_the_token_is_no_log():
 
 
 def test_config_yaml_and_token_file_are_root_only():
-    write = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/write.yml").read_text())
+    write = yaml.safe_load((COLLECTION / "roles/k3s_install/tasks/write.yml").read_text())
     config = next(t for t in write if "config.yaml" in t["name"])
     # edgeclu_files writes root:root unless an entry says otherwise; the content goes as a no_log secret
     # (config.yaml and registries.yaml: their paths and modes from the plan, 0600: test_k3s.py)
-    files = config["edgeclu_files"]["files"]
+    files = config["edgeclu.cluster.edgeclu_files"]["files"]
     assert "k3s_plan.secret_writes" in files and "owner" not in files
-    assert config["edgeclu_files"]["secret_contents"] == "{{ k3s_plan.secret_contents }}" and config["no_log"] is True
-    create = yaml.safe_load((PLAYBOOKS / "roles/k3s_install/tasks/token_create.yml").read_text())
+    secrets = config["edgeclu.cluster.edgeclu_files"]["secret_contents"]
+    assert secrets == "{{ k3s_plan.secret_contents }}" and config["no_log"] is True
+    create = yaml.safe_load((COLLECTION / "roles/k3s_install/tasks/token_create.yml").read_text())
     token_copy = [t for t in _tasks(create) if "ansible.builtin.copy" in t]
     assert [t["ansible.builtin.copy"]["mode"] for t in token_copy] == ["0600"]
 
 
 def _load(path: str):
-    return yaml.safe_load((PLAYBOOKS / path).read_text())
+    return yaml.safe_load((COLLECTION / path).read_text())
 
 
 def test_site_configures_every_node_at_once_then_starts_servers_one_at_a_time_then_agents():
-    plays = _load("site.yml")
+    plays = _load("playbooks/site.yml")
     assert [(p["hosts"], p.get("serial")) for p in plays] == [
         ("k3s_cluster", None), ("server", None), ("agent", None), ("k3s_cluster", None)]
     imports = [[(t["ansible.builtin.import_role"]["name"], t["ansible.builtin.import_role"]["tasks_from"])
                 for t in p.get("tasks", []) + p.get("pre_tasks", [])] for p in plays]
-    assert imports == [[("k3s_install", "configure")], [("k3s_server", "start")], [("k3s_agent", "start")],
-                       [("k3s_server", "ready")]]
-    assert plays[0]["roles"] == ["prereq", "raspberrypi"] and plays[3]["roles"] == ["addons", "edgeclu_agent"]
+    assert imports == [[("edgeclu.cluster.k3s_install", "configure")], [("edgeclu.cluster.k3s_server", "start")],
+                       [("edgeclu.cluster.k3s_agent", "start")], [("edgeclu.cluster.k3s_server", "ready")]]
+    assert plays[0]["roles"] == ["edgeclu.cluster.prereq", "edgeclu.cluster.raspberrypi"]
+    assert plays[3]["roles"] == ["edgeclu.cluster.addons", "edgeclu.cluster.edgeclu_agent"]
     # one install path for both kinds of node (the same tasks, so all nodes run them together),
     # the kind chosen by inventory group
     defaults = _load("roles/k3s_install/defaults/main.yml")
@@ -123,8 +126,8 @@ def test_site_configures_every_node_at_once_then_starts_servers_one_at_a_time_th
 
 @pytest.mark.parametrize("unit, verb", [("k3s.service.j2", "server"), ("k3s-agent.service.j2", "agent")])
 def test_units_start_k3s_from_config_yaml_only(unit, verb):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(COLLECTION / "roles/k3s_install/templates"),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     text = env.get_template(unit).render(k3s_install_dir="/usr/local/bin", ansible_managed="managed")
     lines = text.splitlines()
     assert lines[0] == "# managed"
@@ -132,15 +135,27 @@ def test_units_start_k3s_from_config_yaml_only(unit, verb):
     assert "Type=notify" in lines and "Restart=always" in lines and "KillMode=process" in lines
 
 
-def test_filter_plugin_finds_edgeclu_without_it_being_installed():
-    # -S: no site-packages, so `import edgeclu` only works through the plugin's path fallback
-    code = (f"import runpy; m = runpy.run_path('{PLAYBOOKS}/filter_plugins/edgeclu_k3s.py'); "
-            "f = m['FilterModule']().filters(); "
-            "print(f['k3s_release_url']('k3s', 'v1.31.4+k3s1', 'http://m'))")
-    proc = subprocess.run([sys.executable, "-S", "-c", code], cwd="/", capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"]})
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "http://m/v1.31.4%2Bk3s1/k3s\n"
+def test_the_collection_alone_works_without_the_edgeclu_package(tmp_path):
+    # a copy of the collection somewhere else, and an `edgeclu` package that refuses to be imported, ahead of
+    # the real one on the path: the plugins reach their Python only through ansible_collections.edgeclu.cluster
+    shutil.copytree(COLLECTION, tmp_path / "colls/ansible_collections/edgeclu/cluster",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "trap/edgeclu").mkdir(parents=True)
+    (tmp_path / "trap/edgeclu/__init__.py").write_text("raise ImportError('the collection imported edgeclu')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "trap"), "ANSIBLE_HOME": str(tmp_path / "ah"),
+           "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "colls"), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False",
+           "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", "ANSIBLE_NOCOLOR": "1"}
+    msg = "{{ 'k3s' | edgeclu.cluster.k3s_release_url('v1.31.4+k3s1', 'http://m') }} " \
+          "{{ ({'storage': 'longhorn', 'k3s_version': 'v1.31.4+k3s1'} | edgeclu.cluster.edgeclu_addons(1))" \
+          ".packages | join(',') }} " \
+          "{{ '10.1.2.3' | edgeclu.cluster.edgeclu_agent_listen('') }}"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"ansible.builtin.debug": {"msg": msg}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local", "-i", "localhost,",
+                           "-e", f"ansible_python_interpreter={sys.executable}", "play.yml"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '"msg": "http://m/v1.31.4%2Bk3s1/k3s open-iscsi,nfs-common 10.1.2.3"' in proc.stdout
 
 
 def test_site_yml_passes_ansible_syntax_check(tmp_path):
@@ -149,7 +164,8 @@ def test_site_yml_passes_ansible_syntax_check(tmp_path):
         "children": {"server": {"hosts": {"s1": None}}, "agent": {"hosts": {"a1": None}}},
         "vars": {"k3s_version": "v1.31.4+k3s1"}}}))
     bindir = Path(sys.executable).parent
-    proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inv), str(PLAYBOOKS / "site.yml"),
+    proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inv), "edgeclu.cluster.site",
                            "--syntax-check"], capture_output=True, text=True,
-                          env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah")})
+                          env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah"),
+                               "ANSIBLE_COLLECTIONS_PATH": str(collections_path())})
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,4 +1,4 @@
-"""Ansible filters over :mod:`edgeclu.addons`, so the role and ``edgeclu up`` render the very same
+"""Ansible filters over module_utils/addons.py, so the role and ``edgeclu up`` render the very same
 manifests (the unit tests validate exactly what these return).
 
 ``{{ settings | edgeclu_addons(node_count) }}`` -> ``{manifests: {file: text}, packages: [...],
@@ -9,18 +9,10 @@ server should have, and which of it differs.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-try:
-    from edgeclu import addons
-except ImportError:  # plain ansible-playbook from a source checkout: playbooks/ sits next to edgeclu/
-    sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
-    from edgeclu import addons
 from ansible.errors import AnsibleFilterError
 
-from edgeclu.errors import EdgecluError
-from edgeclu.k3s import stale_files
+from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import stale_files
 
 
 def _plain(value):
@@ -39,7 +31,7 @@ def _plain(value):
 def _call(fn, *args):
     try:
         return fn(*args)
-    except EdgecluError as e:
+    except addons.AddonsError as e:
         raise AnsibleFilterError(str(e)) from None
 
 
@@ -69,7 +61,7 @@ def edgeclu_addons_files(manifests, directory):
 
 
 def edgeclu_addons_stale(wanted, state):
-    """Paths of ``wanted`` that differ on the node (``k3s_node_state`` files): edgeclu.k3s.stale_files."""
+    """Paths of ``wanted`` that differ on the node (``k3s_node_state`` files): module_utils/k3s.py's stale_files."""
     return stale_files(_plain(wanted), _plain(state))
 
 

@@ -1,24 +1,10 @@
-"""Ansible filters over edgeclu.k3s, so the roles and the Python code share one builder.
-
-Works from the source tree (``<repo>/playbooks``) and from an installed wheel
-(``site-packages/edgeclu/_data/playbooks``) even when ansible-playbook runs with a
-Python that has not imported edgeclu yet.
-"""
+"""Ansible filters over module_utils/k3s.py, so the roles and edgeclu's Python share one builder."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from ansible.errors import AnsibleFilterError
 
-try:
-    from edgeclu import k3s, registries
-except ImportError:  # plain ansible-playbook from a checkout or an unpacked wheel
-    _here = Path(__file__).resolve()
-    for _root in (_here.parents[2], _here.parents[4] if len(_here.parents) > 4 else None):
-        if _root is not None and (_root / "edgeclu" / "k3s.py").is_file():
-            sys.path.insert(0, str(_root))
-            break
-    from edgeclu import k3s, registries
+from ansible_collections.edgeclu.cluster.plugins.module_utils import k3s, registries
 
 
 def k3s_config(params: dict) -> dict:
@@ -28,15 +14,13 @@ def k3s_config(params: dict) -> dict:
 
 
 def _fail(e: Exception, prefix: str = ""):
-    from ansible.errors import AnsibleFilterError
-
     raise AnsibleFilterError(f"{prefix}{e}") from None
 
 
 def k3s_plan(state: dict, config_file: dict, files: list, version: str, service: str,
              secret_files: list | None = None) -> dict:
     """``k3s_state | k3s_plan(config_file, files, version, service, secret_files)``: see
-    edgeclu.k3s.install_plan."""
+    module_utils/k3s.py's install_plan."""
     try:
         return k3s.install_plan(state, config_file=config_file, files=files, version=version, service=service,
                                 secret_files=[f for f in secret_files or [] if f])
@@ -46,7 +30,7 @@ def k3s_plan(state: dict, config_file: dict, files: list, version: str, service:
 
 def k3s_images_plan(state: dict, wanted=None, airgap_files: list | None = None, where: str = "") -> dict:
     """``k3s_state | k3s_images_plan(k3s_airgap_images, names in the air-gap version dir or none)``: see
-    edgeclu.k3s.images_plan (``state.sha256``: the node's images archives)."""
+    module_utils/k3s.py's images_plan (``state.sha256``: the node's images archives)."""
     try:
         return k3s.images_plan(state["machine"], wanted=None if wanted in (None, "") else bool(wanted),
                                airgap_files=airgap_files, on_node=state.get("sha256") or {}, where=where)
@@ -88,7 +72,7 @@ def _plain(value):
 def k3s_checksum_source(arch: str, version: str, pins: dict | None = None, mirror: str | None = None,
                         airgap_dir: str | None = None, filename: str | None = None) -> dict:
     """``arch | k3s_checksum_source(version, k3s_sha256, k3s_mirror, k3s_airgap_dir[, file])``: see
-    edgeclu.k3s.checksum_source; a refusal fails the node with its reason."""
+    module_utils/k3s.py's checksum_source; a refusal fails the node with its reason."""
     try:
         return k3s.checksum_source(version, arch, pins=pins or {}, mirror=mirror or None,
                                    airgap_dir=airgap_dir or None, filename=filename or None)

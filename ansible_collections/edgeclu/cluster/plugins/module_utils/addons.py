@@ -1,6 +1,6 @@
 """Cluster add-ons as k3s auto-deploy manifests: which ones an inventory asks for, and their text.
 
-Pure: no I/O except reading the bundled templates (``templates/addons/<file>.j2``, each named
+Pure: no I/O except reading the role's templates (``roles/addons/templates/<file>.j2``, each named
 after the manifest it produces). The ``addons`` Ansible role writes the result into
 :data:`MANIFESTS_DIR` on the first server, and the ``k3s_server`` role merges
 :func:`k3s_server_config` into ``/etc/rancher/k3s/config.yaml``.
@@ -24,12 +24,20 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from edgeclu.errors import EdgecluError
-from edgeclu.k3s import disabled_addons
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import disabled_addons
+
+
+class AddonsError(ValueError):
+    """An inventory's add-on settings that cannot be rendered (one line: what is missing or wrong)."""
+
+
+#: the addons role's templates, in this collection
+TEMPLATES = Path(__file__).resolve().parents[2] / "roles" / "addons" / "templates"
 
 MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
 #: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
@@ -72,7 +80,7 @@ def k8s_minor(k3s_version: str) -> int:
     """``v1.31.4+k3s1`` -> 31: the Kubernetes minor a k3s release ships."""
     m = _MINOR_RE.match(str(k3s_version))
     if not m:
-        raise EdgecluError(f"k3s_version {k3s_version!r} is not like v1.31.4+k3s1")
+        raise AddonsError(f"k3s_version {k3s_version!r} is not like v1.31.4+k3s1")
     return int(m.group(1))
 
 
@@ -84,13 +92,13 @@ def k8s_version(k3s_version: str) -> str:
 def _settings(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
     v = {**_DEFAULTS, **{k: x for k, x in cluster_vars.items() if x is not None}}
     if "k3s_version" not in v:
-        raise EdgecluError("add-ons: k3s_version is not set")
+        raise AddonsError("add-ons: k3s_version is not set")
     if v["storage"] == "nfs":
         missing = [k for k in ("nfs_server", "nfs_path") if not v.get(k)]
         if missing:
-            raise EdgecluError(f"add-ons: storage is nfs but {' and '.join(missing)} not set")
+            raise AddonsError(f"add-ons: storage is nfs but {' and '.join(missing)} not set")
     if v["loadbalancer"] == "metallb" and not v.get("metallb_pool"):
-        raise EdgecluError("add-ons: loadbalancer is metallb but metallb_pool is not set")
+        raise AddonsError("add-ons: loadbalancer is metallb but metallb_pool is not set")
     return v
 
 
@@ -245,10 +253,8 @@ def _strict(fn: Callable[[Any], str]) -> Callable[[Any], str]:
 def _environment():
     import jinja2
 
-    from edgeclu.resources import data_dir
-
     env = jinja2.Environment(  # noqa: S701 - renders YAML, not HTML
-        loader=jinja2.FileSystemLoader(str(data_dir("templates") / "addons")),
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["to_yaml"] = _strict(_to_yaml)
     env.filters["to_json"] = _strict(json.dumps)

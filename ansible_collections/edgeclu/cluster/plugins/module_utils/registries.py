@@ -173,17 +173,6 @@ def _auth(name: str, path: str, read: Callable[[str], str]) -> dict[str, str]:
     return parse_auth(read(path), f"{Path(path).expanduser()} (registries.configs.{name}.auth_file)")
 
 
-def check_inventory(path: Any, cluster_vars: Mapping[str, Any], read: Callable[[str], str] = _read) -> None:
-    """Before a run: every auth file of the inventory's ``registries`` is readable and well-formed, else
-    :class:`~edgeclu.errors.InventoryError` (exit 2), one line naming the file, the registry and the field."""
-    from edgeclu.errors import InventoryError
-
-    try:
-        render(cluster_vars.get("registries"), read=read)  # reads and checks every auth file
-    except RegistriesError as e:
-        raise InventoryError([f"{path}: cluster vars: field 'registries': {e}"]) from None
-
-
 def render(value: Mapping[str, Any] | None, embedded: bool = False,
            read: Callable[[str], str] = _read) -> dict[str, Any] | None:
     """``registries.yaml`` as data (None: edgeclu does not manage the file). Auth files are read with
