@@ -106,7 +106,7 @@ def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh
                      **mirror.vars, k3s_version=V2)
     run = run_playbook(bad, lab.known_hosts)
     assert run.rc != 0
-    assert run.failed_hosts() == {"node3"}
+    assert run.failed_hosts() == {"node3"}, run.output[-6000:]
     assert ("k3s-agent on node3 did not start: Error: the server at "
             f"https://{lab.nodes['node1'].ip}:6443 rejected the token (401 Unauthorized)") in run.output
     assert run.recap["node1"]["failed"] == run.recap["node2"]["failed"] == 0
