@@ -169,3 +169,23 @@ def test_site_yml_passes_ansible_syntax_check(tmp_path):
                           env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah"),
                                "ANSIBLE_COLLECTIONS_PATH": str(collections_path())})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_reset_honours_the_inventorys_k3s_install_dir(tmp_path):
+    # k3s in the inventory's k3s_install_dir with no uninstall script beside it: reset refuses, naming that
+    # directory (a play-level `vars:` would put /usr/local/bin above the inventory). --check, as the user
+    # running it here, on localhost: nothing is changed, and the refusal comes before any other task.
+    bindir = tmp_path / "opt-bin"
+    bindir.mkdir()
+    (bindir / "k3s").write_text("#!/bin/sh\n")
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"k3s_cluster": {
+        "children": {"server": {"hosts": {"localhost": {"ansible_connection": "local"}}}},
+        "vars": {"k3s_install_dir": str(bindir), "ansible_python_interpreter": sys.executable,
+                 "ansible_become": False}}}))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv),
+                           "edgeclu.cluster.reset", "--check"], capture_output=True, text=True,
+                          env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "ah"), "ANSIBLE_NOCOLOR": "1",
+                               "ANSIBLE_COLLECTIONS_PATH": str(collections_path())}, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"localhost has {bindir}/k3s but neither k3s-uninstall.sh nor k3s-agent-uninstall.sh" in proc.stdout

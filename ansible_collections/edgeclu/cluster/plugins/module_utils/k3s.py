@@ -1,7 +1,7 @@
 """Pure builders for installing k3s: config.yaml data, release file names and URLs, versions.
 
 These functions are the single source of truth for what the playbooks write; the
-Ansible filter plugin ``playbooks/filter_plugins/edgeclu_k3s.py`` exposes them to the
+Ansible filter plugin ``plugins/filter/edgeclu_k3s.py`` exposes them to the
 roles. Nothing here does I/O.
 """
 

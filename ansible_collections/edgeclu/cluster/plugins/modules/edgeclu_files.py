@@ -11,7 +11,7 @@ missing parent directory is created 0755. ``secret_contents`` (``{path: text}``,
 ``no_log``) gives the content of entries that hold secrets: it never appears in output
 or logs.
 
-The playbooks run it through ``action_plugins/edgeclu_files.py`` as a plain script
+The playbooks run it through ``plugins/action/edgeclu_files.py`` as a plain script
 (``raw_main``: no AnsiballZ, no ansible import on the node); it also works as a module.
 """
 

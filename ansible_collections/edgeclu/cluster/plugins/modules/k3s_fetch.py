@@ -6,9 +6,9 @@ it, refuse it (and leave ``dest`` alone) unless the hash is ``sha256``, then ins
 root:root 0755 by rename and run ``dest --version``, which must name ``version`` when given.
 The expected hash comes from the controller (``k3s_sha256`` in the inventory, or the release's
 checksum file read by the controller over https or from its air-gap directory: see
-``edgeclu.k3s.checksum_source``), never from the place the binary comes from: a mirror that
+``module_utils/k3s.py's checksum_source``), never from the place the binary comes from: a mirror that
 serves another binary can serve a matching checksum file as well. Check mode downloads
-nothing. http(s) URLs only. Run as a plain script through ``action_plugins/k3s_fetch.py``
+nothing. http(s) URLs only. Run as a plain script through ``plugins/action/k3s_fetch.py``
 (``raw_main``: no AnsiballZ, no ansible import on the node): one Python start instead of
 several Ansible modules, each of which costs a Python start with Ansible's imports, which on
 a Raspberry Pi is seconds.

@@ -9,7 +9,7 @@ fact gathering. The roles compare this with what they want and only write, resta
 reboot what differs, so a run with nothing to do costs one call per node. Read-only.
 
 It runs as a module, or (what the playbooks do, through
-``action_plugins/k3s_node_state.py``) as a plain script fed to the node's python3 on
+``plugins/action/k3s_node_state.py``) as a plain script fed to the node's python3 on
 stdin (``raw_main``): no AnsiballZ wrapper and no ansible import on the node, which makes
 a look at a node several times cheaper (bench/up.py's re-run is mostly these looks).
 """
