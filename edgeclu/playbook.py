@@ -272,7 +272,7 @@ def run_playbook(
         "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
         # per run: the same address may be another machine next time (and in the lab, another netns)
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp"),
-        "PATH": _path_with_ansible(),
+        "PATH": path_with_ansible(),
         interrupt.RUN_MARK: run_id,  # how kill_run finds every process of this run
         **SECRET_SAFE_ENV,
     }
@@ -323,7 +323,7 @@ def _redact(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if "token" not in line.lower())
 
 
-def _path_with_ansible() -> str:
+def path_with_ansible() -> str:
     """Make sure the ansible-playbook next to this Python (the venv) is found first."""
     import sys
 
