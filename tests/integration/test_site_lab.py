@@ -1,4 +1,4 @@
-"""playbooks/site.yml with plain ansible-playbook over SSH into lab nodes, k3s = the stand-in.
+"""edgeclu.cluster.site with plain ansible-playbook over SSH into lab nodes, k3s = the stand-in.
 
 Converge + idempotence + upgrade + a wrong token; three servers from an air-gap directory;
 checksum failures; check mode; the Raspberry Pi cmdline.txt reboot.
