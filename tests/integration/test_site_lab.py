@@ -248,7 +248,11 @@ def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror,
     try:
         inv = _inventory(tmp_path, lab, ["node1"], [], **mirror.vars)
         first = _ok(run_playbook(inv, lab.known_hosts))
-        assert "TASK [raspberrypi : Reboot so the kernel picks up the new command line]" in first.output
+        # a handler, flushed right after the write (before k3s is installed on the node)
+        banner = "RUNNING HANDLER [edgeclu.cluster.raspberrypi : Reboot so the kernel picks up the new command line]"
+        assert banner in first.output, first.output[-6000:]
+        install = "TASK [edgeclu.cluster.k3s_install : Check the k3s settings]"
+        assert first.output.index(banner) < first.output.index(install)
         assert "changed: [node1]" in first.output.split("Reboot so the kernel picks up")[1].split("TASK")[0]
         assert lab.exec("node1", "cat /proc/sys/kernel/random/boot_id") != boot_id
         assert lab.exec("node1", "cat /boot/firmware/cmdline.txt") == original.rstrip("\n") + \
