@@ -2,7 +2,7 @@
 
     sudo /path/to/venv/bin/python bench/health.py [--nodes 10] [--rounds 5] [--k3s]
 
-Boots N lab nodes, installs the agent with playbooks/agent.yml (the user's path), then,
+Boots N lab nodes, installs the agent with edgeclu.cluster.agent (the user's path), then,
 in the same run, alternately times:
 
 - ``edgeclu health -i inventory.yml --json``: a fresh process each round (CLI start-up

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclu import guards, registries, stamp, tokens
+from edgeclu import guards, stamp, tokens
 from edgeclu import kubeconfig as kc
 from edgeclu.errors import EdgecluError
-from edgeclu.inventory import Inventory
+from edgeclu.inventory import Inventory, check_registries
 from edgeclu.lock import ClusterLock
 from edgeclu.playbook import HostRecap, PlaybookResult, TaskEvent, run_playbook
 from edgeclu.transport import remote_for
@@ -101,7 +101,7 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
     A run over every node (no ``limit``) stamps the nodes that converged."""
     for line in tokens.warnings(inv):
         report(f"warning: {line}")
-    registries.check_inventory(inv.path, inv.vars)  # its auth files: bad ones stop the run (exit 2)
+    check_registries(inv.path, inv.vars)  # its auth files: bad ones stop the run (exit 2)
     if merge_kubeconfig and not dry_run:
         kc.check(inv, kubeconfig)  # a kubeconfig it could not merge into stops it before any change
     skipped: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from edgeclu.k3s import is_newer, version_key
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import is_newer, version_key
 from edgeclu.lifecycle.plan import quorum
 
 

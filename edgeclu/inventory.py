@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import reserved_config_key
 from edgeclu import rolespecs, yamlsafe
 from edgeclu.errors import InventoryError
-from edgeclu.k3s import reserved_config_key
 
 ROLES = ("server", "agent")
 VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(-rc\d+)?\+k3s\d+$")
@@ -114,7 +114,7 @@ def _pool(v: Any) -> str | None:
 def _sha256_pins(v: Any) -> str | None:
     """``k3s_sha256``: ``{<k3s version>: {amd64|arm64|arm: <sha256 of the binary>,
     k3s-airgap-images-<arch>.tar.zst|.tar.gz|.tar: <sha256 of that images archive>}}``."""
-    from edgeclu.k3s import is_images_name, is_sha256
+    from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import is_images_name, is_sha256
 
     if not isinstance(v, dict) or not v:
         return "must map a k3s version to {amd64|arm64|arm: sha256}"
@@ -133,7 +133,7 @@ def _sha256_pins(v: Any) -> str | None:
 
 
 def _registries(v: Any) -> str | None:
-    from edgeclu.registries import problem
+    from ansible_collections.edgeclu.cluster.plugins.module_utils.registries import problem
 
     return problem(v)
 
@@ -584,7 +584,7 @@ def parse_inventory(text: str, path: str = "<inventory>", beside: Path | None = 
     pins = cvars.get("k3s_sha256")
     if isinstance(cvars.get("k3s_mirror"), str) and isinstance(cvars.get("k3s_version"), str) \
             and (pins is None or not _sha256_pins(pins)):  # (bad pins have their own message)
-        from edgeclu.k3s import mirror_problem
+        from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import mirror_problem
 
         if problem := mirror_problem(cvars["k3s_mirror"], pins, cvars["k3s_version"]):
             bad("cluster vars", "k3s_mirror", problem)
@@ -702,3 +702,14 @@ def render_inventory(servers: dict[str, dict], agents: dict[str, dict], cluster_
         children["agent"] = {"hosts": agents}
     data = {"k3s_cluster": {"children": children, "vars": cluster_vars}}
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def check_registries(path: Any, cluster_vars: dict[str, Any]) -> None:
+    """Before a run: every auth file of the inventory's ``registries`` is readable and well-formed, else
+    :class:`InventoryError` (exit 2), one line naming the file, the registry and the field."""
+    from ansible_collections.edgeclu.cluster.plugins.module_utils import registries
+
+    try:
+        registries.render(cluster_vars.get("registries"))  # reads and checks every auth file
+    except registries.RegistriesError as e:
+        raise InventoryError([f"{path}: cluster vars: field 'registries': {e}"]) from None

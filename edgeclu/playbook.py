@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgeclu import interrupt, rundir
 from edgeclu.errors import EdgecluError
-from edgeclu.resources import data_dir
+from edgeclu.resources import collections_path, playbook_fqcn
 
 STATUS = {
     "runner_on_ok": "ok",
@@ -232,9 +232,10 @@ def run_playbook(
 ) -> PlaybookResult:
     import ansible_runner
 
-    project = data_dir("playbooks")
-    if not (project / playbook).exists():
-        raise EdgecluError(f"playbook {playbook} not found in {project}")
+    try:  # one of the collection's playbooks by name, or a playbook file by its absolute path (tests)
+        fqcn = playbook if Path(playbook).is_absolute() else playbook_fqcn(playbook)
+    except FileNotFoundError as e:
+        raise EdgecluError(str(e)) from None
     from edgeclu.lock import LockLost, lease_problem
 
     workdir = rundir.new_run_dir()  # 0700, per user, swept if this process dies (see edgeclu.rundir)
@@ -268,13 +269,15 @@ def run_playbook(
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
+        # edgeclu's own copy of edgeclu.cluster first (another installed version must not shadow it)
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
         "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
         # per run: the same address may be another machine next time (and in the lab, another netns)
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "cp"),
-        "PATH": _path_with_ansible(),
+        "PATH": path_with_ansible(),
         interrupt.RUN_MARK: run_id,  # how kill_run finds every process of this run
         **SECRET_SAFE_ENV,
     }
@@ -290,8 +293,7 @@ def run_playbook(
             try:
                 r = ansible_runner.run(
                     private_data_dir=str(workdir),
-                    project_dir=str(project),
-                    playbook=playbook,
+                    playbook=fqcn,
                     inventory=str(Path(inventory).resolve()),
                     extravars={**(extravars or {}), **ssh_policy_vars(known_hosts, accept_new)},
                     limit=limit,
@@ -326,7 +328,7 @@ def _redact(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if "token" not in line.lower())
 
 
-def _path_with_ansible() -> str:
+def path_with_ansible() -> str:
     """Make sure the ansible-playbook next to this Python (the venv) is found first."""
     import sys
 

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import UnsupportedArch, k3s_arch, parse_version_output
 from edgeclu.agent.pi import decode_throttled, parse_throttled
 from edgeclu.errors import CommandFailed, RemoteError, Unreachable
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
-from edgeclu.k3s import UnsupportedArch, k3s_arch, parse_version_output
 from edgeclu.transport import Remote, remote_for
 
 # MemTotal excludes what firmware and kernel reserve: a 1 GB Pi reports about 920-950 MiB,

@@ -1,7 +1,8 @@
 """The roles' inputs, read from their own ``meta/argument_specs.yml`` (Ansible's role argument validation).
 
-Every role under ``playbooks/roles`` declares each variable it reads from outside (the inventory, the
-command line) in ``meta/argument_specs.yml``: its type, elements, choices, default and what it is for.
+Every role of the collection (``ansible_collections/edgeclu/cluster/roles``) declares each variable it
+reads from outside (the inventory, the command line) in ``meta/argument_specs.yml``: its type, elements,
+choices, default and what it is for.
 Ansible checks them before the role's first task (a ``validate_argument_spec`` task it adds itself, per
 entry point: ``main``, or the ``tasks_from`` file's name). edgeclu reads the same files, so that
 
@@ -36,9 +37,9 @@ _HEADER = ("---\n# Generated from meta/argument_specs.yml by `python -m edgeclu.
 
 
 def roles_dir() -> Path:
-    from edgeclu.resources import data_dir
+    from edgeclu.resources import collection_dir
 
-    return data_dir("playbooks") / "roles"
+    return collection_dir() / "roles"
 
 
 def _load(path: Path) -> dict:

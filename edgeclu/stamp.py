@@ -6,7 +6,7 @@ command line). During a run edgeclu records the probe requests each node's roles
 (:class:`Recorder`, from the run's events), and after a run in which the node converged it asks the
 same probe once more and writes ``/var/lib/edgeclu/converged`` on the node (root, 0600): the
 requests, the answer, and a digest of what the run was given (:func:`inputs_digest`: the inventory
-file and any group_vars/host_vars beside it, the token files, edgeclu's own playbooks, templates
+file and any group_vars/host_vars beside it, the token files, edgeclu's own collection
 and code). Nothing here lists paths, services or packages: a role that probes one more file puts it
 in the next stamp.
 
@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import nodes_not_ready
 from edgeclu import tokens
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
-from edgeclu.k3s import nodes_not_ready
 
 STAMP = "/var/lib/edgeclu/converged"
 FORMAT = 2
@@ -195,7 +195,7 @@ def _file(h: Any, label: str, path: str | None) -> None:
 
 def cluster_digest(inv: Inventory, trees: Iterable[Path]) -> str:
     """What a run is given, for every node: the inventory file and any group_vars/host_vars beside
-    it, and ``trees`` (edgeclu's playbooks, templates and package)."""
+    it, and ``trees`` (edgeclu's collection and package)."""
     h = hashlib.sha256(b"edgeclu converged stamp 2\0")
     _file(h, "inventory", str(inv.path))
     _files(h, inv.path.parent, _beside(inv))
@@ -223,9 +223,9 @@ def inputs_digest(cluster: str, inv: Inventory, host: Host) -> str:
 
 # -- on the nodes ----------------------------------------------------------------
 def _probe_source() -> bytes:
-    from edgeclu.resources import data_dir
+    from edgeclu.resources import collection_dir
 
-    return (data_dir("playbooks") / "library" / f"{PROBE}.py").read_bytes() + _NODE.encode()
+    return (collection_dir() / "plugins" / "modules" / f"{PROBE}.py").read_bytes() + _NODE.encode()
 
 
 def node_command(args: Mapping[str, Any], python: str = "/usr/bin/python3") -> str:
@@ -312,9 +312,9 @@ def not_ready(inv: Inventory, looks: Mapping[str, Look]) -> dict[str, str]:
 
 
 def _cluster(inv: Inventory) -> str:
-    from edgeclu.resources import data_dir
+    from edgeclu.resources import collection_dir
 
-    return cluster_digest(inv, [data_dir("playbooks"), data_dir("templates"), Path(__file__).resolve().parent])
+    return cluster_digest(inv, [collection_dir(), Path(__file__).resolve().parent])
 
 
 def unchanged(inv: Inventory, remotes: Mapping[str, Any]) -> str | None:

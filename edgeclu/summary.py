@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from edgeclu.k3s import parse_version_output
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import parse_version_output
 from edgeclu.phases import BAD, SKIPPED, Board, Cell
 from edgeclu.playbook import TaskEvent
 

@@ -55,7 +55,7 @@ def controller_secrets(v: Mapping[str, Any]) -> list[Secret]:
     if v.get("agent_token_file"):
         found.append(Secret("agent_token_file", "the node agent's bearer token",
                             Path(v["agent_token_file"]).expanduser()))
-    from edgeclu.registries import auth_files
+    from ansible_collections.edgeclu.cluster.plugins.module_utils.registries import auth_files
 
     for name, path in auth_files(v.get("registries")).items():
         found.append(Secret(f"registries.configs.{name}.auth_file", f"the credentials for registry {name}",

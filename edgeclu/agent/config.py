@@ -105,17 +105,3 @@ def load_config(path: str | None, *, must_exist: bool = False) -> AgentConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"{target}: invalid JSON: {e}") from None
     return config_from_dict(data, target)
-
-
-def default_listen(address: str, node_ip: str = "") -> str:
-    """The address the agent binds unless told otherwise: the node's inventory address (``ansible_host``,
-    which ``edgeclu health`` connects to) when it is an IP address, else ``node_ip``, else every address
-    (a name may resolve to something else on the node than on the controller)."""
-    import ipaddress
-
-    for candidate in (address, node_ip):
-        try:
-            return str(ipaddress.ip_address((candidate or "").strip().strip("[]")))
-        except ValueError:
-            continue
-    return "0.0.0.0"

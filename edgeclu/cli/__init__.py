@@ -39,7 +39,7 @@ COMMANDS = {
     "discover": "discover", "inventory": "inventory_cmd", "preflight": "preflight", "up": "up",
     "health": "health", "exec": "exec_cmd", "agent": "agent_cmd", "add": "add", "remove": "remove",
     "upgrade": "upgrade", "backup": "backup", "restore": "restore", "reset": "reset", "token": "token",
-    "status": "status", "certs": "certs",
+    "status": "status", "certs": "certs", "collection": "collection_cmd",
 }
 
 

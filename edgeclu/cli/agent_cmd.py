@@ -53,7 +53,7 @@ def install(
     trust: opt.Trust = None,
     known_hosts: opt.KnownHosts = None,
 ) -> None:
-    """Install or update the agent on the nodes (playbooks/agent.yml): code in /opt/edgeclu,
+    """Install or update the agent on the nodes (edgeclu.cluster.agent): code in /opt/edgeclu,
     /etc/edgeclu/agent.json (root only), hardened edgeclu-agent.service, enabled and started.
 
     Idempotent. Exit code: 0 done, 1 some node failed, 2 bad inventory.

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from edgeclu import registries, tokens
+from edgeclu import tokens
 from edgeclu.cli._console import say
-from edgeclu.inventory import load_inventory
+from edgeclu.inventory import check_registries, load_inventory
 
 app = typer.Typer(help="Inspect and validate inventories.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ app = typer.Typer(help="Inspect and validate inventories.", no_args_is_help=True
 def check(path: Annotated[Path, typer.Argument(help="Inventory YAML to validate.")]) -> None:
     """Validate an inventory; exit 2 with one line per problem if it is wrong."""
     inv = load_inventory(path)
-    registries.check_inventory(inv.path, inv.vars)
+    check_registries(inv.path, inv.vars)
     for line in tokens.warnings(inv):
         say(f"[yellow]warning[/]: {escape(line)}")
     say(f"{path}: ok: {len(inv.servers)} server(s), {len(inv.agents)} agent(s), k3s {inv.k3s_version}"

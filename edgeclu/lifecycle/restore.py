@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import parse_version_output
 from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.fleet import on_all
 from edgeclu.guards import downgrade_refusal
 from edgeclu.inventory import Inventory
-from edgeclu.k3s import parse_version_output
 from edgeclu.lifecycle.backup import NODE_PASSWORD, SERVER_DIR, Backup
 from edgeclu.lock import ClusterLock
 from edgeclu.playbook import TaskEvent, run_playbook

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import compare_versions, version_key
 from edgeclu import phases as ph
 from edgeclu.converge import forks_for
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.inventory import Inventory
-from edgeclu.k3s import compare_versions, version_key
 from edgeclu.lifecycle.invfile import set_cluster_var, write_inventory
 from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
 from edgeclu.lifecycle.plan import Step, describe, upgrade_steps

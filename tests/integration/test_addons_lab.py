@@ -1,5 +1,5 @@
 """The addons role on real lab nodes, through ansible-runner: manifests land on the first server only,
-byte-identical to edgeclu.addons, a re-run changes nothing, and add-ons no longer selected are
+byte-identical to module_utils/addons.py, a re-run changes nothing, and add-ons no longer selected are
 uninstalled (``k3s kubectl delete``) before their manifest is removed.
 
 k3s itself cannot run here, and the lab's k3s stand-in has no ``kubectl delete``: the uninstall path
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeclu import addons
+from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
 from edgeclu.inventory import DEFAULTS, parse_inventory
-from edgeclu.resources import data_dir
+from edgeclu.resources import collections_path
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +34,7 @@ METALLB = {"loadbalancer": "metallb", "metallb_pool": ["10.77.0.200 - 10.77.0.21
 
 
 def converge(lab, tmp_path, **cluster):
-    """Run playbooks/addons.yml with ansible-runner; returns (runner, rendered manifests)."""
+    """Run edgeclu.cluster.addons with ansible-runner; returns (runner, rendered manifests)."""
     import ansible_runner
 
     text = lab.inventory_yaml(servers=["node1"], agents=["node2", "node3"], user="edge",
@@ -45,9 +45,10 @@ def converge(lab, tmp_path, **cluster):
            "-o BatchMode=yes -o ControlMaster=auto -o ControlPersist=30s")
     (tmp_path / "runner").mkdir(exist_ok=True)
     r = ansible_runner.run(
-        private_data_dir=str(tmp_path / "runner"), project_dir=str(data_dir("playbooks")),
-        playbook="addons.yml", inventory=str(inv), quiet=True, suppress_env_files=True,
-        envvars={"ANSIBLE_SSH_ARGS": ssh, "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
+        private_data_dir=str(tmp_path / "runner"),
+        playbook="edgeclu.cluster.addons", inventory=str(inv), quiet=True, suppress_env_files=True,
+        envvars={"ANSIBLE_SSH_ARGS": ssh, "ANSIBLE_COLLECTIONS_PATH": str(collections_path()),
+                 "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
                  "ANSIBLE_PIPELINING": "True", "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp"),
                  "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])})
     return r, addons.render_manifests(parse_inventory(text).vars, node_count=3)

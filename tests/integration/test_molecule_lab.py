@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgeclu import addons
+from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
 from edgeclu.inventory import DEFAULTS, parse_inventory
 
 pytestmark = pytest.mark.lab

@@ -1,4 +1,4 @@
-"""playbooks/site.yml with plain ansible-playbook over SSH into lab nodes, k3s = the stand-in.
+"""edgeclu.cluster.site with plain ansible-playbook over SSH into lab nodes, k3s = the stand-in.
 
 Converge + idempotence + upgrade + a wrong token; three servers from an air-gap directory;
 checksum failures; check mode; the Raspberry Pi cmdline.txt reboot.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgeclu.k3s import nodes_not_ready
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import nodes_not_ready
 from tests.integration.lifecycle_util import etcd_members
 from tests.k3s_standin.ansible_run import run_playbook
 from tests.k3s_standin.fixtures import V1, V2, k3s_mirror, k3s_releases  # noqa: F401
@@ -106,7 +106,7 @@ def test_one_server_two_agents_converge_idempotent_upgrade_and_wrong_token(fresh
                      **mirror.vars, k3s_version=V2)
     run = run_playbook(bad, lab.known_hosts)
     assert run.rc != 0
-    assert run.failed_hosts() == {"node3"}
+    assert run.failed_hosts() == {"node3"}, run.output[-6000:]
     assert ("k3s-agent on node3 did not start: Error: the server at "
             f"https://{lab.nodes['node1'].ip}:6443 rejected the token (401 Unauthorized)") in run.output
     assert run.recap["node1"]["failed"] == run.recap["node2"]["failed"] == 0
@@ -248,7 +248,11 @@ def test_raspberry_pi_cmdline_gets_cgroups_and_one_reboot(fresh_lab, k3s_mirror,
     try:
         inv = _inventory(tmp_path, lab, ["node1"], [], **mirror.vars)
         first = _ok(run_playbook(inv, lab.known_hosts))
-        assert "TASK [raspberrypi : Reboot so the kernel picks up the new command line]" in first.output
+        # a handler, flushed right after the write (before k3s is installed on the node)
+        banner = "RUNNING HANDLER [edgeclu.cluster.raspberrypi : Reboot so the kernel picks up the new command line]"
+        assert banner in first.output, first.output[-6000:]
+        install = "TASK [edgeclu.cluster.k3s_install : Check the k3s settings]"
+        assert first.output.index(banner) < first.output.index(install)
         assert "changed: [node1]" in first.output.split("Reboot so the kernel picks up")[1].split("TASK")[0]
         assert lab.exec("node1", "cat /proc/sys/kernel/random/boot_id") != boot_id
         assert lab.exec("node1", "cat /boot/firmware/cmdline.txt") == original.rstrip("\n") + \

@@ -22,10 +22,11 @@ import jinja2
 import pytest
 import yaml
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import nodes_not_ready, parse_version_output
 from edgeclu.health.kube import parse_nodes
-from edgeclu.k3s import nodes_not_ready, parse_version_output
 from edgeclu.lifecycle.backup import snapshot_path
 from edgeclu.lifecycle.kubectl import drain_command, eviction_errors
+from edgeclu.resources import collection_dir
 from edgeclu.transport import SSHRemote
 from tests.integration.lifecycle_util import ETCDCTL, STATE_KEY, etcd_members
 from tests.k3s_standin.release import build_release
@@ -42,7 +43,8 @@ FAST = {"kubelet-arg": ["node-status-update-frequency=1s"],
 def nodes(lab3, tmp_path_factory):
     """node1..node3 with the stand-in binary and both units installed (nothing started)."""
     rel = build_release(tmp_path_factory.mktemp("rel"), VERSION)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader("templates"), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(collection_dir() / "roles/k3s_install/templates"),
+                             undefined=jinja2.StrictUndefined)
     units = tmp_path_factory.mktemp("units")
     for unit in ("k3s.service", "k3s-agent.service"):
         (units / unit).write_text(env.get_template(f"{unit}.j2").render(k3s_install_dir="/usr/local/bin"))

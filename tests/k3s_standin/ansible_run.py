@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+from edgeclu.resources import collections_path
+
 _RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
                        r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
 
@@ -43,7 +44,9 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
 
 def run_playbook(inventory: Path, known_hosts: Path, *, playbook: str = "site.yml",
                  extra_vars: dict | None = None, check: bool = False, forks: int = 20,
-                 timeout: float = 900) -> PlaybookRun:
+                 timeout: float = 900, collections: Path | None = None) -> PlaybookRun:
+    """``ansible-playbook -i inventory edgeclu.cluster.<playbook>``, the collection from ``collections``
+    (an ``ansible-galaxy collection install -p`` directory; default: this source tree's), nothing else."""
     bindir = str(Path(sys.executable).parent)
     tmp = Path(tempfile.mkdtemp(prefix="edgeclu-ans-"))
     env = dict(
@@ -58,9 +61,11 @@ def run_playbook(inventory: Path, known_hosts: Path, *, playbook: str = "site.ym
         ANSIBLE_PYTHON_INTERPRETER="auto_silent",
         ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp / "cp"),
         ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s",
+        ANSIBLE_COLLECTIONS_PATH=str(collections or collections_path()),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False",  # not the source tree's copy behind an installed one
     )
     ssh_args = f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes"
-    cmd = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOKS / playbook),
+    cmd = ["ansible-playbook", "-i", str(inventory), f"edgeclu.cluster.{playbook.removesuffix('.yml')}",
            "-e", json.dumps({"ansible_ssh_common_args": ssh_args, **(extra_vars or {})})]
     if check:
         cmd.append("--check")

@@ -19,7 +19,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from edgeclu.k3s import sha256_for
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import sha256_for
 
 PACKAGE = Path(__file__).with_name("standin")
 ARCH_FILES = {"amd64": ("k3s", "sha256sum-amd64.txt"), "arm64": ("k3s-arm64", "sha256sum-arm64.txt"),

@@ -1,13 +1,11 @@
-"""edgeclu.addons: which manifests and k3s config keys an inventory's add-on choices produce."""
+"""module_utils/addons.py: which manifests and k3s config keys an inventory's add-on choices produce."""
 
 import jinja2
 import pytest
 import yaml
 
-from edgeclu import addons
-from edgeclu.errors import EdgecluError
+from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
 from edgeclu.inventory import parse_inventory
-from edgeclu.resources import data_dir
 
 BASE = {"k3s_version": "v1.31.4+k3s1"}
 
@@ -29,7 +27,7 @@ def test_k8s_minor_from_k3s_version(version, minor, k8s):
 
 @pytest.mark.parametrize("bad", ["1.31", "v2.0.0+k3s1", "latest", ""])
 def test_k8s_minor_rejects_non_versions(bad):
-    with pytest.raises(EdgecluError, match="is not like v1.31.4"):
+    with pytest.raises(addons.AddonsError, match="is not like v1.31.4"):
         addons.k8s_minor(bad)
 
 
@@ -75,12 +73,12 @@ def test_node_prerequisites(storage, packages, services):
     ({"loadbalancer": "metallb", "metallb_pool": []}, "loadbalancer is metallb but metallb_pool is not set"),
 ])
 def test_missing_settings_are_named(choice, message):
-    with pytest.raises(EdgecluError, match=message):
+    with pytest.raises(addons.AddonsError, match=message):
         addons.render_manifests(settings(**choice))
 
 
 def test_k3s_version_is_required():
-    with pytest.raises(EdgecluError, match="k3s_version is not set"):
+    with pytest.raises(addons.AddonsError, match="k3s_version is not set"):
         addons.selected({"storage": "local-path"})
 
 
@@ -172,7 +170,7 @@ def test_nfs_values_carry_server_and_path_verbatim():
 
 
 def test_every_template_is_used_and_every_manifest_has_a_template():
-    on_disk = sorted(p.name.removesuffix(".j2") for p in (data_dir("templates") / "addons").glob("*.j2"))
+    on_disk = sorted(p.name.removesuffix(".j2") for p in addons.TEMPLATES.glob("*.j2"))
     assert on_disk == sorted(addons.ADDONS)
     assert all(name.startswith(addons.MANIFEST_PREFIX) and name.endswith(".yaml") for name in on_disk)
 

@@ -28,7 +28,7 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 from referencing import Registry, Resource
 
-from edgeclu import addons
+from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
 
 CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"
 VERSIONS = ["v1.29.12+k3s1", "v1.31.4+k3s1", "v1.33.1+k3s1"]

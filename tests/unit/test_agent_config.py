@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edgeclu.agent import config
+from ansible_collections.edgeclu.cluster.plugins.module_utils import agent
 from edgeclu.agent.config import AgentConfig, config_from_dict, load_config
 
 
@@ -64,15 +64,10 @@ def test_load_config(tmp_path):
     ("[fd00::10]", "", "fd00::10"),
 ])
 def test_default_listen(address, node_ip, listen):
-    assert config.default_listen(address, node_ip) == listen
+    assert agent.default_listen(address, node_ip) == listen
 
 
 def test_the_roles_filter_is_default_listen():
-    import importlib.util
-    from pathlib import Path
+    from ansible_collections.edgeclu.cluster.plugins.filter.edgeclu_agent import FilterModule
 
-    path = Path(__file__).resolve().parents[2] / "playbooks/roles/edgeclu_agent/filter_plugins/edgeclu_agent.py"
-    spec = importlib.util.spec_from_file_location("edgeclu_agent_filters", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.FilterModule().filters()["edgeclu_agent_listen"]("10.1.2.3", "") == "10.1.2.3"
+    assert FilterModule().filters()["edgeclu_agent_listen"]("10.1.2.3", "") == "10.1.2.3"

@@ -1,7 +1,6 @@
 """The agent runs on nodes with python3 + psutil only, and its memory budget (node_exporter's RSS)
 leaves no room for heavy imports: check what loading and running it really imports."""
 
-import importlib.util
 import io
 import json
 import os
@@ -36,11 +35,9 @@ print(json.dumps({"modules": sorted(sys.modules), "hostname": sample["host"]["ho
 
 def _zip_builder():
     """The edgeclu_agent role's lookup plugin: it builds the zip that nodes run."""
-    path = ROOT / "playbooks/roles/edgeclu_agent/lookup_plugins/edgeclu_agent_zip.py"
-    spec = importlib.util.spec_from_file_location("edgeclu_agent_zip", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from ansible_collections.edgeclu.cluster.plugins.lookup import edgeclu_agent_zip
+
+    return edgeclu_agent_zip
 
 
 def test_the_zip_is_deterministic_and_holds_exactly_the_agent(tmp_path):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from edgeclu.resources import collection_dir, collections_path
+
 SECRET = "K10feedface::server:do-not-print-me"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="writes root:root files (CI runs as root)")
@@ -25,15 +26,17 @@ def how(request):
 def _run(tmp_path: Path, how: str, files: list, secrets: dict | None = None, check: bool = False
          ) -> tuple[str, dict]:
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"name": "Write", "edgeclu_files": {"files": files, "secret_contents": secrets or {}}, "register": "out"},
+        {"name": "Write", "edgeclu.cluster.edgeclu_files": {"files": files, "secret_contents": secrets or {}},
+         "register": "out"},
         {"name": "Show", "ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": str(tmp_path / "out.json")},
          "check_mode": False, "diff": False}]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_LIBRARY=str(ROOT / "playbooks/library"), ANSIBLE_NOCOLOR="1",
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path()), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
-    env.pop("ANSIBLE_ACTION_PLUGINS", None)
-    if how == "action":
-        env["ANSIBLE_ACTION_PLUGINS"] = str(ROOT / "playbooks/action_plugins")
+    if how == "module":  # the collection's modules/edgeclu_files.py as a module, without its action plugin
+        env["ANSIBLE_LIBRARY"] = str(collection_dir() / "plugins/modules")
+        play[0]["tasks"][0]["edgeclu_files"] = play[0]["tasks"][0].pop("edgeclu.cluster.edgeclu_files")
+        (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local", "-i", "localhost,", "-vvv",
            "-e", f"ansible_python_interpreter={sys.executable}",
            str(tmp_path / "play.yml")] + (["--check"] if check else [])

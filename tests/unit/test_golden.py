@@ -13,7 +13,7 @@ k3s/: real k3s output quoted in k3s's own issue tracker (k3s cannot run here):
 import json
 from pathlib import Path
 
-from edgeclu import k3s
+from ansible_collections.edgeclu.cluster.plugins.module_utils import k3s
 from edgeclu.health.kube import parse_nodes
 from edgeclu.lifecycle import backup
 from edgeclu.lifecycle.kubectl import eviction_errors

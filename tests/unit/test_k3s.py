@@ -1,11 +1,11 @@
-"""edgeclu.k3s: the pure builders behind the k3s roles, table-style with exact expected values."""
+"""module_utils/k3s.py: the pure builders behind the k3s roles, table-style with exact expected values."""
 
 import hashlib
 import re
 
 import pytest
 
-from edgeclu import k3s
+from ansible_collections.edgeclu.cluster.plugins.module_utils import k3s
 
 TOKEN = "s3cret"
 AGENT = "agent-pw-42"

@@ -1,4 +1,4 @@
-"""library/k3s_fetch.py (what installs the k3s binary on a node), run here as the node runs it:
+"""plugins/modules/k3s_fetch.py (what installs the k3s binary on a node), run here as the node runs it:
 its ``raw_main`` against a real HTTP server on this machine, writing real files. The sha256
 comes from the controller; whatever checksum file the mirror serves is never read."""
 
@@ -8,14 +8,13 @@ import http.server
 import os
 import runpy
 import threading
-from pathlib import Path
 
 import pytest
 
-from edgeclu import k3s
+from ansible_collections.edgeclu.cluster.plugins.module_utils import k3s
+from edgeclu.resources import collection_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-FETCH = runpy.run_path(str(ROOT / "playbooks/library/k3s_fetch.py"))
+FETCH = runpy.run_path(str(collection_dir() / "plugins/modules/k3s_fetch.py"))
 BINARY = b"#!/bin/sh\necho 'k3s version v1.31.4+k3s1 (abcdef12)'\n"
 GOOD = hashlib.sha256(BINARY).hexdigest()
 

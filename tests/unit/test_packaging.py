@@ -1,4 +1,4 @@
-"""The wheel ships playbooks/ and templates/, and `python -m edgeclu` works."""
+"""The wheel ships the edgeclu.cluster collection where Ansible finds it, and `python -m edgeclu` works."""
 
 import subprocess
 import sys
@@ -8,17 +8,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_wheel_contains_playbooks_and_templates(tmp_path):
+def test_wheel_contains_the_collection(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
                     str(ROOT)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("edgeclu-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for tree in ("playbooks", "templates"):
-        expected = {f"edgeclu/_data/{p.relative_to(ROOT).as_posix()}"
-                    for p in (ROOT / tree).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-        assert expected, tree
-        missing = expected - names
-        assert not missing, f"not in wheel: {sorted(missing)}"
+    # site-packages/ansible_collections/edgeclu/cluster: ansible-playbook finds it on sys.path
+    tree = ROOT / "ansible_collections"
+    expected = {p.relative_to(ROOT).as_posix() for p in tree.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert "ansible_collections/edgeclu/cluster/galaxy.yml" in expected
+    assert "ansible_collections/edgeclu/cluster/roles/k3s_install/templates/k3s.service.j2" in expected
+    missing = expected - names
+    assert not missing, f"not in wheel: {sorted(missing)}"
     assert "edgeclu/cli/__init__.py" in names
     assert not any(n.startswith("tests/") for n in names)
 

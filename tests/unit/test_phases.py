@@ -60,9 +60,9 @@ def test_a_task_is_placed_by_its_role_and_file_not_its_name(role, where, host_ro
 
 
 @pytest.mark.parametrize(("path", "where"), [
-    ("/x/edgeclu/_data/playbooks/roles/k3s_install/tasks/start.yml:12", "k3s_install/start.yml"),
-    ("/x/playbooks/roles/addons/tasks/main.yml:4", "addons/main.yml"),
-    ("/x/playbooks/reset.yml:20", "reset.yml"),
+    ("/x/ansible_collections/edgeclu/cluster/roles/k3s_install/tasks/start.yml:12", "k3s_install/start.yml"),
+    ("/x/cluster/roles/addons/tasks/main.yml:4", "addons/main.yml"),
+    ("/x/ansible_collections/edgeclu/cluster/playbooks/reset.yml:20", "reset.yml"),
     ("", ""),
 ])
 def test_task_file(path, where):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from edgeclu import registries
+from ansible_collections.edgeclu.cluster.plugins.module_utils import registries
 from edgeclu.errors import InventoryError
-from edgeclu.inventory import parse_inventory
+from edgeclu.inventory import check_registries, parse_inventory
 from tests.k3s_standin.standin.node_files import parse_registries
 
 SECRET = "s3cr3t-Pa55"
@@ -125,13 +125,13 @@ def test_render_text_is_stable_and_parses_as_k3s_reads_it():
 def test_a_missing_auth_file_stops_the_run_naming_the_file_and_registry(tmp_path):
     value = {"configs": {"m.lan": {"auth_file": str(tmp_path / "nope.yml")}}}
     with pytest.raises(InventoryError) as e:
-        registries.check_inventory("inv.yml", {"registries": value})
+        check_registries("inv.yml", {"registries": value})
     assert e.value.exit_code == 2
     assert e.value.problems == [f"inv.yml: cluster vars: field 'registries': {tmp_path}/nope.yml: cannot read the "
                                 "registry auth file: No such file or directory"]
     (tmp_path / "nope.yml").write_text(f"username: x\npassword: {SECRET}\ntoken: y\n")
     with pytest.raises(InventoryError) as e:
-        registries.check_inventory("inv.yml", {"registries": value})
+        check_registries("inv.yml", {"registries": value})
     assert f"{tmp_path}/nope.yml (registries.configs.m.lan.auth_file): give username" in e.value.problems[0]
     assert SECRET not in e.value.problems[0]
 

@@ -3,7 +3,6 @@ docs.ansible.com: playbooks_reuse_roles "Role argument validation", and the vali
 module Ansible prepends to a role's tasks) is what `edgeclu inventory check` knows, and what the
 roles' defaults/main.yml are generated from."""
 
-from pathlib import Path
 
 import jinja2
 import jinja2.meta
@@ -15,12 +14,9 @@ from edgeclu import inventory, rolespecs
 from edgeclu.errors import EdgecluError, InventoryError
 from tests.unit.test_k3s_playbooks import ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 ROLES = rolespecs.roles_dir()
-# templates/ beside playbooks/ rendered by a role's tasks (the k3s units by name: k3s_service ~ '.service.j2');
-# templates/addons/ is rendered by edgeclu.addons with its own context, not with role variables
-SHARED_TEMPLATES = {"k3s_install": ["k3s.service.j2", "k3s-agent.service.j2"],
-                    "edgeclu_agent": ["edgeclu-agent.service.j2"]}
+# the addons role's templates are rendered by module_utils/addons.py with its own context, not with role variables
+OWN_CONTEXT_TEMPLATES = {"addons"}
 # what Ansible itself provides (magic and connection variables, Jinja globals)
 ANSIBLE_VARS = {"inventory_hostname", "groups", "hostvars", "ansible_check_mode", "role_path", "ansible_play_hosts",
                 "ansible_play_hosts_all", "omit", "ansible_managed", "item", "ansible_host", "lookup", "query", "q",
@@ -84,7 +80,7 @@ def _role(role):
     templates."""
     base = ROLES / role
     reads, sets, facts = set(), set(), set()
-    for path in sorted((base / "tasks").glob("*.yml")):
+    for path in sorted((base / "tasks").glob("*.yml")) + sorted((base / "handlers").glob("*.yml")):
         data = yaml.safe_load(path.read_text())
         reads |= set(_reads(data))
         sets |= set(_sets(data))
@@ -94,8 +90,7 @@ def _role(role):
         reads |= set(_reads(data or {}))
         if sub == "vars":
             sets |= set(data or {})
-    templates = sorted((base / "templates").glob("*.j2"))
-    templates += [ROOT / "templates" / t for t in SHARED_TEMPLATES.get(role, [])]
+    templates = [] if role in OWN_CONTEXT_TEMPLATES else sorted((base / "templates").glob("*.j2"))
     for path in templates:
         reads |= jinja2.meta.find_undeclared_variables(_ENV.parse(path.read_text()))
     return reads, sets, facts
@@ -108,10 +103,8 @@ _SEEN = {role: _role(role) for role in ALL_ROLES}
 HANDED_OVER = {name for _, _, facts in _SEEN.values() for name in facts}
 
 
-def test_every_role_has_a_spec_and_the_shared_templates_are_all_mapped():
+def test_every_role_has_a_spec():
     assert ALL_ROLES and sorted(rolespecs.role_options()) == ALL_ROLES
-    mapped = {t for ts in SHARED_TEMPLATES.values() for t in ts}
-    assert sorted(p.name for p in (ROOT / "templates").glob("*.j2")) == sorted(mapped)
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)

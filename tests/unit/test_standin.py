@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edgeclu import k3s as edgeclu_k3s
+from ansible_collections.edgeclu.cluster.plugins.module_utils import k3s as edgeclu_k3s
 from tests.k3s_standin.release import build_release, standin_binary
 from tests.k3s_standin.standin import config, etcd, join, kube, objects, util
 

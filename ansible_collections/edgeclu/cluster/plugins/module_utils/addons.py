@@ -1,0 +1,245 @@
+"""Cluster add-ons as k3s auto-deploy manifests: which ones an inventory asks for, and their text.
+
+Pure: no I/O except reading the role's templates (``roles/addons/templates/<file>.j2``, each named
+after the manifest it produces) and its defaults (``roles/addons/defaults/main.yml``, generated from its
+``meta/argument_specs.yml``). The ``addons`` Ansible role writes the result into ``addons_manifests_dir``
+on the first server; the k3s components an add-on replaces are disabled in each server's config.yaml by
+:func:`module_utils.k3s.node_config`.
+
+====================  ====================================================================
+inventory var         what it selects
+====================  ====================================================================
+storage               ``local-path`` (k3s built-in; path via ``default-local-storage-path``),
+                      ``nfs`` (nfs-subdir-external-provisioner), ``longhorn``, ``none``
+ingress               ``traefik`` (k3s built-in, configured by HelmChartConfig),
+                      ``nginx`` (ingress-nginx; Traefik disabled), ``none``
+loadbalancer          ``servicelb`` (k3s built-in), ``metallb`` (L2, ``metallb_pool``;
+                      ServiceLB disabled), ``none``
+====================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class AddonsError(ValueError):
+    """An inventory's add-on settings that cannot be rendered (one line: what is missing or wrong)."""
+
+
+#: the addons role's templates, in this collection
+TEMPLATES = Path(__file__).resolve().parents[2] / "roles" / "addons" / "templates"
+#: the addons role's defaults (generated from its argument spec), in this collection
+DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "roles" / "addons" / "defaults" / "main.yml"
+
+
+@cache
+def role_defaults() -> dict[str, Any]:
+    """The addons role's defaults, as Ansible applies them before the role's filters run."""
+    return dict(yaml.safe_load(DEFAULTS_FILE.read_text()) or {})
+
+#: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
+#: packaged Traefik HelmChart points there), so a HelmChart installs from it without internet
+STATIC_CHARTS_DIR = "/var/lib/rancher/k3s/server/static/charts"
+STATIC_CHARTS_URL = "https://%{KUBERNETES_API}%/static/charts/"
+#: every manifest edgeclu writes starts with this, so stale ones can be found and removed
+MANIFEST_PREFIX = "edgeclu-"
+_MINOR_RE = re.compile(r"^v?1\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Chart:
+    repo: str
+    name: str
+    version: str
+    namespace: str  # the release's target namespace
+
+
+CHARTS = {
+    "nfs": Chart("https://kubernetes-sigs.github.io/nfs-subdir-external-provisioner/",
+                 "nfs-subdir-external-provisioner", "4.0.18", "nfs-provisioner"),
+    "longhorn": Chart("https://charts.longhorn.io", "longhorn", "1.7.2", "longhorn-system"),
+    "metallb": Chart("https://metallb.github.io/metallb", "metallb", "0.14.9", "metallb-system"),
+}
+INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
+#: ingress-nginx chart per Kubernetes minor: (highest minor it supports, chart version), from the
+#: project's support matrix; newer minors get the last entry
+INGRESS_NGINX_BY_MINOR = ((30, "4.11.3"), (32, "4.12.1"), (33, "4.13.0"), (99, "4.14.0"))
+METALLB_POOL_NAME = "edgeclu-pool"
+METALLB_L2_NAME = "edgeclu-l2"
+
+
+def k8s_minor(k3s_version: str) -> int:
+    """``v1.31.4+k3s1`` -> 31: the Kubernetes minor a k3s release ships."""
+    m = _MINOR_RE.match(str(k3s_version))
+    if not m:
+        raise AddonsError(f"k3s_version {k3s_version!r} is not like v1.31.4+k3s1")
+    return int(m.group(1))
+
+
+def k8s_version(k3s_version: str) -> str:
+    """``v1.31.4+k3s1`` -> ``1.31``: the version manifests are validated against."""
+    return f"1.{k8s_minor(k3s_version)}"
+
+
+def _settings(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
+    v = {**role_defaults(), **{k: x for k, x in cluster_vars.items() if x is not None}}
+    if "k3s_version" not in v:
+        raise AddonsError("add-ons: k3s_version is not set")
+    if v["storage"] == "nfs":
+        missing = [k for k in ("nfs_server", "nfs_path") if not v.get(k)]
+        if missing:
+            raise AddonsError(f"add-ons: storage is nfs but {' and '.join(missing)} not set")
+    if v["loadbalancer"] == "metallb" and not v.get("metallb_pool"):
+        raise AddonsError("add-ons: loadbalancer is metallb but metallb_pool is not set")
+    return v
+
+
+def node_packages(cluster_vars: Mapping[str, Any]) -> list[str]:
+    """OS packages every node needs for the chosen storage (the kubelet mounts the volumes)."""
+    storage = _settings(cluster_vars)["storage"]
+    return {"longhorn": ["open-iscsi", "nfs-common"], "nfs": ["nfs-common"]}.get(storage, [])
+
+
+def node_services(cluster_vars: Mapping[str, Any]) -> list[str]:
+    """Services to enable and start on every node for the chosen storage."""
+    return ["iscsid"] if _settings(cluster_vars)["storage"] == "longhorn" else []
+
+
+# -- the manifests ---------------------------------------------------------------
+def _service_type(v: Mapping[str, Any]) -> str:
+    # without any load balancer a LoadBalancer Service stays <pending> forever
+    return "NodePort" if v["loadbalancer"] == "none" else "LoadBalancer"
+
+
+def chart_file(chart: Chart) -> str:
+    """The chart's packaged file name, as ``helm pull`` names it: ``<name>-<version>.tgz``."""
+    return f"{chart.name}-{chart.version}.tgz"
+
+
+def ingress_nginx_chart(minor: int) -> Chart:
+    version = next(ver for top, ver in INGRESS_NGINX_BY_MINOR if minor <= top)
+    return Chart(INGRESS_NGINX_REPO, "ingress-nginx", version, "ingress-nginx")
+
+
+def pool_addresses(pool: list[str]) -> list[str]:
+    """MetalLB address ranges, ``a - b`` written as ``a-b``; CIDRs unchanged."""
+    return ["-".join(part.strip() for part in item.split("-")) for item in pool]
+
+
+def _traefik(v, minor, nodes):
+    return {"values": {"ingressClass": {"enabled": True, "isDefaultClass": True},
+                       "service": {"type": _service_type(v)}}}
+
+
+def _ingress_nginx(v, minor, nodes):
+    return {"chart": ingress_nginx_chart(minor),
+            "values": {"controller": {"ingressClassResource": {"default": True},
+                                      "service": {"type": _service_type(v)}}}}
+
+
+def _metallb(v, minor, nodes):
+    # L2 mode only: no FRR (BGP) sidecars, which matters on a Pi
+    return {"chart": CHARTS["metallb"], "values": {"speaker": {"frr": {"enabled": False}}}}
+
+
+def _metallb_pool(v, minor, nodes):
+    return {"namespace": CHARTS["metallb"].namespace, "pool_name": METALLB_POOL_NAME,
+            "advertisement_name": METALLB_L2_NAME, "addresses": pool_addresses(v["metallb_pool"])}
+
+
+def _nfs(v, minor, nodes):
+    return {"chart": CHARTS["nfs"],
+            "values": {"nfs": {"server": v["nfs_server"], "path": v["nfs_path"]},
+                       "storageClass": {"name": "nfs-client", "defaultClass": True}}}
+
+
+def _longhorn(v, minor, nodes):
+    replicas = max(1, min(3, nodes))  # a volume cannot have more replicas than nodes
+    return {"chart": CHARTS["longhorn"],
+            "values": {"persistence": {"defaultClass": True, "defaultClassReplicaCount": replicas},
+                       "defaultSettings": {"defaultReplicaCount": replicas}}}
+
+
+#: manifest file -> (is it wanted?, template context)
+ADDONS: dict[str, tuple[Callable[[Mapping], bool], Callable[[Mapping, int, int], dict]]] = {
+    "edgeclu-traefik-config.yaml": (lambda v: v["ingress"] == "traefik", _traefik),
+    "edgeclu-ingress-nginx.yaml": (lambda v: v["ingress"] == "nginx", _ingress_nginx),
+    "edgeclu-metallb.yaml": (lambda v: v["loadbalancer"] == "metallb", _metallb),
+    "edgeclu-metallb-pool.yaml": (lambda v: v["loadbalancer"] == "metallb", _metallb_pool),
+    "edgeclu-nfs-provisioner.yaml": (lambda v: v["storage"] == "nfs", _nfs),
+    "edgeclu-longhorn.yaml": (lambda v: v["storage"] == "longhorn", _longhorn),
+}
+
+
+def selected(cluster_vars: Mapping[str, Any]) -> list[str]:
+    """Names of the manifest files the inventory asks for (local-path and ServiceLB need none)."""
+    v = _settings(cluster_vars)
+    return [name for name, (wanted, _) in ADDONS.items() if wanted(v)]
+
+
+def _contexts(v: Mapping[str, Any], node_count: int) -> dict[str, dict]:
+    minor = k8s_minor(v["k3s_version"])
+    return {name: ADDONS[name][1](v, minor, node_count) for name in selected(v)}
+
+
+def offline_charts(cluster_vars: Mapping[str, Any], available: Collection[str] = ()) -> list[str]:
+    """The packaged charts (``<name>-<version>.tgz``) of the selected add-ons found in ``available``
+    (the files in the air-gap directory's ``charts/``): they go to :data:`STATIC_CHARTS_DIR` on the
+    servers, and their HelmCharts install from there."""
+    v = _settings(cluster_vars)
+    wanted = [chart_file(c["chart"]) for c in _contexts(v, 1).values() if "chart" in c]
+    return sorted(f for f in set(wanted) if f in set(available))
+
+
+def render_manifests(cluster_vars: Mapping[str, Any], node_count: int = 1,
+                     available_charts: Collection[str] = ()) -> dict[str, str]:
+    """``{file name: YAML text}`` for every selected add-on, rendered with StrictUndefined. A HelmChart
+    whose packaged chart is in ``available_charts`` (:func:`offline_charts`) points at k3s's static
+    charts URL instead of the chart repository."""
+    v = _settings(cluster_vars)
+    offline = set(offline_charts(v, available_charts))
+    env = _environment()
+    out = {}
+    for name, context in _contexts(v, node_count).items():
+        if "chart" in context:
+            file = chart_file(context["chart"])
+            context = {**context, "chart_url": STATIC_CHARTS_URL + file if file in offline else None}
+        out[name] = env.get_template(f"{name}.j2").render(**context)
+    return out
+
+
+def _to_yaml(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+def _strict(fn: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A filter that fails on an undefined value (filters see Undefined objects, not errors)."""
+    import jinja2
+
+    def apply(value: Any) -> str:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return fn(value)
+
+    return apply
+
+
+@cache
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(  # noqa: S701 - renders YAML, not HTML
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["to_yaml"] = _strict(_to_yaml)
+    env.filters["to_json"] = _strict(json.dumps)
+    return env

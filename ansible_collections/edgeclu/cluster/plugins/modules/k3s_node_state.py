@@ -1,0 +1,214 @@
+#!/usr/bin/python3
+"""Ansible module: the node state edgeclu's roles decide on, read in one round trip.
+
+The installed k3s version (``k3s --version``), sha1/mode/owner of the given files,
+systemd service states, loaded kernel modules, swap, the Raspberry Pi kernel command
+line, and the few facts the roles need (machine arch, the default route's IPv4
+address, an interface's address, container or not) -- so the playbooks skip Ansible's
+fact gathering. The roles compare this with what they want and only write, restart or
+reboot what differs, so a run with nothing to do costs one call per node. Read-only.
+
+It runs as a module, or (what the playbooks do, through
+``plugins/action/k3s_node_state.py``) as a plain script fed to the node's python3 on
+stdin (``raw_main``): no AnsiballZ wrapper and no ansible import on the node, which makes
+a look at a node several times cheaper (bench/up.py's re-run is mostly these looks).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import grp
+import hashlib
+import os
+import pwd
+import socket
+import stat
+import struct
+import subprocess
+import sys
+
+DOCUMENTATION = r"""
+module: k3s_node_state
+short_description: Read k3s version, file digests, services, modules, swap and Pi cmdline.txt
+options:
+  k3s_bin: {type: path, description: k3s binary to ask for its version (omit to skip)}
+  paths: {type: list, elements: path, default: []}
+  services: {type: list, elements: str, default: []}
+  modules: {type: list, elements: str, default: []}
+  iface: {type: str, description: report this interface's IPv4 address}
+  globs: {type: list, elements: str, default: [], description: list the files matching these patterns}
+  sha256_globs: {type: list, elements: str, default: [], description: sha256 of the files matching these patterns}
+  python: {type: path, description: the interpreter to try I(imports) with}
+  imports: {type: list, elements: str, default: [], description: Python modules to try importing}
+"""
+
+PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
+
+
+def file_state(path: str) -> dict:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {"exists": False}
+    isdir = stat.S_ISDIR(st.st_mode)
+    digest = hashlib.sha1()  # noqa: S324 - the digest Ansible's copy module compares with
+    if not isdir:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 16), b""):
+                digest.update(chunk)
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return {"exists": True, "isdir": isdir, "sha1": None if isdir else digest.hexdigest(),
+            "mode": f"{st.st_mode & 0o7777:04o}", "owner": owner, "group": group}
+
+
+def sha256_of(path: str) -> str | None:
+    """The file's sha256 (streamed: an images archive is hundreds of MB), or None if it is not a file."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except (IsADirectoryError, FileNotFoundError):
+        return None
+    return digest.hexdigest()
+
+
+def importable(python: str, name: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", f"import {name}"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def service_state(name: str) -> dict:
+    def ask(verb: str) -> str:
+        proc = subprocess.run(["systemctl", verb, name], capture_output=True, text=True)
+        return proc.stdout.strip() or "unknown"
+
+    return {"active": ask("is-active"), "enabled": ask("is-enabled")}
+
+
+def swap_state() -> dict:
+    with open("/proc/swaps") as f:
+        active = len(f.read().splitlines()[1:])
+    fstab = 0
+    try:
+        with open("/etc/fstab") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 3 and not fields[0].startswith("#") and fields[2] == "swap":
+                    fstab += 1
+    except FileNotFoundError:
+        pass
+    return {"active": active, "fstab": fstab}
+
+
+def pi_cmdline() -> dict | None:
+    for path in PI_CMDLINES:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if "has moved to" not in text:  # bookworm leaves a pointer at /boot/cmdline.txt
+            return {"path": path, "content": text}
+    return None
+
+
+def default_ipv4() -> str | None:
+    """Source address of the default route (what Ansible's default_ipv4 reports); sends nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 53))
+            return s.getsockname()[0]
+        except OSError:
+            return None
+
+
+def iface_ipv4(name: str) -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def container() -> str:
+    """The container manager (systemd-nspawn, lxc, docker...), or "" on a real or virtual machine."""
+    try:
+        proc = subprocess.run(["systemd-detect-virt", "--container"], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+    except FileNotFoundError:
+        pass
+    try:
+        with open("/run/systemd/container") as f:
+            return f.read().strip()
+    except OSError:
+        return "docker" if os.path.exists("/.dockerenv") else ""
+
+
+DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface": None, "globs": [],
+            "sha256_globs": [], "python": None, "imports": []}
+
+
+def gather(p: dict) -> dict:
+    """The node's state for the parameters ``p`` (see DOCUMENTATION)."""
+    p = {**DEFAULTS, **{k: v for k, v in p.items() if v is not None}}
+    version_output = ""
+    if p["k3s_bin"] and os.path.exists(p["k3s_bin"]):
+        proc = subprocess.run([p["k3s_bin"], "--version"], capture_output=True, text=True)
+        version_output = proc.stdout if proc.returncode == 0 else ""
+    return dict(
+        changed=False,
+        k3s_version_output=version_output,
+        files={path: file_state(path) for path in p["paths"]},
+        services={name: service_state(name) for name in p["services"]},
+        modules={name: os.path.isdir(f"/sys/module/{name}") for name in p["modules"]},
+        swap=swap_state(),
+        rpi_cmdline=pi_cmdline(),
+        machine=os.uname().machine,
+        default_ipv4=default_ipv4(),
+        iface_ipv4=iface_ipv4(p["iface"]) if p["iface"] else None,
+        container=container(),
+        globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
+        sha256={path: digest for pattern in p["sha256_globs"] for path in sorted(glob.glob(pattern))
+                if (digest := sha256_of(path))},
+        imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
+        request={k: p[k] for k in DEFAULTS},  # what was asked: edgeclu's converged stamp replays it
+    )
+
+
+def main() -> None:
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(
+        argument_spec={"k3s_bin": {"type": "path"},
+                       "paths": {"type": "list", "elements": "path", "default": []},
+                       "services": {"type": "list", "elements": "str", "default": []},
+                       "modules": {"type": "list", "elements": "str", "default": []},
+                       "iface": {"type": "str"},
+                       "globs": {"type": "list", "elements": "str", "default": []},
+                       "sha256_globs": {"type": "list", "elements": "str", "default": []},
+                       "python": {"type": "path"},
+                       "imports": {"type": "list", "elements": "str", "default": []}},
+        supports_check_mode=True,
+    )
+    module.exit_json(**gather(module.params))
+
+
+def raw_main(args: dict) -> dict:
+    """Run by the k3s_node_state action plugin: plain Python, no Ansible on the node."""
+    return gather(args)
+
+
+if __name__ == "__main__":
+    main()
