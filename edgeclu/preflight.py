@@ -17,16 +17,15 @@ reading it there says nothing about v2.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from edgeclu.agent.pi import decode_throttled, parse_throttled
 from edgeclu.errors import CommandFailed, RemoteError, Unreachable
 from edgeclu.fleet import on_all
-from edgeclu.inventory import Host, Inventory
+from edgeclu.inventory import Host
 from edgeclu.k3s import UnsupportedArch, k3s_arch, parse_version_output
-from edgeclu.transport import Remote, remote_for
+from edgeclu.transport import Remote
 
 # MemTotal excludes what firmware and kernel reserve: a 1 GB Pi reports about 920-950 MiB,
 # so the nominal sizes get 10 % slack.
@@ -205,11 +204,12 @@ def gather(remote: Remote, host: Host) -> NodeFacts:
     return facts_from(host, remote.run(PROBE, timeout=30).stdout)
 
 
-def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, hosts: list[Host] | None = None,
-                  report: Callable[[str], None] = print) -> Report:
-    """Probe every node in parallel; an unreachable node is an error of its own, the rest are checked."""
+def run_preflight(cluster, *, hosts: list[Host] | None = None) -> Report:
+    """Probe every node of ``cluster`` (a :class:`~edgeclu.cluster.Cluster`; or ``hosts``) in parallel;
+    an unreachable node is an error of its own, the rest are checked."""
+    inv = cluster.inv
     hosts = list(hosts if hosts is not None else inv.hosts)
-    remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report) for h in hosts}
+    remotes = cluster.remotes(hosts)
     try:
         results = on_all(hosts, lambda h: gather(remotes[h.name], h))
     finally:
@@ -228,12 +228,6 @@ def _failure_kind(err: BaseException) -> str:
     if isinstance(err, Unreachable):
         return "unreachable"
     return "ssh" if isinstance(err, RemoteError) and not isinstance(err, CommandFailed) else "probe"
-
-
-def check_cluster(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
-                  report: Callable[[str], None] = print) -> list[Problem]:
-    """What ``edgeclu up`` runs first: the problems found (an empty list is a pass)."""
-    return run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report).problems
 
 
 def as_json(rep: Report, hosts: Iterable[Host]) -> dict:

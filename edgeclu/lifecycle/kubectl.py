@@ -12,12 +12,10 @@ import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.health.kube import KubeNode, parse_nodes
-from edgeclu.inventory import Inventory
-from edgeclu.transport import Remote, remote_for
+from edgeclu.transport import Remote
 
 KUBECTL = "k3s kubectl"
 # on every node edgeclu cordons (drain), until it uncordons it: a re-run after a stop
@@ -206,25 +204,21 @@ class ClusterApi:
         self.remote.close()
 
 
-def connect_api(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
-                exclude: Iterable[str] = (), report: Callable[[str], None] = print) -> ClusterApi:
-    """A :class:`ClusterApi` on the first server (inventory order, skipping ``exclude``) whose
-    kubectl answers."""
+def connect_api(cluster, *, exclude: Iterable[str] = ()) -> ClusterApi:
+    """A :class:`ClusterApi` on the first server of ``cluster`` (a :class:`~edgeclu.cluster.Cluster`;
+    inventory order, skipping ``exclude``) whose kubectl answers."""
     exclude = set(exclude)
     errors = []
-    for host in inv.servers:
-        if host.name in exclude:
-            continue
-        remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
-        api = ClusterApi(remote)
+    servers = [h for h in cluster.inv.servers if h.name not in exclude]
+    for host in servers:
+        api = ClusterApi(cluster.remote(host))
         try:
             api.nodes()
             return api
         except (RemoteError, ValueError) as e:
             errors.append(str(e))
-            remote.close()
-    tried = [h.name for h in inv.servers if h.name not in exclude]
-    if not tried:
+            api.close()
+    if not servers:
         raise EdgecluError("no other server to reach the cluster's API through")
     raise EdgecluError("no server answered `k3s kubectl get nodes` (tried "
-                       + ", ".join(tried) + "): " + "; ".join(errors))
+                       + ", ".join(h.name for h in servers) + "): " + "; ".join(errors))

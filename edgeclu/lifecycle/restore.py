@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeclu.cluster import Cluster
 from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.fleet import on_all
@@ -29,9 +30,7 @@ from edgeclu.guards import downgrade_refusal
 from edgeclu.inventory import Inventory
 from edgeclu.k3s import parse_version_output
 from edgeclu.lifecycle.backup import NODE_PASSWORD, SERVER_DIR, Backup
-from edgeclu.lock import ClusterLock
-from edgeclu.playbook import TaskEvent, run_playbook
-from edgeclu.transport import remote_for
+from edgeclu.playbook import TaskEvent
 
 Report = Callable[[str], None]
 STAGE = "/var/lib/edgeclu/restore"
@@ -103,8 +102,9 @@ def _run(remote, command: str, what: str, timeout: float = 300) -> None:
         raise EdgecluError(f"{remote.name}: {what} failed (exit {r.exit_code}): {tail[0]}")
 
 
-def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_new: bool = False,
-                   report: Report = print, on_event: Callable[[TaskEvent], None] | None = None) -> RestoreOutcome:
+def restore_backup(cluster: Cluster, backup: Backup, *,
+                   on_event: Callable[[TaskEvent], None] | None = None) -> RestoreOutcome:
+    inv, report = cluster.inv, cluster.report
     multi = len(inv.servers) > 1
     if (backup.datastore == "etcd") != multi:
         raise EdgecluError(
@@ -112,12 +112,10 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
             f"but {inv.path} has {len(inv.servers)} server(s), which means "
             f"{'embedded etcd' if multi else 'SQLite'}; restore it into a cluster of the same kind")
     outcome = RestoreOutcome(backup.name)
-    remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
-               for h in inv.hosts}
+    remotes = cluster.remotes()
     first = inv.servers[0]
-    lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, "restore", report=report) as lk:
+        with cluster.locked("restore", remote=remotes[first.name]) as lk:
             refuse_pending_upgrade(lk, inv)
             versions = on_all(inv.hosts, lambda h: parse_version_output(
                 remotes[h.name].run(K3S_VERSION, sudo=True, check=False, timeout=30).stdout))
@@ -128,8 +126,7 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
             outcome.passwords_restored = _put_node_passwords(inv, backup, remotes, report)
             if remotes[first.name].run(INSTALLED, sudo=True, check=False).exit_code != 0:
                 report(f"{first.name}: no k3s; installing it first (site.yml --limit {first.name})")
-                result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
-                                      limit=first.name, on_event=on_event)
+                result = cluster.playbook("site.yml", limit=first.name, on_event=on_event)
                 if not result.ok:
                     why = "; ".join(f for h in result.hosts.values() for f in h.failures[:2])
                     raise EdgecluError(f"{first.name}: installing k3s failed: {why}")
@@ -147,12 +144,11 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
                 _run(remotes[h.name], f"rm -rf {SERVER_DIR}/db && timeout 300 systemctl start k3s", "rejoin")
             lk.confirm("converging every node")
             report("converging every node (site.yml)")
-            outcome.converge = converge(inv, known_hosts=known_hosts, accept_new=accept_new, preflight=False,
-                                        on_event=on_event, report=report, lock=False)
+            outcome.converge = converge(cluster, preflight=False, on_event=on_event, lock=False)
             remotes[first.name].run(f"rm -rf {STAGE}", sudo=True, check=False)
         return outcome
     finally:
-        for r in [lock_remote, *remotes.values()]:
+        for r in remotes.values():
             r.close()
 
 
