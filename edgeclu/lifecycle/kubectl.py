@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from edgeclu.errors import EdgecluError, RemoteError
-from edgeclu.health.kube import KubeNode, parse_nodes
+from edgeclu.kubenodes import KubeNode, parse_nodes
 from edgeclu.transport import Remote
 
 KUBECTL = "k3s kubectl"
@@ -50,15 +50,9 @@ def mark_command(node: str, action: str | None) -> str:
     return f"{KUBECTL} annotate node {shlex.quote(node)} --overwrite {shlex.quote(f'{CORDON_MARK}={action}')}"
 
 
-def marked_cordons(doc: Mapping) -> dict[str, str]:
-    """``{node: action}`` for the nodes carrying the cordon mark, from ``get nodes -o json`` (pure)."""
-    marked = {}
-    for item in doc.get("items") or []:
-        meta = item.get("metadata") or {}
-        action = (meta.get("annotations") or {}).get(CORDON_MARK)
-        if meta.get("name") and action is not None:
-            marked[meta["name"]] = action
-    return marked
+def marked_cordons(nodes: Mapping[str, KubeNode]) -> dict[str, str]:
+    """``{node: action}`` for the nodes carrying the cordon mark (pure)."""
+    return {name: n.annotations[CORDON_MARK] for name, n in nodes.items() if CORDON_MARK in n.annotations}
 
 
 def pods_on_command(node: str) -> str:
@@ -66,6 +60,7 @@ def pods_on_command(node: str) -> str:
 
 
 PDBS_COMMAND = f"{KUBECTL} get pdb -A -o json"
+NODES_COMMAND = f"{KUBECTL} get nodes -o json"
 
 
 # -- reading output (pure) -------------------------------------------------------------
@@ -139,7 +134,7 @@ class ClusterApi:
         return self.remote.run(command, sudo=True, check=check, timeout=timeout)
 
     def nodes(self) -> dict[str, KubeNode]:
-        return parse_nodes(self.run(f"{KUBECTL} get nodes -o json").stdout)
+        return parse_nodes(self.run(NODES_COMMAND).stdout)
 
     def node(self, verb: str, name: str) -> None:
         self.run(node_command(verb, name))
@@ -155,7 +150,7 @@ class ClusterApi:
 
     def marked(self) -> dict[str, str]:
         """``{node: action}``: nodes an edgeclu run cordoned and has not uncordoned yet."""
-        return marked_cordons(json.loads(self.run(f"{KUBECTL} get nodes -o json").stdout))
+        return marked_cordons(self.nodes())
 
     def drain(self, name: str, timeout: float) -> Drain:
         r = self.run(drain_command(name, timeout), check=False, timeout=timeout + 60)
