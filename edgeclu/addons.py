@@ -30,10 +30,11 @@ import yaml
 
 from edgeclu import rolespecs
 from edgeclu.errors import EdgecluError
+from edgeclu.node import SERVER_DIR
 
 #: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
 #: packaged Traefik HelmChart points there), so a HelmChart installs from it without internet
-STATIC_CHARTS_DIR = "/var/lib/rancher/k3s/server/static/charts"
+STATIC_CHARTS_DIR = f"{SERVER_DIR}/static/charts"
 STATIC_CHARTS_URL = "https://%{KUBERNETES_API}%/static/charts/"
 #: every manifest edgeclu writes starts with this, so stale ones can be found and removed
 MANIFEST_PREFIX = "edgeclu-"

@@ -391,7 +391,9 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
     stale_secrets = stale_files(secrets, state["files"])
     stale_paths = stale_files(files, state["files"])
     config_stale = bool(stale_secrets)
-    unit_changed = f"/etc/systemd/system/{service}.service" in stale_paths
+    from edgeclu.node import SYSTEMD_DIR  # node reads versions with this module
+
+    unit_changed = f"{SYSTEMD_DIR}/{service}.service" in stale_paths
     installed = parse_version_output(state.get("k3s_version_output")) or ""
     downgrade = is_newer(installed, version)  # never installed over: k3s cannot be downgraded
     install = installed != version and not downgrade

@@ -34,6 +34,16 @@ MANIFESTS_DIR = f"{SERVER_DIR}/manifests"  # k3s applies what is here (its deplo
 STORAGE_DIR = f"{K3S_DATA_DIR}/storage"  # local-path-provisioner's default
 SYSTEMD_DIR = "/etc/systemd/system"
 STATE_DIR = "/var/lib/edgeclu"  # edgeclu's own: the cluster lock, the converged stamp, a restore's staging
+# the node agent, as the edgeclu_agent role installs it
+AGENT_DIR = "/opt/edgeclu"
+AGENT_ZIP = f"{AGENT_DIR}/edgeclu-agent.zip"
+AGENT_CONFIG_DIR = "/etc/edgeclu"
+AGENT_CONFIG = f"{AGENT_CONFIG_DIR}/agent.json"  # the agent's own default (edgeclu.agent.config) is the same
+AGENT_SERVICE = "edgeclu-agent"
+# what the prereq and raspberrypi roles write
+K3S_MODULES_CONF = "/etc/modules-load.d/k3s.conf"
+K3S_SYSCTL_CONF = "/etc/sysctl.d/90-k3s.conf"
+PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")  # bookworm's place first
 
 SERVICES = {"server": "k3s", "agent": "k3s-agent"}
 

@@ -221,3 +221,16 @@ class FakeKube:
                                    unschedulable=n.get("cordoned", False),
                                    annotations={"edgeclu/cordoned-by": n["mark"]} if n.get("mark") else {}))
         return node_list(*items)
+
+
+def probe_answer(hostname: str, *, machine: str = "aarch64", mem_kib: int = 3_900_000, k3s: str | None = None,
+                 role: str | None = None, running: bool = False) -> str:
+    """What a node prints for the node probe (:data:`edgeclu.node.PROBE`): ``k3s`` installed at this
+    version as ``role``'s service (running or not), or no k3s."""
+    from edgeclu.node import service
+
+    lines = [f"hostname={hostname}", f"machine={machine}", f"mem_kib={mem_kib}", "cgroup=2", "memory_cgroup=1",
+             "rancher_dev=sda2", "sudo=root", f"k3s=k3s version {k3s} (5ea9e3ae)" if k3s else "k3s="]
+    if k3s and role:
+        lines += [f"k3s_unit={service(role)}"] + ([f"k3s_active={service(role)}"] if running else [])
+    return "\n".join(lines) + "\n"

@@ -28,18 +28,15 @@ from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError
 from edgeclu.fleet import on_all
 from edgeclu.lifecycle.kubectl import ClusterApi
+from edgeclu.node import NODE_PASSWORD, SERVER_DIR, SERVER_TOKEN, SNAPSHOT_DIR
 
 Report = Callable[[str], None]
 
-SERVER_DIR = "/var/lib/rancher/k3s/server"
-TOKEN = f"{SERVER_DIR}/token"
-NODE_PASSWORD = "/etc/rancher/node/password"  # noqa: S105 - a path, not a password
 SNAPSHOT_NAME = "edgeclu"
 _SAVED_RE = re.compile(r"Saving etcd snapshot to (\S+)")
 _SAVED_JSON_RE = re.compile(r'"msg":"saved","path":"([^"]+)"')
 # k3s >= 1.27 (the CLI asks the server to save): only `Snapshot <name> saved.`; the file is in the snapshot dir
 _SAVED_NAME_RE = re.compile(r"Snapshot ([A-Za-z0-9][A-Za-z0-9._-]*) saved\.")
-SNAPSHOT_DIR = f"{SERVER_DIR}/db/snapshots"  # k3s's default etcd-snapshot-dir
 
 # Runs on the server as root: a consistent copy of server/db (without snapshots and etcd)
 # as a tar.gz in a new temporary file, whose path it prints.
@@ -183,7 +180,7 @@ def create_backup(cluster: Cluster, *, root: Path, api: ClusterApi | None = None
                 _fetch(remote, tmp, target / data_file)
             finally:
                 remote.run(f"rm -f {shlex.quote(tmp)}", sudo=True, check=False)
-        _fetch(remote, TOKEN, target / "token")
+        _fetch(remote, SERVER_TOKEN, target / "token")
         passwords = _node_passwords(cluster)
         _write_private(target / "node-passwords.json", json.dumps(passwords, indent=1, sort_keys=True) + "\n")
         files = sorted(p.name for p in target.iterdir())

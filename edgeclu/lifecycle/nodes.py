@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclu import discovery
+from edgeclu import discovery, node
 from edgeclu import phases as ph
 from edgeclu.cluster import Cluster
 from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
@@ -144,22 +144,19 @@ def add_node(cluster: Cluster, host: str, *, role: str = "agent", name: str | No
         return AddOutcome(name, role, address, outcome.result, backup)
 
 
-K3S_RUNNING = "systemctl is-active --quiet k3s || systemctl is-active --quiet k3s-agent"
-
-
 def _clear_leftover(cluster: Cluster, host) -> None:
     """Delete a stale Node object with the new host's name (see :func:`check_leftover_node`)."""
     api = cluster.api()
     try:
-        node = api.nodes().get(host.name)
-        if node is None:
+        listed = api.nodes().get(host.name)
+        if listed is None:
             return
         remote = cluster.remote(host)
         try:
-            running = remote.run(K3S_RUNNING, check=False, timeout=30).exit_code == 0
+            running = bool(node.gather(remote, host).k3s_active)
         finally:
             remote.close()
-        check = check_leftover_node(host.name, host.address, node, running)
+        check = check_leftover_node(host.name, host.address, listed, running)
         if check.action == "refuse":
             raise EdgecluError(f"{check.message}. Nothing was changed")
         cluster.report(check.message)
@@ -199,7 +196,7 @@ class Refused(EdgecluError):
 def stop_k3s_command(role: str) -> str:
     """Disable, then stop, the node's k3s service: stopped alone, a reboot would start it again and
     the node would rejoin with a valid token (pure)."""
-    service = "k3s" if role == "server" else "k3s-agent"
+    service = node.service(role)
     return (f"if systemctl cat {service}.service >/dev/null 2>&1; then "
             f"systemctl disable {service} && systemctl stop {service}; fi")
 

@@ -29,10 +29,10 @@ from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory
 from edgeclu.lifecycle.kubectl import ClusterApi
 from edgeclu.lifecycle.plan import Step, rolling_steps
+from edgeclu.node import K3S_CONFIG, SERVER_TOKEN
 from edgeclu.playbook import TaskEvent
 
 Report = Callable[[str], None]
-SERVER_TOKEN = "/var/lib/rancher/k3s/server/token"  # noqa: S105 - a path, k3s writes it
 
 
 def which_tokens(agent: bool, server: bool) -> tuple[bool, bool]:
@@ -53,7 +53,7 @@ def unreachable_advice(name: str, role: str, inventory: Path) -> tuple[str, list
     held = "the server and agent tokens" if role == "server" else "the agent token"
     flags = [] if role == "server" else ["--agent"]
     command = " ".join(["edgeclu token rotate", *flags, "-i", str(inventory)])
-    return (f"{name} still holds {held} in /etc/rancher/k3s/config.yaml, and the cluster still accepts "
+    return (f"{name} still holds {held} in {K3S_CONFIG}, and the cluster still accepts "
             f"{'them' if role == 'server' else 'it'}: whoever has the machine or its SD card can join "
             f"{'as a server' if role == 'server' else 'an agent'} with it. Rotate: {command}"), flags
 

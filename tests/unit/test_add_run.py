@@ -5,7 +5,7 @@ import pytest
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.nodes import add_node
-from edgeclu.preflight import PROBE
+from edgeclu.node import PROBE
 from tests.fakes import (
     FakePlaybooks,
     FakeRemote,
@@ -16,9 +16,10 @@ from tests.fakes import (
     kube_node,
     node_list,
     ok,
+    probe_answer,
 )
 
-PROBE_OK = "hostname=node9\nmachine=aarch64\nmem_kib=3900000\ncgroup=2\nmemory_cgroup=1\nsudo=root\nk3s=\n"
+PROBE_OK = probe_answer("node9")
 
 
 def _cluster(tmp_path, site, *, probe=PROBE_OK, listed=("node1",)):

@@ -2,11 +2,12 @@
 
 import pytest
 
-from edgeclu.errors import EdgecluError
+from edgeclu.errors import EdgecluError, Unreachable
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.backup import Backup
-from edgeclu.lifecycle.restore import INSTALLED, K3S_VERSION, restore_backup
-from tests.fakes import FakeRemote, answer_lock, fake_cluster, inventory_file
+from edgeclu.lifecycle.restore import restore_backup
+from edgeclu.node import PROBE
+from tests.fakes import FakeRemote, answer_lock, fake_cluster, inventory_file, probe_answer
 
 V = "v1.31.4+k3s1"
 TOKEN = "K10abc::server:backup-secret"  # noqa: S105 - a made-up token
@@ -22,7 +23,8 @@ def _backup(tmp_path, datastore="sqlite") -> Backup:
 
 def _cluster(tmp_path, *, running=V, record=None, **cluster_vars):
     inv = load_inventory(inventory_file(tmp_path, ["node1"], ["node2"], **cluster_vars))
-    remotes = {n: FakeRemote(n).on(K3S_VERSION, f"k3s version {running} (5ea9e3ae)\n") for n in ("node1", "node2")}
+    remotes = {n: FakeRemote(n).on(PROBE, probe_answer(n, k3s=running, role=role, running=True))
+               for n, role in (("node1", "server"), ("node2", "agent"))}
     answer_lock(remotes["node1"], upgrade=record)
     return inv, remotes, fake_cluster(inv, remotes)
 
@@ -46,7 +48,7 @@ def test_an_upgrade_in_progress_is_refused_before_the_nodes_are_asked(tmp_path):
     inv, remotes, cluster = _cluster(tmp_path, record={"target": "v1.31.5+k3s1", "who": "pi@laptop pid 7"})
     with pytest.raises(EdgecluError, match="v1.31.5"):
         restore_backup(cluster, _backup(tmp_path))
-    assert not any(r.ran(K3S_VERSION) for r in remotes.values())
+    assert not any(r.ran(PROBE) for r in remotes.values())
 
 
 def test_a_token_from_the_environment_must_be_the_backups(tmp_path, monkeypatch):
@@ -54,4 +56,15 @@ def test_a_token_from_the_environment_must_be_the_backups(tmp_path, monkeypatch)
     inv, remotes, cluster = _cluster(tmp_path, token_env="EDGECLU_TEST_TOKEN")
     with pytest.raises(EdgecluError, match=r"\$EDGECLU_TEST_TOKEN is not the token this backup was taken with"):
         restore_backup(cluster, _backup(tmp_path))
-    assert not any(r.ran(INSTALLED) or r.puts for r in remotes.values())  # no node changed
+    assert all(c == PROBE or "flock" in c for r in remotes.values() for c in r.calls)  # only looked
+    assert not any(r.puts for r in remotes.values())
+
+
+def test_a_server_that_does_not_answer_stops_it_before_any_change(tmp_path):
+    inv = load_inventory(inventory_file(tmp_path, ["node1", "node2"], []))
+    remotes = {"node1": answer_lock(FakeRemote("node1").on(PROBE, probe_answer("node1", k3s=V, role="server"))),
+               "node2": FakeRemote("node2").on(PROBE, Unreachable("node2", "10.0.0.11:22 timed out after 5s"))}
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    with pytest.raises(EdgecluError, match="node2: 10.0.0.11:22 timed out after 5s; nothing was changed"):
+        restore_backup(fake_cluster(inv, remotes), _backup(tmp_path, "etcd"))
+    assert not any(c.startswith("systemctl") for c in remotes["node1"].calls)
