@@ -23,7 +23,7 @@ from edgeclu.cluster import Cluster
 from edgeclu.errors import CommandFailed
 from edgeclu.inventory import Inventory
 from edgeclu.lock import LOCK_FILE
-from edgeclu.playbook import HostRecap, PlaybookResult
+from edgeclu.playbook import HostRecap, PlaybookResult, TaskEvent
 from edgeclu.transport import Result
 
 Answer = str | Result | BaseException | Callable[[str], "str | Result"]
@@ -104,11 +104,13 @@ def answer_lock(remote: FakeRemote, *, upgrade: dict | None = None, held_by: str
 
 @dataclass
 class FakePlaybooks:
-    """ansible-runner's stand-in: ``results`` maps a playbook name to a function of the run's ``limit``
-    (and extravars) giving the per-host outcome; every run is in :attr:`runs`."""
+    """ansible-runner's stand-in: ``outcomes`` maps a playbook name to a function of the run's ``limit``
+    (and extravars) giving the per-host outcome; every run is in :attr:`runs`. ``probes``: per host, the
+    ``k3s_node_state`` request its roles make, sent as the task event ansible-runner would send."""
 
     outcomes: dict[str, Callable[..., dict[str, HostRecap]]] = field(default_factory=dict)
     runs: list[dict] = field(default_factory=list)
+    probes: dict[str, dict] = field(default_factory=dict)
 
     def __call__(self, inventory, playbook: str, *, known_hosts, accept_new=False, extravars=None, limit=None,
                  check=False, forks=None, on_event=None, verbosity=0) -> PlaybookResult:
@@ -117,6 +119,10 @@ class FakePlaybooks:
         if playbook not in self.outcomes:
             raise UnexpectedCommand(f"playbook {playbook} (limit {limit}) was not expected")
         hosts = self.outcomes[playbook](**run)
+        for host in hosts:
+            if host in self.probes and on_event is not None:
+                on_event(TaskEvent(host, "look at the node", "ok", role="k3s_install", action="k3s_node_state",
+                                   res={"request": self.probes[host]}))
         rc = 0 if all(h.healthy for h in hosts.values()) else 2
         return PlaybookResult(playbook, rc, "successful" if rc == 0 else "failed", hosts)
 
