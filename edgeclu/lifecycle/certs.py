@@ -105,12 +105,7 @@ def rotate_certs(cluster: Cluster, *, ready_timeout: float = 300, kubeconfig: Pa
         report(f"certificate rotation: {describe(steps)}")
         api = cluster.api()
         try:
-            down = api.wait_nodes([h.name for h in inv.hosts], 0)
-            if down:
-                why = "; ".join(f"{n}: {w}" for n, w in down.items())
-                raise EdgecluError(f"every node must be Ready before its certificates are rotated ({why}); "
-                                   "bring it back, or take it out first (`edgeclu remove --force NODE`). "
-                                   "Nothing was changed")
+            api.require_ready([h.name for h in inv.hosts], "before its certificates are rotated")
             record = dict(record or {"started": time.time(), "who": lk.owner.who, "done": []})
             record["done"] = list(skipped)
             runner = _Runner(cluster, api, lk, outcome, record, ready_timeout=ready_timeout)

@@ -186,6 +186,15 @@ class ClusterApi:
                 return left
             time.sleep(interval)
 
+    def require_ready(self, names: Iterable[str], purpose: str) -> None:
+        """Refuse, naming each one and why, unless every node in ``names`` is Ready now (before a rolling change
+        that restarts them: ``purpose`` says which)."""
+        down = self.wait_nodes(names, 0)
+        if down:
+            why = "; ".join(f"{n}: {w}" for n, w in down.items())
+            raise EdgecluError(f"every node must be Ready {purpose} ({why}); bring it back, or take it out first "
+                               "(`edgeclu remove --force NODE`). Nothing was changed")
+
     def wait_gone(self, name: str, timeout: float, interval: float = 1.0) -> bool:
         """Wait until ``name`` is no longer listed (k3s finalizers may hold a deleted server briefly)."""
         deadline = time.monotonic() + timeout

@@ -111,11 +111,7 @@ def rotate_tokens(cluster: Cluster, *, agent: bool, server: bool, ready_timeout:
     with cluster.locked("token rotate"):
         api = cluster.api()
         try:
-            down = api.wait_nodes([h.name for h in inv.hosts], 0)
-            if down:
-                why = "; ".join(f"{n}: {w}" for n, w in down.items())
-                raise EdgecluError(f"every node must be Ready to take the new token ({why}); bring it back, "
-                                   "or take it out first (`edgeclu remove --force NODE`). Nothing was changed")
+            api.require_ready([h.name for h in inv.hosts], "to take the new token")
             if server:
                 _rotate_server_token(api, inv, report)
             if agent:

@@ -122,3 +122,18 @@ def test_the_cordon_mark_is_set_and_removed_the_way_real_kubectl_reads_it(tmp_pa
     cleared = _real_annotate(again, mark_command("pi-2", None), tmp_path)
     assert marked_cordons(from_doc({"items": [cleared]})) == {}
     assert cleared["metadata"]["annotations"] == {"k3s.io/x": "y"}
+
+
+def test_require_ready_names_each_node_that_is_not_and_why():
+    from edgeclu.errors import EdgecluError
+    from edgeclu.lifecycle.kubectl import ClusterApi
+    from tests.fakes import FakeKube, FakeRemote
+
+    server = FakeRemote("s1")
+    FakeKube(server, {"s1": {"version": "v1.31.4+k3s1"}, "a1": {"version": "v1.31.4+k3s1", "ready": "Unknown"}})
+    api = ClusterApi(server)
+    with pytest.raises(EdgecluError, match=r"^every node must be Ready to take the new token "
+                                           r"\(a1: Unknown, v1\.31\.4\+k3s1\); bring it back, or take it out "
+                                           r"first \(`edgeclu remove --force NODE`\)\. Nothing was changed$"):
+        api.require_ready(["s1", "a1"], "to take the new token")
+    api.require_ready(["s1"], "to take the new token")  # all Ready: no error
