@@ -17,11 +17,11 @@ from pathlib import Path
 
 from edgeclu import guards, stamp, tokens
 from edgeclu import kubeconfig as kc
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory, check_registries
 from edgeclu.lock import ClusterLock
-from edgeclu.playbook import HostRecap, PlaybookResult, TaskEvent, run_playbook
-from edgeclu.transport import remote_for
+from edgeclu.playbook import HostRecap, PlaybookResult, TaskEvent
 
 
 @dataclass
@@ -33,18 +33,13 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)  # unreachable, left out (skip_unreachable)
 
 
-def forks_for(inv: Inventory) -> int:
-    """Enough forks that every agent joins at once (ansible's default of 5 would batch them)."""
-    return max(10, len(inv.hosts))
-
-
-def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool, report: Callable[[str], None],
-                  skip_unreachable: bool = False):
+def run_preflight(cluster: Cluster, *, skip_unreachable: bool = False):
     """Preflight every node (unreachable ones are not errors with ``skip_unreachable``), and refuse a
     node whose k3s is newer than the inventory's. Returns the preflight report."""
     from edgeclu.preflight import run_preflight as preflight
 
-    rep = preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    inv, report = cluster.inv, cluster.report
+    rep = preflight(cluster)
     errors = [p for p in rep.errors if not (skip_unreachable and p.check == "unreachable")]
     for p in rep.problems:
         report(f"preflight: {p}")
@@ -91,14 +86,14 @@ def _stamp(inv: Inventory, result: PlaybookResult, remotes: dict, recorder: stam
         report(f"{name}: could not write the converged stamp ({err}); the next run looks at it in full")
 
 
-def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry_run: bool = False,
-             preflight: bool = True, limit: str | None = None, kubeconfig: Path | None = None,
-             merge_kubeconfig: bool = True, on_event: Callable[[TaskEvent], None] | None = None,
-             report: Callable[[str], None] = print, lock_action: str = "up", lock: bool = True,
+def converge(cluster: Cluster, *, dry_run: bool = False, preflight: bool = True, limit: str | None = None,
+             kubeconfig: Path | None = None, merge_kubeconfig: bool = True,
+             on_event: Callable[[TaskEvent], None] | None = None, lock_action: str = "up", lock: bool = True,
              fast: bool = False, skip_unreachable: bool = False) -> Outcome:
     """``lock=False``: the caller already holds the cluster lock (``edgeclu add``, ``restore``).
     ``fast``: skip the playbook when the converged stamps say nothing can have changed (``up``).
     A run over every node (no ``limit``) stamps the nodes that converged."""
+    inv, report = cluster.inv, cluster.report
     for line in tokens.warnings(inv):
         report(f"warning: {line}")
     check_registries(inv.path, inv.vars)  # its auth files: bad ones stop the run (exit 2)
@@ -106,8 +101,7 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
         kc.check(inv, kubeconfig)  # a kubeconfig it could not merge into stops it before any change
     skipped: list[str] = []
     if preflight:
-        rep = run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report,
-                            skip_unreachable=skip_unreachable and limit is None)
+        rep = run_preflight(cluster, skip_unreachable=skip_unreachable and limit is None)
         if rep.unreachable and limit is None:
             nodes, why = guards.skip_plan([h.name for h in inv.servers], [h.name for h in inv.agents],
                                           rep.unreachable)
@@ -126,18 +120,16 @@ def converge(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, dry
     def play() -> PlaybookResult:
         if held:
             held.check("the playbook")
-        return run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
-                            check=dry_run, limit=limit, forks=forks_for(inv), on_event=events)
+        return cluster.playbook("site.yml", check=dry_run, limit=limit, on_event=events)
 
     held: ClusterLock | None = None
     if dry_run:  # read-only: no lock file, no kubeconfig
         return Outcome(play(), skipped=skipped)
-    lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
-    remotes = {h.name: lock_remote if h.name == first.name else
-               remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    lock_remote = cluster.remote(first)
+    remotes = {h.name: lock_remote if h.name == first.name else cluster.remote(h)
                for h in (inv.hosts if limit is None else [])}
     try:
-        with ClusterLock(lock_remote, lock_action, report=report) if lock else contextlib.nullcontext() as held:
+        with cluster.locked(lock_action, remote=lock_remote) if lock else contextlib.nullcontext() as held:
             refuse_pending_upgrade(held, inv)
             result = _unchanged(inv, remotes, report) if fast and limit is None else None
             if result is None:

@@ -27,6 +27,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from edgeclu import node
+
 EDGECLU = "_edgeclu._tcp.local."
 SSH = "_ssh._tcp.local."
 WORKSTATION = "_workstation._tcp.local."
@@ -280,27 +282,18 @@ def inventory_text(hosts: list[FoundHost], servers: list[str], *, k3s_version: s
 
 
 # -- pure: --probe ------------------------------------------------------------------
-PROBE_COMMAND = (
-    "echo hostname=$(hostname); echo arch=$(uname -m); "
-    "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
-    "for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do "
-    "[ -r $f ] && { echo model=$(tr -d '\\000' < $f); break; }; done; true"
-)
+PROBE_COMMAND = node.PROBE  # the one node probe; discover shows a part of what preflight reads
 
 
 def parse_probe(output: str) -> dict:
-    """``key=value`` lines from :data:`PROBE_COMMAND` -> facts (empty values dropped)."""
-    facts: dict = {}
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        value = value.strip()
-        if not sep or not value or key not in ("hostname", "arch", "mem_kb", "model"):
-            continue
-        if key == "mem_kb":  # /proc/meminfo's kB are KiB
-            if value.isdigit():
-                facts["ram"] = int(value) * 1024
-        else:
-            facts[key] = value
+    """The probe's answer -> discover's facts ``hostname``, ``arch``, ``ram`` (bytes), ``model``
+    (empty values dropped)."""
+    values = node.parse_probe(output)
+    facts: dict = {key: values[probe][-1] for key, probe in (("hostname", "hostname"), ("arch", "machine"),
+                                                             ("model", "model")) if values.get(probe, [""])[-1]}
+    mem = values.get("mem_kib", [""])[-1]
+    if mem.isdigit():  # /proc/meminfo's kB are KiB
+        facts["ram"] = int(mem) * 1024
     return facts
 
 

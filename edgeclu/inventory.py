@@ -29,12 +29,11 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import reserved_config_key
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import VERSION_RE, reserved_config_key
 from edgeclu import rolespecs, yamlsafe
 from edgeclu.errors import InventoryError
 
 ROLES = ("server", "agent")
-VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(-rc\d+)?\+k3s\d+$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 DNS_RE = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
@@ -78,7 +77,7 @@ def _ip(v: Any) -> str | None:
 
 
 def _version(v: Any) -> str | None:
-    if isinstance(v, str) and VERSION_RE.match(v):
+    if isinstance(v, str) and VERSION_RE.fullmatch(v):
         return None
     return f"{v!r} is not a k3s version like v1.31.4+k3s1"
 

@@ -25,8 +25,8 @@ import yaml
 from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import api_url
 from edgeclu import userfile, yamlsafe
 from edgeclu.errors import EdgecluError
+from edgeclu.node import K3S_YAML
 
-K3S_YAML = "/etc/rancher/k3s/k3s.yaml"
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 
 

@@ -32,8 +32,9 @@ import uuid
 from dataclasses import dataclass
 
 from edgeclu.errors import EdgecluError, Unreachable
+from edgeclu.node import STATE_DIR
 
-LOCK_DIR = "/var/lib/edgeclu"
+LOCK_DIR = STATE_DIR
 LOCK_FILE = f"{LOCK_DIR}/cluster.lock"
 UPGRADE_FILE = f"{LOCK_DIR}/upgrade.json"  # an upgrade in progress: its target (see lifecycle/upgrade.py)
 DEFAULT_TTL = 60.0

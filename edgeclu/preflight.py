@@ -1,4 +1,5 @@
-"""Preflight: can these nodes run k3s? One SSH command per node, then pure checks.
+"""Preflight: can these nodes run k3s? One SSH command per node (the node probe,
+:data:`edgeclu.node.PROBE`), then pure checks.
 
 Errors (``edgeclu up`` refuses to start): duplicate hostnames, a server with less than
 1 GB of RAM, an architecture k3s has no release for, a login user without passwordless
@@ -17,61 +18,22 @@ reading it there says nothing about v2.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import UnsupportedArch, k3s_arch, parse_version_output
-from edgeclu.agent.pi import decode_throttled, parse_throttled
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import UnsupportedArch, k3s_arch
+from edgeclu.agent.pi import decode_throttled
 from edgeclu.errors import CommandFailed, RemoteError, Unreachable
 from edgeclu.fleet import on_all
-from edgeclu.inventory import Host, Inventory
-from edgeclu.transport import Remote, remote_for
+from edgeclu.inventory import Host
+from edgeclu.node import RANCHER_DIR, NodeFacts, gather
 
 # MemTotal excludes what firmware and kernel reserve: a 1 GB Pi reports about 920-950 MiB,
 # so the nominal sizes get 10 % slack.
 SERVER_MIN_KIB = int(1024 * 1024 * 0.9)
 AGENT_MIN_KIB = int(512 * 1024 * 0.9)
 
-PROBE = r"""
-echo "hostname=$(hostname)"
-echo "machine=$(uname -m)"
-sed -n 's/^MemTotal: *\([0-9]*\) kB$/mem_kib=\1/p' /proc/meminfo
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  echo cgroup=2
-  if grep -qw memory /sys/fs/cgroup/cgroup.controllers; then echo memory_cgroup=1; else echo memory_cgroup=0; fi
-elif [ -r /proc/cgroups ]; then
-  echo cgroup=1
-  awk '$1 == "memory" { v = $4 } END { print "memory_cgroup=" (v == "" ? 0 : v) }' /proc/cgroups
-fi
-d=/var/lib/rancher; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done
-mm=$(findmnt -no MAJ:MIN -T "$d" 2>/dev/null | head -n 1 | tr -d ' ')
-if [ -n "$mm" ] && [ -e "/sys/dev/block/$mm" ]; then
-  echo "rancher_dev=$(basename "$(readlink -f "/sys/dev/block/$mm")")"
-else echo "rancher_dev=$(df -P "$d" 2>/dev/null | awk 'NR == 2 { print $1 }')"; fi
-t=$(cat /sys/devices/platform/soc/soc:firmware/get_throttled 2>/dev/null || vcgencmd get_throttled 2>/dev/null)
-[ -n "$t" ] && echo "throttled=$t"
-if [ "$(id -u)" = 0 ]; then echo sudo=root; elif sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
-echo "k3s=$(/usr/local/bin/k3s --version 2>/dev/null | head -n 1)"
-"""
-
 _SD_CARD = re.compile(r"(?:/dev/)?mmcblk\d+(?:p\d+)?")
-
-
-@dataclass(frozen=True)
-class NodeFacts:
-    name: str
-    role: str
-    user: str
-    hostname: str
-    machine: str
-    mem_kib: int | None
-    sudo: str  # root | yes | no
-    memory_cgroup: bool | None = None
-    cgroup: int | None = None  # 2 (unified), 1 (v1 or hybrid), None (unknown)
-    rancher_dev: str = ""  # the block device under /var/lib/rancher (mmcblk0p2, sda1, overlay, ...)
-    throttled: int | None = None  # the firmware's get_throttled bits, on a Pi
-    k3s_version: str | None = None  # the installed k3s (``k3s --version``), None if none
 
 
 @dataclass(frozen=True)
@@ -97,28 +59,6 @@ class Report:
     @property
     def unreachable(self) -> list[str]:
         return [p.node for p in self.problems if p.check == "unreachable"]
-
-
-def parse_probe(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def facts_from(host: Host, probe_output: str) -> NodeFacts:
-    p = parse_probe(probe_output)
-    mem = p.get("mem_kib", "")
-    cgroup = p.get("memory_cgroup")
-    version = p.get("cgroup", "")
-    return NodeFacts(name=host.name, role=host.role, user=host.user, hostname=p.get("hostname", ""),
-                     machine=p.get("machine", ""), mem_kib=int(mem) if mem.isdigit() else None,
-                     sudo=p.get("sudo", "no"), memory_cgroup=None if cgroup is None else cgroup == "1",
-                     cgroup=int(version) if version in ("1", "2") else None,
-                     rancher_dev=p.get("rancher_dev", ""), throttled=parse_throttled(p.get("throttled", "")),
-                     k3s_version=parse_version_output(p.get("k3s")))
 
 
 def on_sd_card(device: str) -> bool:
@@ -163,9 +103,9 @@ def check_node(f: NodeFacts, etcd: bool = False) -> list[Problem]:
                                "images and many charts have none; on a Pi 3, 4 or 5 prefer a 64-bit OS (aarch64), "
                                "or pin images that have an arm/v7 build")
     if etcd and f.role == "server" and on_sd_card(f.rancher_dev):
-        add("warning", "storage", f"/var/lib/rancher is on an SD card ({f.rancher_dev}): etcd writes constantly "
+        add("warning", "storage", f"{RANCHER_DIR} is on an SD card ({f.rancher_dev}): etcd writes constantly "
                                   "and k3s's maintainers advise against etcd on SD cards (slow fsync, wear); move "
-                                  "/var/lib/rancher to an SSD or USB disk, or use one server (SQLite)")
+                                  f"{RANCHER_DIR} to an SSD or USB disk, or use one server (SQLite)")
     if f.throttled is not None:
         seen = decode_throttled(f.throttled)
         now = [k for k, v in seen["now"].items() if v]
@@ -201,15 +141,12 @@ def check_facts(facts: list[NodeFacts], etcd: bool = False) -> list[Problem]:
     return sorted(problems, key=lambda p: (order.get(p.node, len(order)), p.severity != "error", p.check))
 
 
-def gather(remote: Remote, host: Host) -> NodeFacts:
-    return facts_from(host, remote.run(PROBE, timeout=30).stdout)
-
-
-def run_preflight(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, hosts: list[Host] | None = None,
-                  report: Callable[[str], None] = print) -> Report:
-    """Probe every node in parallel; an unreachable node is an error of its own, the rest are checked."""
+def run_preflight(cluster, *, hosts: list[Host] | None = None) -> Report:
+    """Probe every node of ``cluster`` (a :class:`~edgeclu.cluster.Cluster`; or ``hosts``) in parallel;
+    an unreachable node is an error of its own, the rest are checked."""
+    inv = cluster.inv
     hosts = list(hosts if hosts is not None else inv.hosts)
-    remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report) for h in hosts}
+    remotes = cluster.remotes(hosts)
     try:
         results = on_all(hosts, lambda h: gather(remotes[h.name], h))
     finally:
@@ -228,12 +165,6 @@ def _failure_kind(err: BaseException) -> str:
     if isinstance(err, Unreachable):
         return "unreachable"
     return "ssh" if isinstance(err, RemoteError) and not isinstance(err, CommandFailed) else "probe"
-
-
-def check_cluster(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
-                  report: Callable[[str], None] = print) -> list[Problem]:
-    """What ``edgeclu up`` runs first: the problems found (an empty list is a pass)."""
-    return run_preflight(inv, known_hosts=known_hosts, accept_new=accept_new, report=report).problems
 
 
 def as_json(rep: Report, hosts: Iterable[Host]) -> dict:

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import nodes_not_ready
-from edgeclu import tokens
+from ansible_collections.edgeclu.cluster.plugins.module_utils import kubenodes
+from edgeclu import node, tokens
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
 
-STAMP = "/var/lib/edgeclu/converged"
+STAMP = f"{node.STATE_DIR}/converged"
 FORMAT = 2
 PROBE = "k3s_node_state"  # the module whose requests are recorded
 LISTS = ("paths", "services", "modules", "globs", "sha256_globs", "imports")
@@ -285,7 +285,7 @@ def look(inv: Inventory, remotes: Mapping[str, Any]) -> dict[str, Look]:
             continue
         r = done[h.name]
         looks[h.name] = (parse_look(r.stdout, inputs_digest(cluster, inv, h)) if r.ok
-                         else Look(error=f"the probe failed (exit {r.exited})"))
+                         else Look(error=f"the probe failed (exit {r.exit_code})"))
     return looks
 
 
@@ -306,8 +306,8 @@ def not_ready(inv: Inventory, looks: Mapping[str, Look]) -> dict[str, str]:
     """The nodes the first server does not report Ready (pure); every node if it listed none."""
     first = inv.servers[0].name
     try:
-        return nodes_not_ready(json.loads(looks[first].nodes or ""), [h.name for h in inv.hosts])
-    except (ValueError, AttributeError, KeyError, TypeError):
+        return kubenodes.not_ready(kubenodes.parse_nodes(looks[first].nodes or ""), [h.name for h in inv.hosts])
+    except ValueError:
         return {h.name: f"{first} did not list the nodes" for h in inv.hosts}
 
 

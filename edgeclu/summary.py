@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import parse_version_output
+from edgeclu import node
 from edgeclu.phases import BAD, SKIPPED, Board, Cell
 from edgeclu.playbook import TaskEvent
 
@@ -69,7 +70,7 @@ def k3s_words(board: Board, host: str, version: str) -> list[str]:
         words.append("air-gap images archive copied")
     started = _changed(row.get("servers"), "k3s_install/start.yml") + _changed(row.get("agents"),
                                                                                 "k3s_install/start.yml")
-    service = "k3s" if board.roles[host] == "server" else "k3s-agent"
+    service = node.service(board.roles[host])
     if started:
         if svc.get("active") != "active":
             if before:
@@ -133,7 +134,7 @@ def hint(phase: str, state: str, host: str, role: str, ctx: Context) -> str:
     exec_ = f"edgeclu exec -i {inv} --limit {host} --sudo --"
     if state == "unreachable":
         return f"check that {host} is on and reachable over SSH (`edgeclu preflight -i {inv}`), {again}"
-    service = "k3s" if role == "server" else "k3s-agent"
+    service = node.service(role)
     return {
         "preflight": f"fix what preflight reports (`edgeclu preflight -i {inv}`), {again}",
         "prepare": f"check sudo and the package sources on {host}, {again}",
@@ -145,7 +146,7 @@ def hint(phase: str, state: str, host: str, role: str, ctx: Context) -> str:
         "agent": f"read the agent's log: `{exec_} journalctl -u edgeclu-agent -n 50`, {again}",
         "kubeconfig": f"check that the first server answers (`{exec_} k3s kubectl get nodes`), {again}",
         "backup": f"`edgeclu backup -i {inv}` shows why, or use --no-backup, {again}",
-        "uninstall": f"{again}, or run /usr/local/bin/k3s-uninstall.sh on {host}",
+        "uninstall": f"{again}, or run {node.K3S_UNINSTALL[role]} on {host}",
     }.get(phase, again)
 
 

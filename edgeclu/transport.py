@@ -210,10 +210,3 @@ def _reason(e: BaseException) -> str:
     text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return text
 
-
-def remote_for(host, *, known_hosts: Path, accept_new: bool = False,
-               report: Callable[[str], None] = print, connect_timeout: float = 5.0) -> SSHRemote:
-    """An :class:`SSHRemote` for an inventory :class:`~edgeclu.inventory.Host`."""
-    return SSHRemote(host.name, host.address, user=host.user, port=host.port, key_file=host.key_file,
-                     known_hosts=known_hosts, accept_new=accept_new, report=report,
-                     connect_timeout=connect_timeout)

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from edgeclu.cli._console import tell
-
 BackupDir = Annotated[
     Path | None, typer.Option("--backup-dir", envvar="EDGECLU_BACKUP_DIR",
                               help="Where backups are kept [default: ~/.local/share/edgeclu/backups].")]
@@ -17,9 +15,6 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help=(
 DrainTimeout = Annotated[
     float, typer.Option("--drain-timeout", help="Seconds a drain may take before the pods that would not "
                                                  "move are reported.")]
-
-
-report = tell  # progress on stderr, as plain text (node lists like [a, b] are not markup)
 
 
 def backup_root(option: Path | None) -> Path:

@@ -9,9 +9,10 @@ import typer
 
 from edgeclu import hostkeys
 from edgeclu.cli._console import err, say, tell
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Host, Inventory, load_inventory
-from edgeclu.transport import SSHRemote, remote_for
+from edgeclu.transport import Remote
 
 
 def select(inv: Inventory, limit: str | None) -> list[Host]:
@@ -60,9 +61,17 @@ def trusted_known_hosts(inv: Inventory, override: Path | None, *, trust: list[st
     return kh
 
 
+def cluster_for(inv: Inventory, override: Path | None, *, trust: list[str] | None, accept_new: bool,
+                hosts: list[Host] | None = None) -> Cluster:
+    """The :class:`~edgeclu.cluster.Cluster` a command works in, after first contact with the inventory's
+    hosts (or ``hosts``); progress goes to stderr."""
+    kh = trusted_known_hosts(inv, override, trust=trust, accept_new=accept_new, hosts=hosts)
+    return Cluster(inv, kh, accept_new=accept_new, report=tell)
+
+
 def remotes_for(inventory: Path | Inventory, *, limit: str | None = None, accept_new: bool = False,
-                known_hosts: Path | None = None, trust: list[str] | None = None) -> list[SSHRemote]:
+                known_hosts: Path | None = None, trust: list[str] | None = None) -> list[Remote]:
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
     hosts = select(inv, limit)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
-    return [remote_for(h, known_hosts=kh, accept_new=accept_new, report=tell) for h in hosts]
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
+    return [cluster.remote(h) for h in hosts]

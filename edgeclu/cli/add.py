@@ -13,9 +13,10 @@ from edgeclu import phases as ph
 from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, tell
-from edgeclu.cli._lifecycle import Verbose, report
+from edgeclu.cli._lifecycle import Verbose
 from edgeclu.cli._nodes import first_contact, known_hosts_path
 from edgeclu.cli._progress import PhaseProgress, print_summary
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError
 from edgeclu.hostkeys import Contact
 from edgeclu.inventory import load_inventory
@@ -74,8 +75,8 @@ def add(
                   trust=trust, accept_new=accept_new)
     board = ph.Board(ph.ADD_PHASES, {}, default_role=role)
     with PhaseProgress(board, f"edgeclu add {host}", verbose=verbose) as view:
-        outcome = add_node(inv, address, role=role, name=name, user=user, port=ssh_port, key_file=ssh_key,
-                           known_hosts=kh, accept_new=accept_new, report=report, on_event=view)
+        outcome = add_node(Cluster(inv, kh, accept_new=accept_new, report=tell), address, role=role, name=name,
+                           user=user, port=ssh_port, key_file=ssh_key, on_event=view)
         view.finish(outcome.result)
     ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"], f"add {host}")
     nodes = [n for n in sm.summarize(board, ctx) if n.name == outcome.name]

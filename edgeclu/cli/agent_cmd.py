@@ -59,18 +59,16 @@ def install(
     Idempotent. Exit code: 0 done, 1 some node failed, 2 bad inventory.
     """
     from edgeclu.cli._console import say
-    from edgeclu.cli._nodes import select, trusted_known_hosts
+    from edgeclu.cli._nodes import cluster_for, select
     from edgeclu.cli._progress import PlaybookProgress, print_recap
     from edgeclu.inventory import load_inventory
-    from edgeclu.playbook import run_playbook
 
     inv = load_inventory(inventory)
-    hosts = [h.name for h in select(inv, limit)]
+    chosen = select(inv, limit)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=chosen)
+    hosts = [h.name for h in chosen]
     with PlaybookProgress(hosts, "edgeclu agent install") as progress:
-        result = run_playbook(inv.path, "agent.yml", known_hosts=trusted_known_hosts(
-                                  inv, known_hosts, trust=trust, accept_new=accept_new, hosts=select(inv, limit)),
-                              accept_new=accept_new, limit=",".join(hosts) if limit else None,
-                              on_event=progress)
+        result = cluster.playbook("agent.yml", limit=hosts if limit else None, on_event=progress)
     print_recap(result)
     if not result.ok:
         raise typer.Exit(1)

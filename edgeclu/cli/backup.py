@@ -10,8 +10,8 @@ import typer
 
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
-from edgeclu.cli._lifecycle import BackupDir, backup_root, report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._lifecycle import BackupDir, backup_root
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.backup import create_backup, list_backups
 
@@ -46,9 +46,7 @@ def backup(
         say(f"{len(found)} backup(s) in {root}")
         return
     inv = load_inventory(inventory)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
-    taken = create_backup(inv, root=root, known_hosts=kh, accept_new=accept_new,
-                          report=report)
+    taken = create_backup(cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new), root=root)
     if as_json:
         out.print_json(json.dumps(taken.summary()))
     else:

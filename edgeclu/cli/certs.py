@@ -11,8 +11,7 @@ from rich.markup import escape
 
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, safe, say
-from edgeclu.cli._lifecycle import report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.certs import dry_run, rotate_certs
 from edgeclu.lifecycle.plan import describe
@@ -44,9 +43,9 @@ def rotate(
     did not come back, 2 bad inventory, 4 another run holds the cluster lock.
     """
     inv = load_inventory(inventory)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new)
     if dry_run_:
-        steps, skipped = dry_run(inv, known_hosts=kh, accept_new=accept_new, report=report)
+        steps, skipped = dry_run(cluster)
         if as_json:
             out.print_json(json.dumps({"dry_run": True, "steps": _steps(steps), "skipped": skipped}))
         else:
@@ -56,7 +55,7 @@ def rotate(
                        + (f" (already done by a stopped run: {', '.join(skipped)})" if skipped else "")
                        + "; nothing was changed"))
         return
-    outcome = rotate_certs(inv, known_hosts=kh, accept_new=accept_new, ready_timeout=ready_timeout, report=report)
+    outcome = rotate_certs(cluster, ready_timeout=ready_timeout)
     installed = outcome.kubeconfig
     if as_json:
         out.print_json(json.dumps({

@@ -14,8 +14,8 @@ from rich.text import Text
 
 from edgeclu import kubeconfig
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, plain, safe, say, tell
-from edgeclu.cli._nodes import select, trusted_known_hosts
+from edgeclu.cli._console import out, plain, safe, say
+from edgeclu.cli._nodes import cluster_for, select
 from edgeclu.errors import EdgecluError
 from edgeclu.health import collect, report
 from edgeclu.health.thresholds import Thresholds
@@ -113,15 +113,12 @@ def health(
     inv = load_inventory(inventory)
     hosts = select(inv, limit)
     token = collect.read_token(inv, token_file)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
     kubeconfig_path = kubeconfig.path_for(inv)
 
     def remote_factory(host: Host, budget: float):
-        from edgeclu.transport import remote_for
-
         # fabric int()s connect_timeout, and 0 means no timeout at all: never hand it less than 1 s
-        return remote_for(host, known_hosts=kh, accept_new=accept_new, report=tell,
-                          connect_timeout=max(1, math.ceil(budget)))
+        return cluster.remote(host, connect_timeout=max(1, math.ceil(budget)))
 
     def one_round() -> report.Report:
         results, kube_result = collect.gather(

@@ -8,8 +8,8 @@ import typer
 
 from edgeclu import preflight as pf
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, plain, safe, say, tell
-from edgeclu.cli._nodes import select, trusted_known_hosts
+from edgeclu.cli._console import out, plain, safe, say
+from edgeclu.cli._nodes import cluster_for, select
 from edgeclu.inventory import load_inventory
 
 
@@ -28,9 +28,8 @@ def preflight(
     """
     inv = load_inventory(inventory)
     hosts = select(inv, limit)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts)
-    rep = pf.run_preflight(inv, known_hosts=kh, accept_new=accept_new,
-                           hosts=hosts, report=tell)
+    rep = pf.run_preflight(cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new, hosts=hosts),
+                           hosts=hosts)
     if as_json:
         out.print_json(json.dumps(pf.as_json(rep, hosts)))
     else:

@@ -13,9 +13,10 @@ from rich.markup import escape
 from edgeclu import phases as ph
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
-from edgeclu.cli._lifecycle import DrainTimeout, report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._lifecycle import DrainTimeout
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.cli._progress import PhaseProgress, print_words
+from edgeclu.cluster import Cluster
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.nodes import remove_node
 from edgeclu.lifecycle.words import remove_words
@@ -45,11 +46,10 @@ def remove(
     2 bad inventory, 4 another run holds the cluster lock, 5 refused (nothing was changed).
     """
     inv = load_inventory(inventory)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new)
     role = next((h.role for h in inv.hosts if h.name == node), "agent")
     with PhaseProgress(ph.Board(ph.REMOVE_PHASES, {node: role}), f"edgeclu remove {node}") as view:
-        outcome = remove_node(inv, node, force=force, drain_timeout=drain_timeout,
-                              known_hosts=kh, accept_new=accept_new, report=report, on_step=view.step)
+        outcome = remove_node(cluster, node, force=force, drain_timeout=drain_timeout, on_step=view.step)
     if as_json:
         out.print_json(json.dumps({
             "node": outcome.name, "role": outcome.role, "ok": outcome.ok, "reachable": outcome.reachable,
@@ -65,21 +65,22 @@ def remove(
         inventory=str(inventory))
     print_words(lines, f"removed: {node}" if outcome.ok else f"{node}: not fully removed", outcome.ok, steps)
     if not outcome.reachable:
-        _offer_rotation(outcome.name, outcome.role, inventory, kh, accept_new, as_json)
+        _offer_rotation(outcome.name, outcome.role, cluster, as_json)
     if not outcome.ok:
         raise typer.Exit(1)
 
 
-def _offer_rotation(name: str, role: str, inventory: Path, known_hosts: Path, accept_new: bool, as_json: bool) -> None:
+def _offer_rotation(name: str, role: str, cluster: Cluster, as_json: bool) -> None:
     """Its token is still valid: say so, and on a terminal offer to rotate it now."""
     from edgeclu.lifecycle.rotate import rotate_tokens, unreachable_advice
 
+    inventory = cluster.inv.path
     advice, flags = unreachable_advice(name, role, inventory)
     say(f"[yellow]warning[/]: {escape(advice)}")
     if as_json or not sys.stdin.isatty() or not typer.confirm("Rotate now?", default=False, err=True):
         return
-    outcome = rotate_tokens(load_inventory(inventory), agent="--agent" in flags, server=False,
-                            known_hosts=known_hosts, accept_new=accept_new, report=report)
+    outcome = rotate_tokens(cluster.with_inventory(load_inventory(inventory)), agent="--agent" in flags,
+                            server=False)
     say("[green]rotated[/]" if outcome.ok else "[red]the rotation stopped[/]: run `edgeclu token rotate` again")
 
 

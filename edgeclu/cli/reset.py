@@ -12,8 +12,8 @@ from edgeclu import phases as ph
 from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
-from edgeclu.cli._lifecycle import BackupDir, Verbose, backup_root, report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._lifecycle import BackupDir, Verbose, backup_root
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.cli._progress import PhaseProgress, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.reset import reset_cluster
@@ -47,14 +47,13 @@ def reset(
     if not yes and not typer.confirm(question, default=False):
         say("nothing was changed")
         raise typer.Exit(1)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new)
     board = ph.Board(ph.RESET_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name,
                      locate=ph.locate_reset)
     with PhaseProgress(board, "edgeclu reset", verbose=verbose) as view:
         view.step(ph.Step("backup", ph.SKIPPED if no_backup else ph.WORKING))
-        outcome = reset_cluster(inv, backup=not no_backup, backup_root=backup_root(backup_dir),
-                                known_hosts=kh, accept_new=accept_new,
-                                report=report, on_event=view)
+        outcome = reset_cluster(cluster, backup=not no_backup, backup_root=backup_root(backup_dir),
+                                on_event=view)
         view.step(ph.Step("backup", ph.CHANGED if outcome.backup else ph.SKIPPED))
         view.finish(outcome.result)
     ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"], "reset --yes")

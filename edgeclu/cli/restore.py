@@ -12,8 +12,8 @@ from edgeclu import phases as ph
 from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say, tell
-from edgeclu.cli._lifecycle import BackupDir, Verbose, backup_root, report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._lifecycle import BackupDir, Verbose, backup_root
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.cli._progress import PhaseProgress, print_summary, print_words
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.backup import load_backup
@@ -49,12 +49,11 @@ def restore(
                                      "since it was taken are lost", default=False):
         say("nothing was changed")
         raise typer.Exit(1)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new)
     board = ph.Board(ph.RESTORE_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
     with PhaseProgress(board, f"edgeclu restore {chosen.name}", verbose=verbose) as view:
         view.step(ph.Step("restore", ph.WORKING))
-        outcome = restore_backup(inv, chosen, known_hosts=kh,
-                                 accept_new=accept_new, report=report, on_event=view)
+        outcome = restore_backup(cluster, chosen, on_event=view)
         result = outcome.converge.result
         view.step(ph.Step("restore", ph.CHANGED))
         view.finish(result)

@@ -11,8 +11,7 @@ from rich.markup import escape
 
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
-from edgeclu.cli._lifecycle import report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.inventory import load_inventory
 from edgeclu.lifecycle.rotate import rotate_tokens
 
@@ -42,9 +41,8 @@ def rotate(
     run holds the cluster lock.
     """
     inv = load_inventory(inventory)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
-    outcome = rotate_tokens(inv, agent=agent, server=server, known_hosts=kh, accept_new=accept_new,
-                            ready_timeout=ready_timeout, report=report)
+    outcome = rotate_tokens(cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new), agent=agent,
+                            server=server, ready_timeout=ready_timeout)
     rotated = [name for name, on in (("agent", outcome.agent), ("server", outcome.server)) if on]
     if as_json:
         out.print_json(json.dumps({"rotated": rotated, "ok": outcome.ok, "done": outcome.done,

@@ -13,8 +13,8 @@ from edgeclu import kubeconfig as kc
 from edgeclu import phases as ph
 from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say, tell
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._console import out, say
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.cli._progress import PhaseProgress, print_summary
 from edgeclu.converge import converge
 from edgeclu.inventory import load_inventory
@@ -53,7 +53,7 @@ def up(
     inv = load_inventory(inventory)
     if merge_kubeconfig and not dry_run:
         kc.check(inv, kubeconfig)  # bad input is one line, before any progress
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new)
     board = ph.Board(ph.UP_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
     title = "edgeclu up --dry-run" if dry_run else "edgeclu up"
     with PhaseProgress(board, title, verbose=verbose) as view:
@@ -64,9 +64,8 @@ def up(
             if ev.status == "finished" and not dry_run and merge_kubeconfig:
                 view.step(ph.Step("kubeconfig", ph.WORKING))
 
-        outcome = converge(inv, known_hosts=kh, accept_new=accept_new, dry_run=dry_run,
-                           preflight=not skip_preflight, kubeconfig=kubeconfig,
-                           merge_kubeconfig=merge_kubeconfig, on_event=on_event, report=tell, fast=not full,
+        outcome = converge(cluster, dry_run=dry_run, preflight=not skip_preflight, kubeconfig=kubeconfig,
+                           merge_kubeconfig=merge_kubeconfig, on_event=on_event, fast=not full,
                            skip_unreachable=skip_unreachable)
         result = outcome.result
         view.step(ph.Step("preflight", ph.DONE))

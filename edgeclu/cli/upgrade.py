@@ -11,11 +11,10 @@ import typer
 from edgeclu import phases as ph
 from edgeclu.cli import _options as opt
 from edgeclu.cli._console import out, say
-from edgeclu.cli._lifecycle import DrainTimeout, report
-from edgeclu.cli._nodes import trusted_known_hosts
+from edgeclu.cli._lifecycle import DrainTimeout
+from edgeclu.cli._nodes import cluster_for
 from edgeclu.cli._progress import PhaseProgress, print_words
 from edgeclu.inventory import load_inventory
-from edgeclu.lifecycle.kubectl import connect_api
 from edgeclu.lifecycle.plan import describe
 from edgeclu.lifecycle.upgrade import check_target, plan_upgrade, upgrade_cluster
 from edgeclu.lifecycle.words import upgrade_words
@@ -47,10 +46,10 @@ def upgrade(
     2 bad inventory, 4 another run holds the cluster lock.
     """
     inv = load_inventory(inventory)
-    kh = trusted_known_hosts(inv, known_hosts, trust=trust, accept_new=accept_new)
+    cluster = cluster_for(inv, known_hosts, trust=trust, accept_new=accept_new)
     check_target(k3s_version)
     if dry_run:
-        api = connect_api(inv, known_hosts=kh, accept_new=accept_new, report=report)
+        api = cluster.api()
         try:
             steps, before = plan_upgrade(inv, api, k3s_version, batch_percent)
         finally:
@@ -65,9 +64,8 @@ def upgrade(
         return
     board = ph.Board(ph.UPGRADE_PHASES, {h.name: h.role for h in inv.hosts}, first=inv.servers[0].name)
     with PhaseProgress(board, f"edgeclu upgrade to {k3s_version}") as view:
-        outcome = upgrade_cluster(inv, k3s_version, known_hosts=kh, accept_new=accept_new, percent=batch_percent,
-                                  drain_timeout=drain_timeout, ready_timeout=ready_timeout, report=report,
-                                  on_step=view.step)
+        outcome = upgrade_cluster(cluster, k3s_version, percent=batch_percent, drain_timeout=drain_timeout,
+                                  ready_timeout=ready_timeout, on_step=view.step)
     if as_json:
         out.print_json(json.dumps({"target": outcome.target, "ok": outcome.ok, "upgraded": outcome.upgraded,
                                    "skipped": outcome.skipped, "failed": outcome.failed,

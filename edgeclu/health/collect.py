@@ -24,8 +24,9 @@ from edgeclu.errors import AuthFailed, EdgecluError, HostKeyError, Unreachable
 from edgeclu.fleet import on_all
 from edgeclu.health import kube
 from edgeclu.inventory import Host, Inventory
+from edgeclu.node import AGENT_ZIP
 
-ONCE_COMMAND = "PYTHONPATH=/opt/edgeclu/edgeclu-agent.zip python3 -m edgeclu.agent --once"
+ONCE_COMMAND = f"PYTHONPATH={AGENT_ZIP} python3 -m edgeclu.agent --once"
 SCHEMAS = (1,)  # /health schema versions this controller understands
 
 

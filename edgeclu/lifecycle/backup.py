@@ -24,23 +24,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError
 from edgeclu.fleet import on_all
-from edgeclu.inventory import Inventory
-from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
-from edgeclu.transport import remote_for
+from edgeclu.lifecycle.kubectl import ClusterApi
+from edgeclu.node import NODE_PASSWORD, SERVER_DIR, SERVER_TOKEN, SNAPSHOT_DIR
 
 Report = Callable[[str], None]
 
-SERVER_DIR = "/var/lib/rancher/k3s/server"
-TOKEN = f"{SERVER_DIR}/token"
-NODE_PASSWORD = "/etc/rancher/node/password"  # noqa: S105 - a path, not a password
 SNAPSHOT_NAME = "edgeclu"
 _SAVED_RE = re.compile(r"Saving etcd snapshot to (\S+)")
 _SAVED_JSON_RE = re.compile(r'"msg":"saved","path":"([^"]+)"')
 # k3s >= 1.27 (the CLI asks the server to save): only `Snapshot <name> saved.`; the file is in the snapshot dir
 _SAVED_NAME_RE = re.compile(r"Snapshot ([A-Za-z0-9][A-Za-z0-9._-]*) saved\.")
-SNAPSHOT_DIR = f"{SERVER_DIR}/db/snapshots"  # k3s's default etcd-snapshot-dir
 
 # Runs on the server as root: a consistent copy of server/db (without snapshots and etcd)
 # as a tar.gz in a new temporary file, whose path it prints.
@@ -149,11 +145,11 @@ def _fetch(remote, src: str, dst: Path) -> None:
     os.chmod(dst, 0o600)
 
 
-def create_backup(inv: Inventory, *, root: Path, known_hosts: Path, accept_new: bool = False,
-                  report: Report = print, api: ClusterApi | None = None) -> Backup:
+def create_backup(cluster: Cluster, *, root: Path, api: ClusterApi | None = None) -> Backup:
     """Take a backup through the first server that answers; returns it (already on disk)."""
+    inv, report = cluster.inv, cluster.report
     own_api = api is None
-    api = api or connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    api = api or cluster.api()
     try:
         nodes = api.nodes()
         server = api.server
@@ -184,8 +180,8 @@ def create_backup(inv: Inventory, *, root: Path, known_hosts: Path, accept_new: 
                 _fetch(remote, tmp, target / data_file)
             finally:
                 remote.run(f"rm -f {shlex.quote(tmp)}", sudo=True, check=False)
-        _fetch(remote, TOKEN, target / "token")
-        passwords = _node_passwords(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
+        _fetch(remote, SERVER_TOKEN, target / "token")
+        passwords = _node_passwords(cluster)
         _write_private(target / "node-passwords.json", json.dumps(passwords, indent=1, sort_keys=True) + "\n")
         files = sorted(p.name for p in target.iterdir())
         meta = {"schema": 1, "cluster": inv.vars["cluster_name"], "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -201,9 +197,9 @@ def create_backup(inv: Inventory, *, root: Path, known_hosts: Path, accept_new: 
             api.close()
 
 
-def _node_passwords(inv: Inventory, *, known_hosts: Path, accept_new: bool, report: Report) -> dict[str, str]:
-    remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
-               for h in inv.hosts}
+def _node_passwords(cluster: Cluster) -> dict[str, str]:
+    inv = cluster.inv
+    remotes = cluster.remotes()
 
     def read(host) -> str | None:
         r = remotes[host.name].run(f"cat {NODE_PASSWORD} 2>/dev/null", sudo=True, check=False, timeout=30)
@@ -215,7 +211,7 @@ def _node_passwords(inv: Inventory, *, known_hosts: Path, accept_new: bool, repo
         for r in remotes.values():
             r.close()
     for name, err in results.failed.items():
-        report(f"warning: {name}: node password not saved: {err}")
+        cluster.report(f"warning: {name}: node password not saved: {err}")
     return {n: v for n, v in results.succeeded.items() if v}
 
 

@@ -25,13 +25,13 @@ from pathlib import Path
 
 from edgeclu import certs
 from edgeclu import kubeconfig as kc
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
-from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
+from edgeclu.lifecycle.kubectl import ClusterApi
 from edgeclu.lifecycle.plan import Step, describe, rolling_steps
 from edgeclu.lock import LOCK_DIR, ClusterLock, read_record
-from edgeclu.transport import remote_for
 
 Report = Callable[[str], None]
 ROTATE_FILE = f"{LOCK_DIR}/certs-rotate.json"  # a rotation in progress: the nodes done so far
@@ -83,85 +83,73 @@ def plan(inv: Inventory, record: Mapping | None) -> tuple[list[Step], list[str]]
     return steps, skipped
 
 
-def dry_run(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
-            report: Report = print) -> tuple[list[Step], list[str]]:
+def dry_run(cluster: Cluster) -> tuple[list[Step], list[str]]:
     """The steps a rotation would take now (reads the record of a stopped one; changes nothing)."""
-    remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
+    remote = cluster.remote(cluster.inv.servers[0])
     try:
-        return plan(inv, read_record(remote, ROTATE_FILE))
+        return plan(cluster.inv, read_record(remote, ROTATE_FILE))
     finally:
         remote.close()
 
 
-def rotate_certs(inv: Inventory, *, known_hosts: Path, accept_new: bool = False, ready_timeout: float = 300,
-                 kubeconfig: Path | None = None, report: Report = print) -> CertsOutcome:
+def rotate_certs(cluster: Cluster, *, ready_timeout: float = 300, kubeconfig: Path | None = None) -> CertsOutcome:
+    inv, report = cluster.inv, cluster.report
     kc.check(inv, kubeconfig)  # one it could not merge into stops the run before anything changes (exit 2)
-    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
-    try:
-        with ClusterLock(lock_remote, "certs rotate", report=report) as lk:
-            record = lk.read_record(ROTATE_FILE)
-            steps, skipped = plan(inv, record)
-            outcome = CertsOutcome(steps, skipped)
-            if skipped:
-                report(f"resuming the rotation started by {record.get('who', 'an earlier run')}: already done: "
-                       f"{', '.join(skipped)}")
-            report(f"certificate rotation: {describe(steps)}")
-            api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
-            try:
-                down = api.wait_nodes([h.name for h in inv.hosts], 0)
-                if down:
-                    why = "; ".join(f"{n}: {w}" for n, w in down.items())
-                    raise EdgecluError(f"every node must be Ready before its certificates are rotated ({why}); "
-                                       "bring it back, or take it out first (`edgeclu remove --force NODE`). "
-                                       "Nothing was changed")
-                record = dict(record or {"started": time.time(), "who": lk.owner.who, "done": []})
-                record["done"] = list(skipped)
-                ssh = {"known_hosts": known_hosts, "accept_new": accept_new, "report": report}
-                runner = _Runner(inv, api, lk, outcome, record, ready_timeout=ready_timeout, **ssh)
-                refreshed = False
-                for i, step in enumerate(steps):
-                    if step.role == "agent" and not refreshed:  # every server is done: its k3s.yaml is new
-                        outcome.kubeconfig, refreshed = _refresh_kubeconfig(inv, kubeconfig, **ssh), True
-                    if not runner.step(step, f"[{i + 1}/{len(steps)}]"):
-                        outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
-                        if outcome.not_started:
-                            report(f"stopped: certificates not rotated yet: {', '.join(outcome.not_started)} "
-                                   "(`edgeclu certs rotate` again resumes)")
-                        break
-                else:
-                    if not refreshed:
-                        outcome.kubeconfig = _refresh_kubeconfig(inv, kubeconfig, **ssh)
-            finally:
-                api.close()
-            if outcome.ok:
-                lk.write_record(ROTATE_FILE, None)
-            return outcome
-    finally:
-        lock_remote.close()
+    with cluster.locked("certs rotate") as lk:
+        record = lk.read_record(ROTATE_FILE)
+        steps, skipped = plan(inv, record)
+        outcome = CertsOutcome(steps, skipped)
+        if skipped:
+            report(f"resuming the rotation started by {record.get('who', 'an earlier run')}: already done: "
+                   f"{', '.join(skipped)}")
+        report(f"certificate rotation: {describe(steps)}")
+        api = cluster.api()
+        try:
+            api.require_ready([h.name for h in inv.hosts], "before its certificates are rotated")
+            record = dict(record or {"started": time.time(), "who": lk.owner.who, "done": []})
+            record["done"] = list(skipped)
+            runner = _Runner(cluster, api, lk, outcome, record, ready_timeout=ready_timeout)
+            refreshed = False
+            for i, step in enumerate(steps):
+                if step.role == "agent" and not refreshed:  # every server is done: its k3s.yaml is new
+                    outcome.kubeconfig, refreshed = _refresh_kubeconfig(cluster, kubeconfig), True
+                if not runner.step(step, f"[{i + 1}/{len(steps)}]"):
+                    outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
+                    if outcome.not_started:
+                        report(f"stopped: certificates not rotated yet: {', '.join(outcome.not_started)} "
+                               "(`edgeclu certs rotate` again resumes)")
+                    break
+            else:
+                if not refreshed:
+                    outcome.kubeconfig = _refresh_kubeconfig(cluster, kubeconfig)
+        finally:
+            api.close()
+        if outcome.ok:
+            lk.write_record(ROTATE_FILE, None)
+        return outcome
 
 
-def _refresh_kubeconfig(inv: Inventory, path: Path | None, *, known_hosts: Path, accept_new: bool,
-                        report: Report) -> kc.Installed:
-    remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
+def _refresh_kubeconfig(cluster: Cluster, path: Path | None) -> kc.Installed:
+    remote = cluster.remote(cluster.inv.servers[0])
     try:
-        installed = kc.install_from_server(inv, remote, path=path)
+        installed = kc.install_from_server(cluster.inv, remote, path=path)
     finally:
         remote.close()
     backup = f" (previous one: {installed.backup})" if installed.backup else ""
-    report(f"kubeconfig: context '{installed.context}' in {installed.path} has the new client certificate{backup}"
-           if installed.changed else f"kubeconfig: {installed.path} already has the current client certificate")
+    cluster.report(f"kubeconfig: context '{installed.context}' in {installed.path} has the new client certificate"
+                   f"{backup}" if installed.changed else
+                   f"kubeconfig: {installed.path} already has the current client certificate")
     return installed
 
 
 class _Runner:
     """One step at a time: rotate on its nodes, wait for them, record them done."""
 
-    def __init__(self, inv: Inventory, api: ClusterApi, lk: ClusterLock, outcome: CertsOutcome, record: dict, *,
-                 known_hosts: Path, accept_new: bool, ready_timeout: float, report: Report):
-        self.inv, self.api, self.lk, self.outcome, self.record = inv, api, lk, outcome, record
-        self.known_hosts, self.accept_new, self.ready_timeout, self.report = (known_hosts, accept_new,
-                                                                              ready_timeout, report)
-        self.port = inv.vars["api_port"]
+    def __init__(self, cluster: Cluster, api: ClusterApi, lk: ClusterLock, outcome: CertsOutcome, record: dict, *,
+                 ready_timeout: float):
+        self.cluster, self.inv, self.report = cluster, cluster.inv, cluster.report
+        self.api, self.lk, self.outcome, self.record, self.ready_timeout = api, lk, outcome, record, ready_timeout
+        self.port = cluster.inv.vars["api_port"]
 
     def _serving(self, host: Host) -> certs.CertDates | None:
         try:
@@ -170,7 +158,7 @@ class _Runner:
             return None
 
     def _rotate(self, host: Host) -> None:
-        remote = remote_for(host, known_hosts=self.known_hosts, accept_new=self.accept_new, report=self.report)
+        remote = self.cluster.remote(host)
         try:
             r = remote.run(rotate_command(host.role), sudo=True, check=False, timeout=self.ready_timeout + 60)
         finally:

@@ -12,12 +12,10 @@ import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.kubenodes import KubeNode, parse_nodes
 from edgeclu.errors import EdgecluError, RemoteError
-from edgeclu.health.kube import KubeNode, parse_nodes
-from edgeclu.inventory import Inventory
-from edgeclu.transport import Remote, remote_for
+from edgeclu.transport import Remote
 
 KUBECTL = "k3s kubectl"
 # on every node edgeclu cordons (drain), until it uncordons it: a re-run after a stop
@@ -52,15 +50,9 @@ def mark_command(node: str, action: str | None) -> str:
     return f"{KUBECTL} annotate node {shlex.quote(node)} --overwrite {shlex.quote(f'{CORDON_MARK}={action}')}"
 
 
-def marked_cordons(doc: Mapping) -> dict[str, str]:
-    """``{node: action}`` for the nodes carrying the cordon mark, from ``get nodes -o json`` (pure)."""
-    marked = {}
-    for item in doc.get("items") or []:
-        meta = item.get("metadata") or {}
-        action = (meta.get("annotations") or {}).get(CORDON_MARK)
-        if meta.get("name") and action is not None:
-            marked[meta["name"]] = action
-    return marked
+def marked_cordons(nodes: Mapping[str, KubeNode]) -> dict[str, str]:
+    """``{node: action}`` for the nodes carrying the cordon mark (pure)."""
+    return {name: n.annotations[CORDON_MARK] for name, n in nodes.items() if CORDON_MARK in n.annotations}
 
 
 def pods_on_command(node: str) -> str:
@@ -68,6 +60,7 @@ def pods_on_command(node: str) -> str:
 
 
 PDBS_COMMAND = f"{KUBECTL} get pdb -A -o json"
+NODES_COMMAND = f"{KUBECTL} get nodes -o json"
 
 
 # -- reading output (pure) -------------------------------------------------------------
@@ -141,7 +134,7 @@ class ClusterApi:
         return self.remote.run(command, sudo=True, check=check, timeout=timeout)
 
     def nodes(self) -> dict[str, KubeNode]:
-        return parse_nodes(self.run(f"{KUBECTL} get nodes -o json").stdout)
+        return parse_nodes(self.run(NODES_COMMAND).stdout)
 
     def node(self, verb: str, name: str) -> None:
         self.run(node_command(verb, name))
@@ -157,7 +150,7 @@ class ClusterApi:
 
     def marked(self) -> dict[str, str]:
         """``{node: action}``: nodes an edgeclu run cordoned and has not uncordoned yet."""
-        return marked_cordons(json.loads(self.run(f"{KUBECTL} get nodes -o json").stdout))
+        return marked_cordons(self.nodes())
 
     def drain(self, name: str, timeout: float) -> Drain:
         r = self.run(drain_command(name, timeout), check=False, timeout=timeout + 60)
@@ -193,6 +186,15 @@ class ClusterApi:
                 return left
             time.sleep(interval)
 
+    def require_ready(self, names: Iterable[str], purpose: str) -> None:
+        """Refuse, naming each one and why, unless every node in ``names`` is Ready now (before a rolling change
+        that restarts them: ``purpose`` says which)."""
+        down = self.wait_nodes(names, 0)
+        if down:
+            why = "; ".join(f"{n}: {w}" for n, w in down.items())
+            raise EdgecluError(f"every node must be Ready {purpose} ({why}); bring it back, or take it out first "
+                               "(`edgeclu remove --force NODE`). Nothing was changed")
+
     def wait_gone(self, name: str, timeout: float, interval: float = 1.0) -> bool:
         """Wait until ``name`` is no longer listed (k3s finalizers may hold a deleted server briefly)."""
         deadline = time.monotonic() + timeout
@@ -206,25 +208,21 @@ class ClusterApi:
         self.remote.close()
 
 
-def connect_api(inv: Inventory, *, known_hosts: Path, accept_new: bool = False,
-                exclude: Iterable[str] = (), report: Callable[[str], None] = print) -> ClusterApi:
-    """A :class:`ClusterApi` on the first server (inventory order, skipping ``exclude``) whose
-    kubectl answers."""
+def connect_api(cluster, *, exclude: Iterable[str] = ()) -> ClusterApi:
+    """A :class:`ClusterApi` on the first server of ``cluster`` (a :class:`~edgeclu.cluster.Cluster`;
+    inventory order, skipping ``exclude``) whose kubectl answers."""
     exclude = set(exclude)
     errors = []
-    for host in inv.servers:
-        if host.name in exclude:
-            continue
-        remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
-        api = ClusterApi(remote)
+    servers = [h for h in cluster.inv.servers if h.name not in exclude]
+    for host in servers:
+        api = ClusterApi(cluster.remote(host))
         try:
             api.nodes()
             return api
         except (RemoteError, ValueError) as e:
             errors.append(str(e))
-            remote.close()
-    tried = [h.name for h in inv.servers if h.name not in exclude]
-    if not tried:
+            api.close()
+    if not servers:
         raise EdgecluError("no other server to reach the cluster's API through")
     raise EdgecluError("no server answered `k3s kubectl get nodes` (tried "
-                       + ", ".join(tried) + "): " + "; ".join(errors))
+                       + ", ".join(h.name for h in servers) + "): " + "; ".join(errors))

@@ -22,19 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclu import discovery
+from edgeclu import discovery, node
 from edgeclu import phases as ph
+from edgeclu.cluster import Cluster
 from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.guards import downgrade_refusal
-from edgeclu.inventory import ROLES, Inventory, load_inventory
+from edgeclu.inventory import ROLES, load_inventory
 from edgeclu.lifecycle.invfile import edit_hosts, write_inventory
-from edgeclu.lifecycle.kubectl import Drain, connect_api
+from edgeclu.lifecycle.kubectl import Drain
 from edgeclu.lifecycle.plan import QuorumCheck, check_leftover_node, check_member_removal
 from edgeclu.lock import ClusterLock
-from edgeclu.playbook import PlaybookResult, TaskEvent, run_playbook
+from edgeclu.playbook import PlaybookResult, TaskEvent
 from edgeclu.preflight import run_preflight
-from edgeclu.transport import SSHRemote, remote_for
 
 Report = Callable[[str], None]
 
@@ -73,16 +73,15 @@ class AddOutcome:
         return self.result.ok
 
 
-def resolve(host: str, *, name: str | None, user: str, port: int, key_file: str | None, known_hosts: Path,
-            accept_new: bool, report: Report) -> tuple[str, str]:
+def resolve(cluster: Cluster, host: str, *, name: str | None, user: str, port: int,
+            key_file: str | None) -> tuple[str, str]:
     """``(inventory name, address)`` for HOST, an address (the CLI resolves an mDNS name first, by
     :func:`edgeclu.discovery.locate`'s rules); without ``name`` the machine is asked for its host name."""
     if not is_address(host):
         raise EdgecluError(f"{host} is not an address; look it up with `edgeclu discover` first")
     address = host
     if not name:  # ask the machine for its name (a read)
-        remote = SSHRemote(host, address, user=user, port=port, key_file=key_file, known_hosts=known_hosts,
-                           accept_new=accept_new, report=report)
+        remote = cluster.ssh(host, address, user=user, port=port, key_file=key_file)
         try:
             hostname = remote.run("hostname", timeout=15).stdout.strip()
         finally:
@@ -94,17 +93,17 @@ def resolve(host: str, *, name: str | None, user: str, port: int, key_file: str 
     return name, address
 
 
-def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None = None, user: str | None = None,
-             port: int | None = None, key_file: str | None = None, known_hosts: Path, accept_new: bool = False,
-             report: Report = print, on_event: Callable[[TaskEvent], None] | None = None) -> AddOutcome:
+def add_node(cluster: Cluster, host: str, *, role: str = "agent", name: str | None = None, user: str | None = None,
+             port: int | None = None, key_file: str | None = None,
+             on_event: Callable[[TaskEvent], None] | None = None) -> AddOutcome:
+    inv, report = cluster.inv, cluster.report
     if role not in ROLES:
         raise EdgecluError(f"--role must be server or agent, not {role!r}")
     v = inv.vars
     ssh_user = user or v["ansible_user"]
     ssh_port = port or v["ansible_port"]
     ssh_key = key_file or v.get("ansible_ssh_private_key_file")
-    name, address = resolve(host, name=name, user=ssh_user, port=ssh_port, key_file=ssh_key,
-                            known_hosts=known_hosts, accept_new=accept_new, report=report)
+    name, address = resolve(cluster, host, name=name, user=ssh_user, port=ssh_port, key_file=ssh_key)
     for h in inv.hosts:
         if h.name == name or h.address == address:
             raise EdgecluError(f"{h.name} ({h.address}) is already in {inv.path}; "
@@ -116,8 +115,8 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
             "the inventory and run `edgeclu up` (it restarts the first server with cluster-init)")
     entry = (name, role, new_host_vars(address, user=user, port=port, key_file=key_file, cluster_vars=v))
     new_inv = load_inventory(inv.path, text=edit_hosts(inv.path, add=entry))
-    pre = run_preflight(new_inv, known_hosts=known_hosts, accept_new=accept_new, hosts=[new_inv.host(name)],
-                        report=report)
+    grown = cluster.with_inventory(new_inv)
+    pre = run_preflight(grown, hosts=[new_inv.host(name)])
     for p in pre.problems:
         report(f"preflight: {p}")
     if pre.errors:
@@ -126,49 +125,41 @@ def add_node(inv: Inventory, host: str, *, role: str = "agent", name: str | None
     if refusal:
         raise EdgecluError(refusal)
 
-    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
-    try:
-        with ClusterLock(lock_remote, "add", report=report) as lk:
-            refuse_pending_upgrade(lk, inv)
-            _clear_leftover(inv, new_inv.host(name), known_hosts=known_hosts, accept_new=accept_new, report=report)
-            old_text = inv.path.read_text()
-            backup = write_inventory(inv.path, edit_hosts(inv.path, add=entry))  # the file as it is now, locked
-            report(f"{name} ({role}, {address}) added to {inv.path} (previous version: {backup})")
-            try:
-                outcome: Outcome = converge(new_inv, known_hosts=known_hosts, accept_new=accept_new,
-                                            preflight=False, limit=name, merge_kubeconfig=False,
-                                            on_event=on_event, report=report, lock=False)
-            except BaseException:
-                write_inventory(inv.path, old_text, backup=False)
-                raise
-            if not outcome.result.ok:
-                write_inventory(inv.path, old_text, backup=False)
-                report(f"{name} did not join: {inv.path} is back as it was; fix the problem and run "
-                       f"`edgeclu add` again")
-            return AddOutcome(name, role, address, outcome.result, backup)
-    finally:
-        lock_remote.close()
-
-
-K3S_RUNNING = "systemctl is-active --quiet k3s || systemctl is-active --quiet k3s-agent"
-
-
-def _clear_leftover(inv: Inventory, host, *, known_hosts: Path, accept_new: bool, report: Report) -> None:
-    """Delete a stale Node object with the new host's name (see :func:`check_leftover_node`)."""
-    api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
-    try:
-        node = api.nodes().get(host.name)
-        if node is None:
-            return
-        remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    with cluster.locked("add") as lk:
+        refuse_pending_upgrade(lk, inv)
+        _clear_leftover(grown, new_inv.host(name))
+        old_text = inv.path.read_text()
+        backup = write_inventory(inv.path, edit_hosts(inv.path, add=entry))  # the file as it is now, locked
+        report(f"{name} ({role}, {address}) added to {inv.path} (previous version: {backup})")
         try:
-            running = remote.run(K3S_RUNNING, check=False, timeout=30).exit_code == 0
+            outcome: Outcome = converge(grown, preflight=False, limit=name, merge_kubeconfig=False,
+                                        on_event=on_event, lock=False)
+        except BaseException:
+            write_inventory(inv.path, old_text, backup=False)
+            raise
+        if not outcome.result.ok:
+            write_inventory(inv.path, old_text, backup=False)
+            report(f"{name} did not join: {inv.path} is back as it was; fix the problem and run "
+                   f"`edgeclu add` again")
+        return AddOutcome(name, role, address, outcome.result, backup)
+
+
+def _clear_leftover(cluster: Cluster, host) -> None:
+    """Delete a stale Node object with the new host's name (see :func:`check_leftover_node`)."""
+    api = cluster.api()
+    try:
+        listed = api.nodes().get(host.name)
+        if listed is None:
+            return
+        remote = cluster.remote(host)
+        try:
+            running = bool(node.gather(remote, host).k3s_active)
         finally:
             remote.close()
-        check = check_leftover_node(host.name, host.address, node, running)
+        check = check_leftover_node(host.name, host.address, listed, running)
         if check.action == "refuse":
             raise EdgecluError(f"{check.message}. Nothing was changed")
-        report(check.message)
+        cluster.report(check.message)
         if check.action == "delete":
             api.node("delete", host.name)
             if not api.wait_gone(host.name, 30):
@@ -205,7 +196,7 @@ class Refused(EdgecluError):
 def stop_k3s_command(role: str) -> str:
     """Disable, then stop, the node's k3s service: stopped alone, a reboot would start it again and
     the node would rejoin with a valid token (pure)."""
-    service = "k3s" if role == "server" else "k3s-agent"
+    service = node.service(role)
     return (f"if systemctl cat {service}.service >/dev/null 2>&1; then "
             f"systemctl disable {service} && systemctl stop {service}; fi")
 
@@ -214,11 +205,11 @@ def _stop_k3s(remote, role: str) -> None:
     remote.run(stop_k3s_command(role), sudo=True, timeout=120)
 
 
-def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout: float = 120,
-                known_hosts: Path, accept_new: bool = False, report: Report = print,
+def remove_node(cluster: Cluster, name: str, *, force: bool = False, drain_timeout: float = 120,
                 on_event: Callable[[TaskEvent], None] | None = None,
                 on_step: Callable[[ph.Step], None] | None = None) -> RemoveOutcome:
     """Take ``name`` out; ``on_step`` hears its steps (:data:`edgeclu.phases.REMOVE_PHASES`)."""
+    inv, report = cluster.inv, cluster.report
     try:
         host = inv.host(name)
     except KeyError:
@@ -228,7 +219,7 @@ def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout
                       "(use `edgeclu reset` for that)")
     outcome = RemoveOutcome(name, host.role, reachable=True)
 
-    target = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+    target = cluster.remote(host)
     try:
         target.run("true", timeout=15)
     except RemoteError as e:
@@ -243,14 +234,9 @@ def remove_node(inv: Inventory, name: str, *, force: bool = False, drain_timeout
 
     # the lock lives on the first server; when that is the node going away and it is down, the next one
     lock_host = next(h for h in inv.servers if outcome.reachable or h.name != name)
-    lock_remote = remote_for(lock_host, known_hosts=known_hosts, accept_new=accept_new, report=report)
-    try:
-        with ClusterLock(lock_remote, "remove", report=report) as lk:
-            _remove_locked(inv, host, outcome, lk, force=force, drain_timeout=drain_timeout,
-                           known_hosts=known_hosts, accept_new=accept_new, report=report, on_event=on_event,
-                           step=step)
-    finally:
-        lock_remote.close()
+    with cluster.locked("remove", on=lock_host) as lk:
+        _remove_locked(cluster, host, outcome, lk, force=force, drain_timeout=drain_timeout, on_event=on_event,
+                       step=step)
     return outcome
 
 
@@ -261,11 +247,10 @@ def _stepper(name: str, on_step: Callable[[ph.Step], None] | None) -> Callable[.
     return step
 
 
-def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock, *, force: bool,
-                   drain_timeout: float, known_hosts: Path, accept_new: bool, report: Report, on_event,
-                   step: Callable[..., None]) -> None:
-    name = host.name
-    api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, exclude=[name], report=report)
+def _remove_locked(cluster: Cluster, host, outcome: RemoveOutcome, lk: ClusterLock, *, force: bool,
+                   drain_timeout: float, on_event, step: Callable[..., None]) -> None:
+    inv, report, name = cluster.inv, cluster.report, host.name
+    api = cluster.api(exclude=[name])
     try:
         nodes = api.nodes()
         if host.role == "server":
@@ -304,7 +289,7 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock
         if outcome.reachable:
             lk.confirm(f"stopping k3s on {name}")
             step("stop", ph.WORKING)
-            remote = remote_for(host, known_hosts=known_hosts, accept_new=accept_new, report=report)
+            remote = cluster.remote(host)
             try:
                 _stop_k3s(remote, host.role)  # so the kubelet cannot register the node again
             finally:
@@ -326,8 +311,7 @@ def _remove_locked(inv: Inventory, host, outcome: RemoveOutcome, lk: ClusterLock
     if outcome.reachable:
         lk.confirm(f"uninstalling k3s from {name}")
         step("uninstall", ph.WORKING)
-        result = run_playbook(inv.path, "reset.yml", known_hosts=known_hosts, accept_new=accept_new, limit=name,
-                              on_event=on_event)
+        result = cluster.playbook("reset.yml", limit=name, on_event=on_event)
         outcome.uninstalled = result.ok
         outcome.uninstall_failures = [f for h in result.hosts.values() for f in h.failures]
         if not result.ok:

@@ -22,21 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import parse_version_output
+from edgeclu import node
+from edgeclu.cluster import Cluster
 from edgeclu.converge import Outcome, converge, refuse_pending_upgrade
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.fleet import on_all
 from edgeclu.guards import downgrade_refusal
 from edgeclu.inventory import Inventory
-from edgeclu.lifecycle.backup import NODE_PASSWORD, SERVER_DIR, Backup
-from edgeclu.lock import ClusterLock
-from edgeclu.playbook import TaskEvent, run_playbook
-from edgeclu.transport import remote_for
+from edgeclu.lifecycle.backup import Backup
+from edgeclu.node import NODE_PASSWORD, SERVER_DIR
+from edgeclu.playbook import TaskEvent
 
 Report = Callable[[str], None]
-STAGE = "/var/lib/edgeclu/restore"
-INSTALLED = "test -x /usr/local/bin/k3s && test -f /etc/systemd/system/k3s.service"
-K3S_VERSION = "/usr/local/bin/k3s --version 2>/dev/null | head -n 1"
+STAGE = f"{node.STATE_DIR}/restore"
+K3S = node.service("server")
 
 
 def token_secret(token: str) -> str:
@@ -103,8 +102,9 @@ def _run(remote, command: str, what: str, timeout: float = 300) -> None:
         raise EdgecluError(f"{remote.name}: {what} failed (exit {r.exit_code}): {tail[0]}")
 
 
-def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_new: bool = False,
-                   report: Report = print, on_event: Callable[[TaskEvent], None] | None = None) -> RestoreOutcome:
+def restore_backup(cluster: Cluster, backup: Backup, *,
+                   on_event: Callable[[TaskEvent], None] | None = None) -> RestoreOutcome:
+    inv, report = cluster.inv, cluster.report
     multi = len(inv.servers) > 1
     if (backup.datastore == "etcd") != multi:
         raise EdgecluError(
@@ -112,47 +112,45 @@ def restore_backup(inv: Inventory, backup: Backup, *, known_hosts: Path, accept_
             f"but {inv.path} has {len(inv.servers)} server(s), which means "
             f"{'embedded etcd' if multi else 'SQLite'}; restore it into a cluster of the same kind")
     outcome = RestoreOutcome(backup.name)
-    remotes = {h.name: remote_for(h, known_hosts=known_hosts, accept_new=accept_new, report=report)
-               for h in inv.hosts}
+    remotes = cluster.remotes()
     first = inv.servers[0]
-    lock_remote = remote_for(first, known_hosts=known_hosts, accept_new=accept_new, report=report)
     try:
-        with ClusterLock(lock_remote, "restore", report=report) as lk:
+        with cluster.locked("restore", remote=remotes[first.name]) as lk:
             refuse_pending_upgrade(lk, inv)
-            versions = on_all(inv.hosts, lambda h: parse_version_output(
-                remotes[h.name].run(K3S_VERSION, sudo=True, check=False, timeout=30).stdout))
-            refusal = downgrade_refusal(versions.succeeded, inv.vars["k3s_version"])
+            probed = on_all(inv.hosts, lambda h: node.gather(remotes[h.name], h))
+            facts = probed.succeeded
+            refusal = downgrade_refusal({n: f.k3s_version for n, f in facts.items()}, inv.vars["k3s_version"])
             if refusal:
                 raise EdgecluError(refusal)
+            for h in inv.servers:  # every server takes part: one that does not answer stops it here
+                if h.name not in facts:
+                    raise EdgecluError(f"{h.name}: {probed.failed[h.name]}; nothing was changed")
             outcome.token_replaced = sync_token(inv, backup, report)
             outcome.passwords_restored = _put_node_passwords(inv, backup, remotes, report)
-            if remotes[first.name].run(INSTALLED, sudo=True, check=False).exit_code != 0:
+            if not facts[first.name].k3s_installed:
                 report(f"{first.name}: no k3s; installing it first (site.yml --limit {first.name})")
-                result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
-                                      limit=first.name, on_event=on_event)
+                result = cluster.playbook("site.yml", limit=first.name, on_event=on_event)
                 if not result.ok:
                     why = "; ".join(f for h in result.hosts.values() for f in h.failures[:2])
                     raise EdgecluError(f"{first.name}: installing k3s failed: {why}")
                 outcome.installed_first = True
-            servers = [h for h in inv.servers
-                       if remotes[h.name].run(INSTALLED, sudo=True, check=False).exit_code == 0]
+            servers = [h for h in inv.servers if h == first or facts[h.name].k3s_installed]
             lk.confirm("stopping k3s on the servers")
             for h in servers:
                 report(f"{h.name}: stopping k3s")
-                _run(remotes[h.name], "systemctl stop k3s", "systemctl stop k3s")
+                _run(remotes[h.name], f"systemctl stop {K3S}", f"systemctl stop {K3S}")
             lk.confirm(f"restoring the datastore on {first.name}")
             _restore_first(remotes[first.name], backup, report)
             for h in servers[1:]:
                 report(f"{h.name}: removing {SERVER_DIR}/db and rejoining")
-                _run(remotes[h.name], f"rm -rf {SERVER_DIR}/db && timeout 300 systemctl start k3s", "rejoin")
+                _run(remotes[h.name], f"rm -rf {SERVER_DIR}/db && timeout 300 systemctl start {K3S}", "rejoin")
             lk.confirm("converging every node")
             report("converging every node (site.yml)")
-            outcome.converge = converge(inv, known_hosts=known_hosts, accept_new=accept_new, preflight=False,
-                                        on_event=on_event, report=report, lock=False)
+            outcome.converge = converge(cluster, preflight=False, on_event=on_event, lock=False)
             remotes[first.name].run(f"rm -rf {STAGE}", sudo=True, check=False)
         return outcome
     finally:
-        for r in [lock_remote, *remotes.values()]:
+        for r in remotes.values():
             r.close()
 
 
@@ -164,7 +162,7 @@ def _restore_first(remote, backup: Backup, report: Report) -> None:
         report(f"{remote.name}: {command}")
         _run(remote, command, command.split(" --cluster-reset-restore-path")[0], timeout=600)
     report(f"{remote.name}: starting k3s on the restored datastore")
-    _run(remote, "timeout 300 systemctl start k3s", "systemctl start k3s")
+    _run(remote, f"timeout 300 systemctl start {K3S}", f"systemctl start {K3S}")
 
 
 def _put_node_passwords(inv: Inventory, backup: Backup, remotes: dict, report: Report) -> list[str]:

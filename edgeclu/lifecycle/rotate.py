@@ -24,17 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclu import tokens
-from edgeclu.converge import forks_for
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError
 from edgeclu.inventory import Inventory
-from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
+from edgeclu.lifecycle.kubectl import ClusterApi
 from edgeclu.lifecycle.plan import Step, rolling_steps
-from edgeclu.lock import ClusterLock
-from edgeclu.playbook import TaskEvent, run_playbook
-from edgeclu.transport import remote_for
+from edgeclu.node import K3S_CONFIG, SERVER_TOKEN
+from edgeclu.playbook import TaskEvent
 
 Report = Callable[[str], None]
-SERVER_TOKEN = "/var/lib/rancher/k3s/server/token"  # noqa: S105 - a path, k3s writes it
 
 
 def which_tokens(agent: bool, server: bool) -> tuple[bool, bool]:
@@ -55,7 +53,7 @@ def unreachable_advice(name: str, role: str, inventory: Path) -> tuple[str, list
     held = "the server and agent tokens" if role == "server" else "the agent token"
     flags = [] if role == "server" else ["--agent"]
     command = " ".join(["edgeclu token rotate", *flags, "-i", str(inventory)])
-    return (f"{name} still holds {held} in /etc/rancher/k3s/config.yaml, and the cluster still accepts "
+    return (f"{name} still holds {held} in {K3S_CONFIG}, and the cluster still accepts "
             f"{'them' if role == 'server' else 'it'}: whoever has the machine or its SD card can join "
             f"{'as a server' if role == 'server' else 'an agent'} with it. Rotate: {command}"), flags
 
@@ -102,51 +100,42 @@ def _rotate_server_token(api: ClusterApi, inv: Inventory, report: Report) -> Non
            "(backups keep the token they were taken with)")
 
 
-def rotate_tokens(inv: Inventory, *, agent: bool, server: bool, known_hosts: Path, accept_new: bool = False,
-                  ready_timeout: float = 300, report: Report = print,
+def rotate_tokens(cluster: Cluster, *, agent: bool, server: bool, ready_timeout: float = 300,
                   on_event: Callable[[TaskEvent], None] | None = None) -> RotateOutcome:
+    inv, report = cluster.inv, cluster.report
     agent, server = which_tokens(agent, server)
     _check_files(inv, agent, server)
     outcome = RotateOutcome(agent, server)
     outcome.steps = rotation_steps([h.name for h in inv.servers], [h.name for h in inv.agents],
                                    inv.vars["upgrade_batch_percent"], agent_token=agent)
-    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
-    try:
-        with ClusterLock(lock_remote, "token rotate", report=report):
-            api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
-            try:
-                down = api.wait_nodes([h.name for h in inv.hosts], 0)
-                if down:
-                    why = "; ".join(f"{n}: {w}" for n, w in down.items())
-                    raise EdgecluError(f"every node must be Ready to take the new token ({why}); bring it back, "
-                                       "or take it out first (`edgeclu remove --force NODE`). Nothing was changed")
-                if server:
-                    _rotate_server_token(api, inv, report)
-                if agent:
-                    tokens.write(tokens.agent_token(inv.vars), tokens.new_token())
-                    report(f"agent token: a new one is in {tokens.agent_token(inv.vars).path}")
-                for i, step in enumerate(outcome.steps):
-                    if not _step(inv, api, step, f"[{i + 1}/{len(outcome.steps)}]", outcome, known_hosts=known_hosts,
-                                 accept_new=accept_new, ready_timeout=ready_timeout, report=report,
-                                 on_event=on_event):
-                        outcome.not_started = [n for s in outcome.steps[i + 1:] for n in s.nodes]
-                        if outcome.not_started:
-                            report(f"stopped: still to get the new token: {', '.join(outcome.not_started)} "
-                                   "(`edgeclu up` finishes the job)")
-                        break
-            finally:
-                api.close()
-    finally:
-        lock_remote.close()
+    with cluster.locked("token rotate"):
+        api = cluster.api()
+        try:
+            api.require_ready([h.name for h in inv.hosts], "to take the new token")
+            if server:
+                _rotate_server_token(api, inv, report)
+            if agent:
+                tokens.write(tokens.agent_token(inv.vars), tokens.new_token())
+                report(f"agent token: a new one is in {tokens.agent_token(inv.vars).path}")
+            for i, step in enumerate(outcome.steps):
+                if not _step(cluster, api, step, f"[{i + 1}/{len(outcome.steps)}]", outcome,
+                             ready_timeout=ready_timeout, on_event=on_event):
+                    outcome.not_started = [n for s in outcome.steps[i + 1:] for n in s.nodes]
+                    if outcome.not_started:
+                        report(f"stopped: still to get the new token: {', '.join(outcome.not_started)} "
+                               "(`edgeclu up` finishes the job)")
+                    break
+        finally:
+            api.close()
     return outcome
 
 
-def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: RotateOutcome, *, known_hosts: Path,
-          accept_new: bool, ready_timeout: float, report: Report, on_event) -> bool:
+def _step(cluster: Cluster, api: ClusterApi, step: Step, label: str, outcome: RotateOutcome, *,
+          ready_timeout: float, on_event) -> bool:
+    report = cluster.report
     names = ", ".join(step.nodes)
     report(f"{label} {names}: new config.yaml, restart")
-    result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
-                          limit=",".join(step.nodes), forks=forks_for(inv), on_event=on_event)
+    result = cluster.playbook("site.yml", limit=step.nodes, on_event=on_event)
     failed = result.failures_of(step.nodes)
     waiting = api.wait_nodes([n for n in step.nodes if n not in failed], ready_timeout)
     failed.update({n: f"not Ready after {ready_timeout:g}s ({why})" for n, why in waiting.items()})

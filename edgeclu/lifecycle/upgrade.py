@@ -25,15 +25,14 @@ from pathlib import Path
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import compare_versions, version_key
 from edgeclu import phases as ph
-from edgeclu.converge import forks_for
+from edgeclu.cluster import Cluster
 from edgeclu.errors import EdgecluError, RemoteError
 from edgeclu.inventory import Inventory
 from edgeclu.lifecycle.invfile import set_cluster_var, write_inventory
-from edgeclu.lifecycle.kubectl import ClusterApi, connect_api
+from edgeclu.lifecycle.kubectl import ClusterApi
 from edgeclu.lifecycle.plan import Step, describe, upgrade_steps
 from edgeclu.lock import ClusterLock
-from edgeclu.playbook import TaskEvent, run_playbook
-from edgeclu.transport import remote_for
+from edgeclu.playbook import TaskEvent
 
 Report = Callable[[str], None]
 OnStep = Callable[[ph.Step], None]
@@ -87,49 +86,45 @@ def plan_upgrade(inv: Inventory, api: ClusterApi, target: str, percent: int | No
     return steps, before
 
 
-def upgrade_cluster(inv: Inventory, target: str, *, known_hosts: Path, accept_new: bool = False,
-                    percent: int | None = None, drain_timeout: float = 120, ready_timeout: float = 300,
-                    report: Report = print, on_event: Callable[[TaskEvent], None] | None = None,
+def upgrade_cluster(cluster: Cluster, target: str, *, percent: int | None = None, drain_timeout: float = 120,
+                    ready_timeout: float = 300, on_event: Callable[[TaskEvent], None] | None = None,
                     on_step: OnStep = _no_step) -> UpgradeOutcome:
     """The rolling upgrade; ``on_step`` hears each node's steps (:data:`edgeclu.phases.UPGRADE_PHASES`)."""
     check_target(target)
-    lock_remote = remote_for(inv.servers[0], known_hosts=known_hosts, accept_new=accept_new, report=report)
-    try:
-        with ClusterLock(lock_remote, "upgrade", report=report) as lk:
-            api = connect_api(inv, known_hosts=known_hosts, accept_new=accept_new, report=report)
-            try:
-                if lk.upgrade:
-                    report(f"resuming the upgrade to {lk.upgrade.get('target')} started by "
-                           f"{lk.upgrade.get('who', 'an earlier run')}")
-                release_marked(api, lk, report)
-                steps, before = plan_upgrade(inv, api, target, percent)
-                outcome = UpgradeOutcome(target, steps, before)
-                report(f"upgrade to {target}: {describe(steps)}")
-                if outcome.skipped:
-                    report(f"already on {target}: {', '.join(outcome.skipped)}")
-                    for phase in ph.UPGRADE_PHASES:
-                        on_step(ph.Step(phase.key, ph.DONE, tuple(outcome.skipped), f"already on {target}"))
-                for i, step in enumerate(steps):
-                    if not _step(inv, api, step, f"[{i + 1}/{len(steps)}]", outcome, lk, known_hosts=known_hosts,
-                                 accept_new=accept_new, drain_timeout=drain_timeout, ready_timeout=ready_timeout,
-                                 single=len(before) == 1, report=report, on_event=on_event, on_step=on_step):
-                        outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
-                        if outcome.not_started:
-                            report(f"stopped: not upgraded: {', '.join(outcome.not_started)}")
-                        for phase in ph.UPGRADE_PHASES:  # every step still waiting, on any node
-                            on_step(ph.Step(phase.key, ph.SKIPPED, None, "the upgrade stopped first"))
-                        return outcome
-            finally:
-                api.close()
-            if inv.vars["k3s_version"] != target:
-                lk.check("updating the inventory")
-                outcome.inventory_backup = write_inventory(inv.path, set_cluster_var(inv.path, "k3s_version", target))
-                report(f"{inv.path}: k3s_version is now {target} (previous version: {outcome.inventory_backup})")
+    inv, report = cluster.inv, cluster.report
+    with cluster.locked("upgrade") as lk:
+        api = cluster.api()
+        try:
             if lk.upgrade:
-                lk.set_upgrade(None)  # done: `up` with the new k3s_version is free to run
-            return outcome
-    finally:
-        lock_remote.close()
+                report(f"resuming the upgrade to {lk.upgrade.get('target')} started by "
+                       f"{lk.upgrade.get('who', 'an earlier run')}")
+            release_marked(api, lk, report)
+            steps, before = plan_upgrade(inv, api, target, percent)
+            outcome = UpgradeOutcome(target, steps, before)
+            report(f"upgrade to {target}: {describe(steps)}")
+            if outcome.skipped:
+                report(f"already on {target}: {', '.join(outcome.skipped)}")
+                for phase in ph.UPGRADE_PHASES:
+                    on_step(ph.Step(phase.key, ph.DONE, tuple(outcome.skipped), f"already on {target}"))
+            for i, step in enumerate(steps):
+                if not _step(cluster, api, step, f"[{i + 1}/{len(steps)}]", outcome, lk,
+                             drain_timeout=drain_timeout, ready_timeout=ready_timeout,
+                             single=len(before) == 1, on_event=on_event, on_step=on_step):
+                    outcome.not_started = [n for s in steps[i + 1:] for n in s.nodes]
+                    if outcome.not_started:
+                        report(f"stopped: not upgraded: {', '.join(outcome.not_started)}")
+                    for phase in ph.UPGRADE_PHASES:  # every step still waiting, on any node
+                        on_step(ph.Step(phase.key, ph.SKIPPED, None, "the upgrade stopped first"))
+                    return outcome
+        finally:
+            api.close()
+        if inv.vars["k3s_version"] != target:
+            lk.check("updating the inventory")
+            outcome.inventory_backup = write_inventory(inv.path, set_cluster_var(inv.path, "k3s_version", target))
+            report(f"{inv.path}: k3s_version is now {target} (previous version: {outcome.inventory_backup})")
+        if lk.upgrade:
+            lk.set_upgrade(None)  # done: `up` with the new k3s_version is free to run
+        return outcome
 
 
 def release_marked(api: ClusterApi, lk: ClusterLock, report: Report) -> list[str]:
@@ -142,9 +137,10 @@ def release_marked(api: ClusterApi, lk: ClusterLock, report: Report) -> list[str
     return list(marked)
 
 
-def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: UpgradeOutcome, lk: ClusterLock, *,
-          known_hosts: Path, accept_new: bool, drain_timeout: float, ready_timeout: float, single: bool,
-          report: Report, on_event, on_step: OnStep = _no_step) -> bool:
+def _step(cluster: Cluster, api: ClusterApi, step: Step, label: str, outcome: UpgradeOutcome, lk: ClusterLock, *,
+          drain_timeout: float, ready_timeout: float, single: bool, on_event,
+          on_step: OnStep = _no_step) -> bool:
+    report = cluster.report
     target = outcome.target
     drained: list[str] = []
     for n in step.nodes:
@@ -175,9 +171,7 @@ def _step(inv: Inventory, api: ClusterApi, step: Step, label: str, outcome: Upgr
         lk.set_upgrade({"target": target, "who": lk.owner.who, "started": time.time()})
     report(f"{label} {names}: installing k3s {target}")
     on_step(ph.Step("install", ph.WORKING, step.nodes))
-    result = run_playbook(inv.path, "site.yml", known_hosts=known_hosts, accept_new=accept_new,
-                          extravars={"k3s_version": target}, limit=",".join(step.nodes), forks=forks_for(inv),
-                          on_event=on_event)
+    result = cluster.playbook("site.yml", extravars={"k3s_version": target}, limit=step.nodes, on_event=on_event)
     failed = result.failures_of(step.nodes)
     back = [n for n in step.nodes if n not in failed]
     for n in step.nodes:

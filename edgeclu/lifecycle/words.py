@@ -9,6 +9,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
+from edgeclu.node import K3S_UNINSTALL
+
 
 def upgrade_words(*, target: str, before: Mapping[str, str | None], order: Sequence[tuple[str, Sequence[str]]],
                   upgraded: Sequence[str], failed: Mapping[str, str], not_started: Sequence[str],
@@ -56,7 +58,7 @@ def remove_words(*, name: str, role: str, reachable: bool, quorum: str | None, d
     if uninstalled:
         lines.append("k3s and the edgeclu agent uninstalled")
     elif reachable:
-        lines.append("uninstall FAILED (see above); run /usr/local/bin/k3s-uninstall.sh on it by hand")
+        lines.append(f"uninstall FAILED (see above); run {K3S_UNINSTALL[role]} on it by hand")
     if inventory_backup:
         lines.append(f"dropped from {inventory} (previous version: {inventory_backup})")
     return lines, [f"edgeclu health -i {shlex.quote(inventory)}"]

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from edgeclu import kubeconfig as kc
+from edgeclu.cluster import Cluster
 from edgeclu.errors import CommandFailed
 from edgeclu.inventory import parse_inventory
-from edgeclu.transport import remote_for
 
 pytestmark = pytest.mark.lab
 
@@ -51,7 +51,7 @@ def test_fetch_rewrite_merge_from_a_lab_server(lab3, tmp_path):
     target.parent.mkdir()
     target.write_text(yaml.safe_dump(other))
 
-    remote = remote_for(inv.host("node1"), known_hosts=lab3.known_hosts)
+    remote = Cluster(inv, lab3.known_hosts).remote("node1")
     try:
         r = kc.install_from_server(inv, remote)
         # the root-only file was fetched through sudo, and no copy is left in the user's /tmp
@@ -72,7 +72,7 @@ def test_fetch_rewrite_merge_from_a_lab_server(lab3, tmp_path):
     assert merged["current-context"] == "lab"
     assert yaml.safe_load(r.backup.read_text()) == other
 
-    remote = remote_for(inv.host("node1"), known_hosts=lab3.known_hosts)
+    remote = Cluster(inv, lab3.known_hosts).remote("node1")
     try:
         again = kc.install_from_server(inv, remote)
     finally:

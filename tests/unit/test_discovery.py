@@ -200,10 +200,20 @@ def test_inventory_text_carries_a_non_default_agent_port():
 
 
 def test_parse_probe():
-    out = ("hostname=nuc\narch=x86_64\nmem_kb=16234716\nmodel=Raspberry Pi 5 Model B Rev 1.0\n"
-           f"ssh_fp={FP}\nnoise\nunknown=1\n")
+    out = ("hostname=nuc\nmachine=x86_64\nmem_kib=16234716\nmodel=Raspberry Pi 5 Model B Rev 1.0\n"
+           f"ssh_fp={FP}\nnoise\nunknown=1\nsudo=yes\n")
     # the fingerprint is the key received over SSH, not what the node prints
     assert d.parse_probe(out) == {"hostname": "nuc", "arch": "x86_64", "ram": 16234716 * 1024,
                                   "model": "Raspberry Pi 5 Model B Rev 1.0"}
-    assert d.parse_probe("arch=x86_64\nmodel=\nmem_kb=\n") == {"arch": "x86_64"}
-    assert d.parse_probe("mem_kb=2.4e+07\n") == {}
+    assert d.parse_probe("machine=x86_64\nmodel=\nmem_kib=\n") == {"arch": "x86_64"}
+    assert d.parse_probe("mem_kib=2.4e+07\n") == {}
+
+
+def test_discover_probes_with_the_node_probe():
+    # the same command preflight runs, read the same way: one probe, one key set
+    import subprocess
+
+    out = subprocess.run(["sh", "-c", d.PROBE_COMMAND], capture_output=True, text=True, check=True).stdout
+    facts = d.parse_probe(out)
+    assert facts["arch"] == subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+    assert facts["ram"] > 100 * 1024 * 1024 and facts["hostname"]

@@ -70,6 +70,8 @@ BAD = [
     (_with("vars.k3s_version=<delete>"), "inv.yml: cluster vars: field 'k3s_version': missing"),
     (_with("vars.k3s_version=1.31"), "inv.yml: cluster vars: field 'k3s_version': 1.31 is not a k3s version"),
     (_with("vars.k3s_version=v1.31.4"), "inv.yml: cluster vars: field 'k3s_version': 'v1.31.4' is not a k3s"),
+    (_with('vars.k3s_version="v1.31.4+k3s1\\n"'), "inv.yml: cluster vars: field 'k3s_version': 'v1.31.4+k3s1\\n' "
+                                                   "is not a k3s"),
     (_with("vars.k3s_verison=v1.31.4+k3s1"),
      "inv.yml: cluster vars: field 'k3s_verison': unknown key (did you mean 'k3s_version'?)"),
     (_with("vars.ingress=haproxy"), "inv.yml: cluster vars: field 'ingress': 'haproxy' is not one of"),

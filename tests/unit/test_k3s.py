@@ -135,6 +135,9 @@ def test_sha256_for(filename, expected):
     ("k3s version v1.31.4+k3s1 (a8d6fd6d)\ngo version go1.22.9\n", "v1.31.4+k3s1"),
     ("k3s version v1.31.5+k3s1 (standin)\n", "v1.31.5+k3s1"),
     ("bash: k3s: command not found", None),
+    # the node's word: only a k3s version is one
+    ("k3s version v1.31.4+k3s1;rm (x)\n", None), ("k3s version latest\n", None),
+    ("k3s version v1.32.0-rc1+k3s1 (abc)\n", "v1.32.0-rc1+k3s1"),
     ("", None),
     (None, None),
 ])

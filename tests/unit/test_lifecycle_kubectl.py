@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.kubenodes import from_doc
 from edgeclu.lifecycle.kubectl import (
     drain_command,
     eviction_errors,
@@ -115,9 +116,24 @@ def test_the_cordon_mark_is_set_and_removed_the_way_real_kubectl_reads_it(tmp_pa
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-2", "annotations": {"k3s.io/x": "y"}}}
     marked = _real_annotate(node, mark_command("pi-2", "upgrade"), tmp_path)
     other = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-3"}}  # cordoned by hand, say
-    assert marked_cordons({"items": [marked, other]}) == {"pi-2": "upgrade"}
+    assert marked_cordons(from_doc({"items": [marked, other]})) == {"pi-2": "upgrade"}
     again = _real_annotate(marked, mark_command("pi-2", "remove"), tmp_path)  # --overwrite: a new owner
-    assert marked_cordons({"items": [again]}) == {"pi-2": "remove"}
+    assert marked_cordons(from_doc({"items": [again]})) == {"pi-2": "remove"}
     cleared = _real_annotate(again, mark_command("pi-2", None), tmp_path)
-    assert marked_cordons({"items": [cleared]}) == {}
+    assert marked_cordons(from_doc({"items": [cleared]})) == {}
     assert cleared["metadata"]["annotations"] == {"k3s.io/x": "y"}
+
+
+def test_require_ready_names_each_node_that_is_not_and_why():
+    from edgeclu.errors import EdgecluError
+    from edgeclu.lifecycle.kubectl import ClusterApi
+    from tests.fakes import FakeKube, FakeRemote
+
+    server = FakeRemote("s1")
+    FakeKube(server, {"s1": {"version": "v1.31.4+k3s1"}, "a1": {"version": "v1.31.4+k3s1", "ready": "Unknown"}})
+    api = ClusterApi(server)
+    with pytest.raises(EdgecluError, match=r"^every node must be Ready to take the new token "
+                                           r"\(a1: Unknown, v1\.31\.4\+k3s1\); bring it back, or take it out "
+                                           r"first \(`edgeclu remove --force NODE`\)\. Nothing was changed$"):
+        api.require_ready(["s1", "a1"], "to take the new token")
+    api.require_ready(["s1"], "to take the new token")  # all Ready: no error

@@ -40,8 +40,13 @@ def test_remove_words():
     lines, _ = words.remove_words(name="a1", role="agent", reachable=True, quorum=None, drained=False,
                                   stuck=["default/web: pdb"], node_deleted=True, uninstalled=False,
                                   inventory_backup=None, inventory="inv.yml")
+    # k3s's install script writes k3s-agent-uninstall.sh on an agent, k3s-uninstall.sh on a server
+    # (docs.k3s.io, "Uninstalling K3s")
     assert lines == ["drained with --force: 1 pod(s) would not move and went with it", "Node object deleted",
-                     "uninstall FAILED (see above); run /usr/local/bin/k3s-uninstall.sh on it by hand"]
+                     "uninstall FAILED (see above); run /usr/local/bin/k3s-agent-uninstall.sh on it by hand"]
+    lines, _ = words.remove_words(name="s2", role="server", reachable=True, quorum=None, drained=True, stuck=[],
+                                  node_deleted=True, uninstalled=False, inventory_backup=None, inventory="inv.yml")
+    assert lines[-1] == "uninstall FAILED (see above); run /usr/local/bin/k3s-uninstall.sh on it by hand"
 
 
 def test_reset_words_point_at_the_backup():

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from edgeclu import node
 from edgeclu import preflight as pf
 from edgeclu.inventory import Host
 
@@ -13,7 +14,7 @@ GIB = 1024 * 1024  # in KiB
 
 def facts(name="n1", role="server", hostname=None, machine="aarch64", mem_kib=4 * GIB, sudo="yes",
           memory_cgroup=True, user="pi", cgroup=None, rancher_dev="", throttled=None):
-    return pf.NodeFacts(name=name, role=role, user=user, hostname=hostname or name, machine=machine,
+    return node.NodeFacts(name=name, role=role, user=user, hostname=hostname or name, machine=machine,
                         mem_kib=mem_kib, sudo=sudo, memory_cgroup=memory_cgroup, cgroup=cgroup,
                         rancher_dev=rancher_dev, throttled=throttled)
 
@@ -101,7 +102,7 @@ def test_sd_card_warns_only_etcd_servers(f, etcd, warned):
     ("", (None, None)),
 ])
 def test_cgroup_facts(probe, expected):
-    f = pf.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), probe)
+    f = node.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), probe)
     assert (f.cgroup, f.memory_cgroup) == expected
 
 
@@ -123,16 +124,16 @@ def test_probe_reads_v2_controllers_first_and_proc_cgroups_only_on_v1(tmp_path, 
         fs.write_text(controllers)
     if proc_cgroups is not None:
         proc.write_text(proc_cgroups)
-    script = pf.PROBE.replace("/sys/fs/cgroup/cgroup.controllers", str(fs)).replace("/proc/cgroups", str(proc))
-    assert script != pf.PROBE
-    out = pf.parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout)
-    assert f"cgroup={out['cgroup']} memory_cgroup={out['memory_cgroup']}" == expected
+    script = node.PROBE.replace("/sys/fs/cgroup/cgroup.controllers", str(fs)).replace("/proc/cgroups", str(proc))
+    assert script != node.PROBE
+    out = node.parse_probe(subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert f"cgroup={out['cgroup'][-1]} memory_cgroup={out['memory_cgroup'][-1]}" == expected
 
 
 @pytest.mark.parametrize("text, expected", [
     ("throttled=0x50005", 0x50005), ("50000", 0x50000), ("", None), ("garbage", None)])
 def test_throttled_from_probe(text, expected):
-    f = pf.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), f"throttled={text}\n" if text else "")
+    f = node.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), f"throttled={text}\n" if text else "")
     assert f.throttled == expected
 
 
@@ -161,9 +162,9 @@ def test_problem_reads_as_one_line():
 
 def test_probe_runs_in_a_posix_shell_and_parses(tmp_path):
     # the real probe script, on this machine (root in CI, anyone on a contributor's): every key parsed
-    out = subprocess.run(["sh", "-c", pf.PROBE], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["sh", "-c", node.PROBE], capture_output=True, text=True, check=True).stdout
     host = Host("ctl", "server", "127.0.0.1", "root", 22, None)
-    f = pf.facts_from(host, out)
+    f = node.facts_from(host, out)
     assert f.hostname == subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
     if os.geteuid() == 0:
         sudo = "root"
@@ -176,7 +177,41 @@ def test_probe_runs_in_a_posix_shell_and_parses(tmp_path):
 
 
 def test_parse_probe_tolerates_noise():
-    assert pf.parse_probe("motd line\nhostname=pi-1\nmachine = armv7l\n=\nsudo=no") == {
-        "hostname": "pi-1", "machine": "armv7l", "": "", "sudo": "no"}
-    f = pf.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), "hostname=pi-1\nmachine=armv7l\n")
+    assert node.parse_probe("motd line\nhostname=pi-1\nmachine = armv7l\n=\nsudo=no\nother=1") == {
+        "hostname": ["pi-1"], "machine": ["armv7l"], "sudo": ["no"]}
+    f = node.facts_from(Host("pi-1", "agent", "10.0.0.2", "pi", 22, None), "hostname=pi-1\nmachine=armv7l\n")
     assert (f.mem_kib, f.sudo, f.memory_cgroup) == (None, "no", None)
+
+
+@pytest.mark.parametrize(("units", "running", "role", "installed"), [
+    (("k3s",), (), "server", True),
+    (("k3s-agent",), ("k3s-agent",), "agent", True),
+    (("k3s-agent",), (), "server", False),  # an agent's unit on a host the inventory calls a server
+    ((), (), "agent", False),
+])
+def test_probe_reads_which_k3s_units_are_installed_and_running(tmp_path, units, running, role, installed):
+    # the probe's own shell, with the unit directory, the binary and systemctl pointed at stand-ins made here
+    (tmp_path / "bin").mkdir()
+    for u in units:
+        (tmp_path / f"{u}.service").write_text("[Unit]\n")
+    k3s = tmp_path / "bin" / "k3s"
+    k3s.write_text("#!/bin/sh\necho 'k3s version v1.31.4+k3s1 (a562d090)'\necho 'go version go1.22.9'\n")
+    systemctl = tmp_path / "bin" / "systemctl"  # `systemctl is-active --quiet NAME`
+    systemctl.write_text(f"#!/bin/sh\ncase \" {' '.join(running)} \" in *\" $3 \"*) exit 0;; esac; exit 3\n")
+    for f in (k3s, systemctl):
+        f.chmod(0o755)
+    script = node.PROBE.replace(node.SYSTEMD_DIR, str(tmp_path)).replace(node.K3S_BIN, str(k3s))
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}).stdout
+    f = node.facts_from(Host("pi-1", role, "10.0.0.2", "pi", 22, None), out)
+    assert (f.k3s_units, f.k3s_active, f.k3s_version) == (units, running, "v1.31.4+k3s1")
+    assert f.k3s_installed is installed
+
+
+def test_what_a_node_prints_is_checked_before_it_is_a_fact():
+    host = Host("pi-1", "agent", "10.0.0.2", "pi", 22, None)
+    f = node.facts_from(host, "sudo=maybe\nmem_kib=12e9\nk3s=k3s version v1.31.4+k3s1; rm -rf /\n"
+                              "cgroup=3\nk3s_unit=sshd\nk3s_active=k3s\nmodel=" + "x" * 500 + "\n")
+    assert (f.sudo, f.mem_kib, f.k3s_version, f.cgroup, f.k3s_units, f.k3s_active) == (
+        "no", None, None, None, (), ("k3s",))
+    assert len(f.model) == 200

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import SERVER_DIR
+
 
 class AddonsError(ValueError):
     """An inventory's add-on settings that cannot be rendered (one line: what is missing or wrong)."""
@@ -48,7 +50,7 @@ def role_defaults() -> dict[str, Any]:
 
 #: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
 #: packaged Traefik HelmChart points there), so a HelmChart installs from it without internet
-STATIC_CHARTS_DIR = "/var/lib/rancher/k3s/server/static/charts"
+STATIC_CHARTS_DIR = f"{SERVER_DIR}/static/charts"
 STATIC_CHARTS_URL = "https://%{KUBERNETES_API}%/static/charts/"
 #: every manifest edgeclu writes starts with this, so stale ones can be found and removed
 MANIFEST_PREFIX = "edgeclu-"

@@ -33,12 +33,15 @@ _RELEASE_FILES = {
 # .tar.zst and .tar.gz, and the release workflow appends their sha256sum lines to sha256sum-<arch>.txt.
 # Preferred first: .tar.zst (the smallest, the one the k3s docs use). k3s imports every archive in
 # IMAGES_DIR when it starts (pkg/agent/containerd: preloadImages).
-IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
+DATA_DIR = "/var/lib/rancher/k3s"  # k3s's --data-dir default
+SERVER_DIR = f"{DATA_DIR}/server"
+IMAGES_DIR = f"{DATA_DIR}/agent/images"
 IMAGES_EXTS = (".tar.zst", ".tar.gz", ".tar")
 IMAGES_PREFIX = "k3s-airgap-images-"
 _IMAGES_PATH_RE = re.compile(rf"^{re.escape(IMAGES_DIR)}/{IMAGES_PREFIX}[A-Za-z0-9._+-]+$")
-_VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)(?:-rc(\d+))?\+k3s(\d+)$")
-_VERSION_OUT_RE = re.compile(r"^k3s version (v\S+)", re.MULTILINE)
+# a k3s release (v1.31.4+k3s1, v1.32.0-rc1+k3s1): the one pattern outside the node agent (use fullmatch)
+VERSION_RE = re.compile(r"v1\.(\d+)\.(\d+)(?:-rc(\d+))?\+k3s(\d+)")
+_VERSION_OUT_RE = re.compile(r"^k3s version (\S+)", re.MULTILINE)
 
 
 class UnsupportedArch(ValueError):
@@ -169,14 +172,15 @@ def checksum_source(version: str, arch: str, *, pins: Mapping[str, Any] | None =
 
 # -- versions --------------------------------------------------------------------
 def parse_version_output(text: str | None) -> str | None:
-    """The version in ``k3s --version`` output (``k3s version v1.31.4+k3s1 (abc)``), or None."""
+    """The version in ``k3s --version`` output (``k3s version v1.31.4+k3s1 (abc)``), or None (also when
+    what follows ``k3s version`` is not a k3s version: the output is the node's word)."""
     m = _VERSION_OUT_RE.search(text or "")
-    return m.group(1) if m else None
+    return m.group(1) if m and VERSION_RE.fullmatch(m.group(1)) else None
 
 
 def version_key(version: str) -> tuple[int, int, int, int, int]:
     """Sort key: minor, patch, release (an -rc sorts before the release), rc number, k3s revision."""
-    m = _VERSION_RE.match(version)
+    m = VERSION_RE.fullmatch(version)
     if not m:
         raise ValueError(f"{version!r} is not a k3s version like v1.31.4+k3s1")
     minor, patch, rc, rev = m.groups()
@@ -389,7 +393,9 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
     stale_secrets = stale_files(secrets, state["files"])
     stale_paths = stale_files(files, state["files"])
     config_stale = bool(stale_secrets)
-    unit_changed = f"/etc/systemd/system/{service}.service" in stale_paths
+    from edgeclu.node import SYSTEMD_DIR  # node reads versions with this module
+
+    unit_changed = f"{SYSTEMD_DIR}/{service}.service" in stale_paths
     installed = parse_version_output(state.get("k3s_version_output")) or ""
     downgrade = is_newer(installed, version)  # never installed over: k3s cannot be downgraded
     install = installed != version and not downgrade
@@ -417,17 +423,12 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
 
 
 def nodes_not_ready(nodes: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
-    """``{name: reason}`` for each of ``names`` that is not Ready in ``kubectl get nodes -o json``."""
-    found = {item["metadata"]["name"]: item for item in nodes.get("items", [])}
-    problems = {}
-    for name in names:
-        node = found.get(name)
-        if node is None:
-            problems[name] = "not registered with the cluster"
-            continue
-        ready = next((c for c in node.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), None)
-        if ready is None:
-            problems[name] = "no Ready condition yet"
-        elif ready.get("status") != "True":
-            problems[name] = f"Ready={ready.get('status')}: {ready.get('message') or ready.get('reason', '')}"
-    return problems
+    """``{name: reason}`` for each of ``names`` that is not Ready in ``kubectl get nodes -o json``
+    (parsed; read by module_utils/kubenodes.py)."""
+    from ansible_collections.edgeclu.cluster.plugins.module_utils import kubenodes
+
+    try:
+        found = kubenodes.from_doc(nodes)
+    except ValueError:
+        found = {}
+    return kubenodes.not_ready(found, names)
