@@ -188,3 +188,36 @@ def test_registries_yaml_on_every_node_secret_never_shown_restart_only_on_change
     for path in keep.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_an_add_ons_packaged_chart_from_the_airgap_dir_is_on_every_server_and_its_helmchart_points_there(
+        fresh_lab, tmp_path):
+    # k3s serves <data-dir>/server/static/charts at https://<api>/static/charts/ and its own packaged
+    # Traefik HelmChart names its chart as https://%{KUBERNETES_API}%/static/charts/<file> (k3s-io/k3s
+    # manifests/traefik.yaml); helm pull names a packaged chart <name>-<version>.tgz
+    lab = fresh_lab(2)
+    airgap = tmp_path / "airgap"
+    build_release(airgap, V1)
+    (airgap / "charts").mkdir()
+    chart = airgap / "charts" / "metallb-0.14.9.tgz"
+    chart.write_bytes(os.urandom(4096))  # its bytes are only copied: the stand-in runs no Helm job
+    inv = _inventory(tmp_path, lab, ["node1", "node2"], [], k3s_airgap_dir=str(airgap), loadbalancer="metallb",
+                     metallb_pool=["10.77.0.200 - 10.77.0.210"])
+    first = _up(inv, tmp_path)
+    assert first.returncode == 0, first.stderr[-6000:]
+    static = "/var/lib/rancher/k3s/server/static/charts/metallb-0.14.9.tgz"
+    for node in ("node1", "node2"):
+        assert (lab.nodes[node].upper / static.lstrip("/")).read_bytes() == chart.read_bytes()
+        assert lab.exec(node, f"stat -c '%a %U' {static}").split() == ["644", "root"]
+    manifest = lab.exec("node1", "cat /var/lib/rancher/k3s/server/manifests/edgeclu-metallb.yaml")
+    helmchart = next(d for d in yaml.safe_load_all(manifest) if d and d.get("kind") == "HelmChart")
+    assert helmchart["spec"]["chart"] == "https://%{KUBERNETES_API}%/static/charts/metallb-0.14.9.tgz"
+    assert "repo" not in helmchart["spec"]  # nothing is fetched from the chart's repository
+
+    # without the file, the HelmChart names the chart's repository again
+    chart.unlink()
+    again = _up(inv, tmp_path, "--full")
+    assert again.returncode == 0, again.stderr[-6000:]
+    manifest = lab.exec("node1", "cat /var/lib/rancher/k3s/server/manifests/edgeclu-metallb.yaml")
+    helmchart = next(d for d in yaml.safe_load_all(manifest) if d and d.get("kind") == "HelmChart")
+    assert helmchart["spec"]["repo"] == "https://metallb.github.io/metallb" and helmchart["spec"]["chart"] == "metallb"
