@@ -47,6 +47,12 @@ def test_selected_manifests(choice, files):
     assert addons.selected(settings(**choice)) == files
 
 
+def test_an_add_on_the_addons_list_names_must_be_one_edgeclu_knows():
+    with pytest.raises(addons.AddonsError, match=r"add-ons: unknown add-on 'cert-manger' in addons \(known: "):
+        addons.selected(settings(addons=["cert-manger"]))
+    assert addons.selected(settings(addons=[], ingress="none")) == []
+
+
 def test_inventory_defaults_select_the_k3s_builtins():
     inv = parse_inventory("k3s_cluster:\n  children: {server: {hosts: {pi-1: {}}}}\n"
                           "  vars: {k3s_version: v1.31.4+k3s1}\n")

@@ -70,7 +70,7 @@ def docs_of(text: str) -> list[dict]:
 def test_every_rendered_manifest_validates(version, storage, ingress, lb):
     cluster = {"k3s_version": version, "storage": storage, "ingress": ingress, "loadbalancer": lb,
                "nfs_server": "192.168.1.5", "nfs_path": "/export/k8s",
-               "metallb_pool": ["192.168.1.240-192.168.1.250", "192.168.2.0/28"]}
+               "metallb_pool": ["192.168.1.240-192.168.1.250", "192.168.2.0/28"], "addons": addons.named()}
     k8s = addons.k8s_version(version)
     rendered = addons.render_manifests(cluster, node_count=3)
     assert list(rendered) == addons.selected(cluster)
@@ -91,7 +91,7 @@ def test_the_combinations_cover_every_manifest():
     for storage, ingress, lb in CHOICES:
         seen.update(addons.selected({"k3s_version": VERSIONS[0], "storage": storage, "ingress": ingress,
                                      "loadbalancer": lb, "nfs_server": "n", "nfs_path": "/p",
-                                     "metallb_pool": ["10.0.0.0/29"]}))
+                                     "metallb_pool": ["10.0.0.0/29"], "addons": addons.named()}))
     assert seen == set(addons.ADDONS)
 
 

@@ -90,6 +90,8 @@ def _role(role):
         reads |= set(_reads(data or {}))
         if sub == "vars":
             sets |= set(data or {})
+            if data and "/meta/argument_specs.yml" in (base / sub / "main.yml").read_text():
+                reads |= set(rolespecs.role_options()[role])  # it hands all its inputs on (the addons role)
     templates = [] if role in OWN_CONTEXT_TEMPLATES else sorted((base / "templates").glob("*.j2"))
     for path in templates:
         reads |= jinja2.meta.find_undeclared_variables(_ENV.parse(path.read_text()))

@@ -102,6 +102,9 @@ def _settings(cluster_vars: Mapping[str, Any]) -> dict[str, Any]:
             raise AddonsError(f"add-ons: storage is nfs but {' and '.join(missing)} not set")
     if v["loadbalancer"] == "metallb" and not v.get("metallb_pool"):
         raise AddonsError("add-ons: loadbalancer is metallb but metallb_pool is not set")
+    unknown = [a for a in v.get("addons") or [] if a not in named()]
+    if unknown:
+        raise AddonsError(f"add-ons: unknown add-on {unknown[0]!r} in addons (known: {', '.join(named())})")
     return v
 
 
@@ -169,6 +172,21 @@ def _longhorn(v, minor, nodes):
     return {"chart": CHARTS["longhorn"],
             "values": {"persistence": {"defaultClass": True, "defaultClassReplicaCount": replicas},
                        "defaultSettings": {"defaultReplicaCount": replicas}}}
+
+
+class Asked:
+    """An add-on wanted when the inventory's ``addons`` list names it."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, v: Mapping[str, Any]) -> bool:
+        return self.name in (v.get("addons") or [])
+
+
+def named() -> list[str]:
+    """The add-ons ``addons`` may name: those registered in :data:`ADDONS` with :class:`Asked`."""
+    return [wanted.name for wanted, _ in ADDONS.values() if isinstance(wanted, Asked)]
 
 
 #: manifest file -> (is it wanted?, template context)
