@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
 from edgeclu.inventory import DEFAULTS, parse_inventory
@@ -78,15 +79,21 @@ def clean(lab3):
 
 def test_manifests_on_the_first_server_only_then_nothing_changes(clean, tmp_path):
     lab = clean
-    r, rendered = converge(lab, tmp_path, **METALLB)
+    r, rendered = converge(lab, tmp_path, **METALLB, addons=["cert-manager"])
     assert r.rc == 0, r.stdout.read()[-3000:]
-    assert sorted(rendered) == ["edgeclu-metallb-pool.yaml", "edgeclu-metallb.yaml", "edgeclu-traefik-config.yaml"]
+    assert sorted(rendered) == ["edgeclu-cert-manager.yaml", "edgeclu-metallb-pool.yaml", "edgeclu-metallb.yaml",
+                                "edgeclu-traefik-config.yaml"]
     assert on_disk(lab) == {name: ("600", text) for name, text in rendered.items()}
+    # an add-on named in `addons` reaches the role (its HelmChart: the chart's repository and version)
+    (cert_manager,) = yaml.safe_load_all(on_disk(lab)["edgeclu-cert-manager.yaml"][1])
+    spec = cert_manager["spec"]
+    assert (spec["repo"], spec["chart"]) == ("https://charts.jetstack.io", "cert-manager")
+    assert yaml.safe_load(spec["valuesContent"]) == {"crds": {"enabled": True}}
     assert lab.exec("node1", f"stat -c '%a %U' {MANIFESTS}").strip() == "700 root"
     assert on_disk(lab, "node2") == {} and on_disk(lab, "node3") == {}
     assert set(changed(r)) == {"node1"}
 
-    again, _ = converge(lab, tmp_path, **METALLB)
+    again, _ = converge(lab, tmp_path, **METALLB, addons=["cert-manager"])
     assert again.rc == 0
     assert changed(again) == {}
 

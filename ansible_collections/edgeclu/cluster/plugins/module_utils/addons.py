@@ -70,6 +70,8 @@ CHARTS = {
                  "nfs-subdir-external-provisioner", "4.0.18", "nfs-provisioner"),
     "longhorn": Chart("https://charts.longhorn.io", "longhorn", "1.7.2", "longhorn-system"),
     "metallb": Chart("https://metallb.github.io/metallb", "metallb", "0.14.9", "metallb-system"),
+    # the project's only supported chart repository (cert-manager.io/docs/installation/helm)
+    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.16.2", "cert-manager"),
 }
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 #: ingress-nginx chart per Kubernetes minor: (highest minor it supports, chart version), from the
@@ -189,6 +191,11 @@ def named() -> list[str]:
     return [wanted.name for wanted, _ in ADDONS.values() if isinstance(wanted, Asked)]
 
 
+def _cert_manager(v, minor, nodes):
+    # crds.enabled: the chart installs and upgrades its CRDs (installCRDs is its deprecated name)
+    return {"chart": CHARTS["cert-manager"], "values": {"crds": {"enabled": True}}}
+
+
 #: manifest file -> (is it wanted?, template context)
 ADDONS: dict[str, tuple[Callable[[Mapping], bool], Callable[[Mapping, int, int], dict]]] = {
     "edgeclu-traefik-config.yaml": (lambda v: v["ingress"] == "traefik", _traefik),
@@ -197,6 +204,7 @@ ADDONS: dict[str, tuple[Callable[[Mapping], bool], Callable[[Mapping, int, int],
     "edgeclu-metallb-pool.yaml": (lambda v: v["loadbalancer"] == "metallb", _metallb_pool),
     "edgeclu-nfs-provisioner.yaml": (lambda v: v["storage"] == "nfs", _nfs),
     "edgeclu-longhorn.yaml": (lambda v: v["storage"] == "longhorn", _longhorn),
+    "edgeclu-cert-manager.yaml": (Asked("cert-manager"), _cert_manager),
 }
 
 
