@@ -117,8 +117,8 @@ def test_a_signal_in_the_middle_of_the_k3s_start_stops_everything_and_a_rerun_co
     assert time.monotonic() - t0 < 15, "the run took too long to stop"
     name = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}[signum]
     assert re.search(rf"error: interrupted by {re.escape(name)}: stopped site.yml and every process it started; "
-                     r"it was running '(Re)?[Ss]tart k3s and wait until it is up' on node1: that step may be "
-                     "half-done there", err), err[-3000:]
+                     r"it was running 'Enable and start or restart k3s: (re)?start k3s and wait until it is up' "
+                     "on node1: that step may be half-done there", err), err[-3000:]
     assert "Run the same command again: it resumes" in err
     assert "converged" not in err.replace("no node was marked converged", "")
     assert processes_of(tmp_path) == [], "processes of the interrupted run are left"
