@@ -24,6 +24,7 @@ import yaml
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import nodes_not_ready, parse_version_output
 from edgeclu.health.kube import parse_nodes
+from edgeclu.inventory import DEFAULTS
 from edgeclu.lifecycle.backup import snapshot_path
 from edgeclu.lifecycle.kubectl import drain_command, eviction_errors
 from edgeclu.resources import collection_dir
@@ -47,7 +48,8 @@ def nodes(lab3, tmp_path_factory):
                              undefined=jinja2.StrictUndefined)
     units = tmp_path_factory.mktemp("units")
     for unit in ("k3s.service", "k3s-agent.service"):
-        (units / unit).write_text(env.get_template(f"{unit}.j2").render(k3s_install_dir="/usr/local/bin"))
+        # the role's inputs at their defaults (its meta/argument_specs.yml), as Ansible renders the unit
+        (units / unit).write_text(env.get_template(f"{unit}.j2").render(**DEFAULTS))
     remotes = {}
     for name, node in lab3.nodes.items():
         r = SSHRemote(name, node.ip, user="root", key_file=str(lab3.key), known_hosts=lab3.known_hosts)
