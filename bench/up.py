@@ -12,20 +12,26 @@ and, for reference, a re-run with --full (the whole playbook on a converged clus
     sudo python bench/up.py --against REF
 
 measures this checkout and git revision REF (checked out beside it, in a temporary worktree) the same
-way, one after the other on fresh labs, and prints new/old for the first run, the re-run and --full.
+way, one after the other on fresh labs, and prints new/old for the first run, the re-run and --full. Each
+tree is measured by this script run with that tree first on sys.path (EDGECLU_BENCH_TREE), so each uses its
+own edgeclu, playbooks, lab harness and k3s stand-in: the old code is measured as it was tested then.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+#: the tree measured: this checkout, or the one compare() names (its edgeclu, its lab harness, its stand-in)
+TREE = Path(os.environ.get("EDGECLU_BENCH_TREE") or Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(TREE))
 
 from edgeclu.playbook import ssh_args  # noqa: E402
 from tests.k3s_standin.fixtures import V1  # noqa: E402
@@ -41,22 +47,27 @@ def cpu_busy() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
 
+@dataclass(frozen=True)
 class Run:
-    """Wall time and machine CPU time of one `edgeclu up` (of the edgeclu in ``tree``: this one by default)."""
+    """Wall time and machine CPU time of one `edgeclu up`."""
 
-    def __init__(self, inv: Path, kubeconfig: Path, *args: str, tree: Path | None = None):
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig))
-        if tree is not None:
-            env["PYTHONPATH"] = str(tree)  # before site-packages: that tree's edgeclu, playbooks and templates
-        cpu0, t0 = cpu_busy(), time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env,
-                           capture_output=True, text=True)
-        self.wall, self.cpu = time.monotonic() - t0, cpu_busy() - cpu0
-        if r.returncode != 0:
-            raise SystemExit(f"up failed:\n{r.stderr[-4000:]}")
+    wall: float
+    cpu: float
 
     def __str__(self) -> str:
         return f"{self.wall:.1f}s ({self.cpu:.1f} CPU-s, {self.cpu / self.wall:.1f} of {os.cpu_count()} CPUs busy)"
+
+
+def up(inv: Path, kubeconfig: Path, *args: str) -> Run:
+    """One `edgeclu up` of the measured tree (PYTHONPATH is before site-packages: TREE's edgeclu and playbooks)."""
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONPATH=str(TREE))
+    cpu0, t0 = cpu_busy(), time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env,
+                       capture_output=True, text=True)
+    wall, cpu = time.monotonic() - t0, cpu_busy() - cpu0
+    if r.returncode != 0:
+        raise SystemExit(f"up failed:\n{r.stderr[-4000:]}")
+    return Run(wall, cpu)
 
 
 def timed_noop(inv: Path, known_hosts: Path, forks: int) -> float:
@@ -72,7 +83,7 @@ def timed_noop(inv: Path, known_hosts: Path, forks: int) -> float:
     return wall
 
 
-def measure(agents: int, releases: Path, tree: Path | None = None) -> tuple[Run, Run, Run, float]:
+def measure(agents: int, releases: Path) -> tuple[Run, Run, Run, float]:
     with running_lab(1 + agents) as lab, serve(releases, lab.ctl_ip) as mirror:
         names = list(lab.nodes)
         work = Path(tempfile.mkdtemp(prefix="bench-up-"))
@@ -80,11 +91,11 @@ def measure(agents: int, releases: Path, tree: Path | None = None) -> tuple[Run,
         inv.write_text(lab.inventory_yaml(names[:1], names[1:], user="edge", extra_vars={
             "k3s_version": V1, "token_file": str(work / "token"), **mirror.vars}))
         noop = timed_noop(inv, lab.known_hosts, 1 + agents)
-        first = Run(inv, work / "kubeconfig", tree=tree)
+        first = up(inv, work / "kubeconfig")
         # the whole playbook again, on a converged cluster
-        full = Run(inv, work / "kubeconfig", "--full", tree=tree)
+        full = up(inv, work / "kubeconfig", "--full")
         # what `up` does then: the nodes' stamps say nothing changed
-        rerun = Run(inv, work / "kubeconfig", tree=tree)
+        rerun = up(inv, work / "kubeconfig")
         return first, rerun, full, noop
 
 
@@ -93,11 +104,16 @@ def main() -> None:
     ap.add_argument("--agents-small", type=int, default=1)
     ap.add_argument("--agents-large", type=int, default=8)
     ap.add_argument("--against", metavar="REF", help="also measure git revision REF and print new/old")
+    ap.add_argument("--measure-json", type=int, metavar="AGENTS", help=argparse.SUPPRESS)  # compare()'s one run
     args = ap.parse_args()
     releases = Path(tempfile.mkdtemp(prefix="bench-releases-"))
     build_release(releases, V1)
+    if args.measure_json is not None:
+        first, rerun, full, _ = measure(args.measure_json, releases)
+        print(json.dumps([[r.wall, r.cpu] for r in (first, rerun, full)]))
+        return
     if args.against:
-        compare(args.against, args.agents_small, releases)
+        compare(args.against, args.agents_small)
         return
     small_first, small_rerun, small_full, small_noop = measure(args.agents_small, releases)
     large_first, large_rerun, large_full, large_noop = measure(args.agents_large, releases)
@@ -114,19 +130,27 @@ def main() -> None:
           f"1+{args.agents_large}: {large_full.wall / large_first.wall:.2f}  (the playbook on a converged cluster)")
 
 
-def compare(ref: str, agents: int, releases: Path) -> None:
+def measure_tree(tree: Path, agents: int) -> list[Run]:
+    """First run, re-run and --full of ``tree``, by this script run with that tree first on sys.path."""
+    r = subprocess.run([sys.executable, __file__, "--measure-json", str(agents)], capture_output=True, text=True,
+                       env=dict(os.environ, EDGECLU_BENCH_TREE=str(tree)))
+    if r.returncode != 0:
+        raise SystemExit(f"measuring {tree} failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+    return [Run(wall, cpu) for wall, cpu in json.loads(r.stdout.splitlines()[-1])]
+
+
+def compare(ref: str, agents: int) -> None:
     """This checkout against ``ref``, 1+``agents`` nodes, old and new alternately (twice each)."""
-    here = Path(__file__).resolve().parents[1]
     old = Path(tempfile.mkdtemp(prefix="bench-old-")) / "tree"
-    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(old), ref], check=True,
+    subprocess.run(["git", "-C", str(TREE), "worktree", "add", "--detach", str(old), ref], check=True,
                    capture_output=True)
     try:
         runs: dict[str, list] = {"old": [], "new": []}
         for _ in range(2):
-            runs["old"].append(measure(agents, releases, old))
-            runs["new"].append(measure(agents, releases, here))
+            runs["old"].append(measure_tree(old, agents))
+            runs["new"].append(measure_tree(TREE, agents))
         for label, rs in runs.items():
-            for first, rerun, full, _ in rs:
+            for first, rerun, full in rs:
                 print(f"{label} ({ref if label == 'old' else 'this checkout'}) 1+{agents}: first {first}, "
                       f"re-run {rerun}, re-run --full {full}")
         for i, what in enumerate(("first run", "re-run", "re-run --full")):
@@ -134,7 +158,7 @@ def compare(ref: str, agents: int, releases: Path) -> None:
             print(f"new/old {what}: {best['new'] / best['old']:.2f} (best of 2: {best['new']:.1f}s vs "
                   f"{best['old']:.1f}s; goal <= 1.10)")
     finally:
-        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(old)], capture_output=True)
+        subprocess.run(["git", "-C", str(TREE), "worktree", "remove", "--force", str(old)], capture_output=True)
 
 
 if __name__ == "__main__":
