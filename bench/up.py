@@ -59,10 +59,11 @@ class Run:
 
 
 def up(inv: Path, kubeconfig: Path, *args: str) -> Run:
-    """One `edgeclu up` of the measured tree (PYTHONPATH is before site-packages: TREE's edgeclu and playbooks)."""
+    """One `edgeclu up` of the measured tree: run in TREE (``-m`` puts the working directory first on sys.path),
+    with TREE on PYTHONPATH too (before site-packages, where this checkout's editable install is)."""
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONPATH=str(TREE))
     cpu0, t0 = cpu_busy(), time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env,
+    r = subprocess.run([sys.executable, "-m", "edgeclu", "up", "-i", str(inv), *args], env=env, cwd=TREE,
                        capture_output=True, text=True)
     wall, cpu = time.monotonic() - t0, cpu_busy() - cpu0
     if r.returncode != 0:
