@@ -11,7 +11,10 @@ and code). Nothing here lists paths, services or packages: a role that probes on
 in the next stamp.
 
 The next ``up`` (or ``status``) replays the recorded requests, in one SSH command per node, and
-compares the answers (:func:`drift`). ``up`` runs nothing more when every node's stamp has the same
+compares the answers (:func:`drift`). The two costly answers, ``k3s --version`` and an images
+archive's sha256, are taken from the stamp when the file is the very same one (device, inode, size,
+mtime, ctime: the probe's ``remembered``), so a re-run neither starts k3s nor reads hundreds of MB on
+an SD card. ``up`` runs nothing more when every node's stamp has the same
 inputs and no drift and the first server reports every node Ready. Anything else (an edited file, a
 stopped service, another inventory or edgeclu version, a node without a stamp) runs the playbook as
 usual; ``edgeclu up --full`` always runs it. What the roles do without asking the probe first (a
@@ -49,9 +52,10 @@ def raw_main(a):
     import json, os, subprocess
     path = a["stamp"]
     if a.get("inputs") is not None:
-        answer = gather(a["request"])
+        memo = {}
+        answer = gather(a["request"], memo_out=memo)
         record = json.dumps({"format": a["format"], "inputs": a["inputs"], "request": a["request"],
-                             "answer": answer}, sort_keys=True)
+                             "answer": answer, "memo": memo}, sort_keys=True)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         tmp = path + ".new"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -67,7 +71,8 @@ def raw_main(a):
         request = old["request"]
     except (OSError, ValueError, KeyError, TypeError):
         return {"stamp": None}
-    out = {"stamp": old, "now": gather(request)}
+    memo = old.get("memo") if isinstance(old.get("memo"), dict) else {}
+    out = {"stamp": {k: v for k, v in old.items() if k != "memo"}, "now": gather(request, memo_in=memo)}
     if a.get("nodes") and request.get("k3s_bin"):
         p = subprocess.run([request["k3s_bin"], "kubectl", "get", "nodes", "-o", "json"], capture_output=True,
                            text=True)

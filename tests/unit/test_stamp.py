@@ -188,3 +188,29 @@ def test_the_node_command_stamps_and_replays_what_the_roles_asked(tmp_path, monk
 
     (tmp_path / "lib" / "converged").unlink()  # never stamped
     assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I") == stamp.Look()
+
+
+def test_the_replay_reuses_the_costly_answers_of_the_very_same_files_only(tmp_path, monkeypatch):
+    # `k3s --version` (a k3s stand-in that counts its starts) and an images archive's sha256 are taken
+    # from the stamp while the file is the same one; a replaced binary or a rewritten archive is asked again
+    count = tmp_path / "starts"
+    k3s = tmp_path / "k3s"
+    k3s.write_text(f"#!/bin/sh\necho x >> {count}\necho 'k3s version v1.31.4+k3s1 (abc)'\n")
+    k3s.chmod(0o755)
+    images = tmp_path / "images"
+    images.mkdir()
+    archive = images / "k3s-airgap-images-amd64.tar.zst"
+    archive.write_bytes(b"one")
+    request = {"k3s_bin": str(k3s), "sha256_globs": [str(images / "k3s-airgap-images-*")]}
+    _run({"inputs": "I", "request": request}, tmp_path, monkeypatch)
+    assert count.read_text().count("x") == 1
+    for _ in range(2):
+        assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").as_left
+    assert count.read_text().count("x") == 1  # not started again
+
+    archive.write_bytes(b"two")  # same size, new content: its mtime/ctime moved
+    assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").drift == [f"{archive}: content changed"]
+    k3s.write_text(k3s.read_text().replace("v1.31.4", "v1.31.5"))
+    lk = stamp.parse_look(_run({}, tmp_path, monkeypatch), "I")
+    assert any(d.startswith("k3s --version: k3s version v1.31.4+k3s1 (abc) -> k3s version v1.31.5") for d in lk.drift)
+    assert count.read_text().count("x") >= 2

@@ -82,10 +82,39 @@ def sha256_of(path: str) -> str | None:
 
 
 def importable(python: str, name: str) -> bool:
+    if os.path.realpath(python) == os.path.realpath(sys.executable):  # this very interpreter: no second start
+        try:
+            __import__(name)
+            return True
+        except Exception:  # noqa: BLE001 - any failure to import is "not importable"
+            return False
     try:
         return subprocess.run([python, "-c", f"import {name}"], capture_output=True).returncode == 0
     except OSError:
         return False
+
+
+def identity(path: str) -> list | None:
+    """What changes whenever a file's bytes may have: device, inode, size, mtime and ctime (ctime is the
+    kernel's, no one sets it), or None if there is no such file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def remembered(memo_in: dict, memo_out: dict, key: str, path: str, compute):
+    """``compute()``, or the value ``memo_in`` holds for ``key`` when ``path`` is the very same file as then
+    (its :func:`identity`); what was used goes to ``memo_out``. For the answers that are costly and a function
+    of one file's bytes: ``k3s --version`` and an images archive's sha256."""
+    ident = identity(path)
+    was = memo_in.get(key)
+    same = ident is not None and isinstance(was, list) and len(was) == 2 and was[0] == ident
+    value = was[1] if same else compute()
+    if ident is not None:
+        memo_out[key] = [ident, value]
+    return value
 
 
 def service_state(name: str) -> dict:
@@ -160,13 +189,22 @@ DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface"
             "sha256_globs": [], "python": None, "imports": []}
 
 
-def gather(p: dict) -> dict:
-    """The node's state for the parameters ``p`` (see DOCUMENTATION)."""
+def k3s_version_output(k3s_bin: str) -> str:
+    proc = subprocess.run([k3s_bin, "--version"], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def gather(p: dict, memo_in: dict | None = None, memo_out: dict | None = None) -> dict:
+    """The node's state for the parameters ``p`` (see DOCUMENTATION). ``memo_in``/``memo_out``: see
+    :func:`remembered` (the converged stamp keeps one; the roles' calls have none and compute all)."""
     p = {**DEFAULTS, **{k: v for k, v in p.items() if v is not None}}
+    memo_in, memo_out = memo_in or {}, {} if memo_out is None else memo_out
     version_output = ""
     if p["k3s_bin"] and os.path.exists(p["k3s_bin"]):
-        proc = subprocess.run([p["k3s_bin"], "--version"], capture_output=True, text=True)
-        version_output = proc.stdout if proc.returncode == 0 else ""
+        version_output = remembered(memo_in, memo_out, "k3s_version_output", p["k3s_bin"],
+                                    lambda: k3s_version_output(p["k3s_bin"]))
+    sha256 = {path: remembered(memo_in, memo_out, f"sha256:{path}", path, lambda path=path: sha256_of(path))
+              for pattern in p["sha256_globs"] for path in sorted(glob.glob(pattern))}
     return dict(
         changed=False,
         k3s_version_output=version_output,
@@ -180,8 +218,7 @@ def gather(p: dict) -> dict:
         iface_ipv4=iface_ipv4(p["iface"]) if p["iface"] else None,
         container=container(),
         globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
-        sha256={path: digest for pattern in p["sha256_globs"] for path in sorted(glob.glob(pattern))
-                if (digest := sha256_of(path))},
+        sha256={path: digest for path, digest in sha256.items() if digest},
         imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
         request={k: p[k] for k in DEFAULTS},  # what was asked: edgeclu's converged stamp replays it
     )
