@@ -1,9 +1,8 @@
 """What edgeclu knows of a node, in one place: where k3s and edgeclu keep things on it, its k3s
 units, and the one probe that reads its facts over SSH (:data:`PROBE`, read by :func:`facts_from`).
 
-The paths are k3s's defaults (docs.k3s.io: the install script puts the binary in
-``/usr/local/bin``, its config in ``/etc/rancher/k3s``, its data in ``/var/lib/rancher/k3s``; the
-units are ``k3s.service`` for a server and ``k3s-agent.service`` for an agent). The node agent
+The paths and unit names are the collection's (``plugins/module_utils/paths.py``, k3s's defaults and
+edgeclu's own; the roles get them from there too), re-exported here. The node agent
 (:mod:`edgeclu.agent`) is shipped alone and keeps its own copy of the unit names.
 
 The probe's output is the node's word: every value is checked (numbers are digits, the k3s
@@ -14,37 +13,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import DATA_DIR, SERVER_DIR, parse_version_output
+from ansible_collections.edgeclu.cluster.plugins.module_utils import paths
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import parse_version_output
+from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import (  # noqa: F401 - re-exported
+    AGENT_CONFIG,
+    AGENT_CONFIG_DIR,
+    AGENT_DIR,
+    AGENT_SERVICE,
+    AGENT_ZIP,
+    K3S_BIN,
+    K3S_CONFIG,
+    K3S_CONFIG_DIR,
+    K3S_KILLALL,
+    K3S_MODULES_CONF,
+    K3S_SYSCTL_CONF,
+    K3S_UNINSTALL,
+    K3S_YAML,
+    MANIFESTS_DIR,
+    NODE_PASSWORD,
+    PI_CMDLINES,
+    RANCHER_DIR,
+    SERVER_DIR,
+    SERVER_TOKEN,
+    SERVICES,
+    SNAPSHOT_DIR,
+    STATE_DIR,
+    STORAGE_DIR,
+    SYSTEMD_DIR,
+)
+from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import DATA_DIR as K3S_DATA_DIR  # noqa: F401
 from edgeclu.agent.pi import parse_throttled
 
-# -- where things are ---------------------------------------------------------------------
-K3S_BIN = "/usr/local/bin/k3s"
-K3S_KILLALL = "/usr/local/bin/k3s-killall.sh"
-K3S_UNINSTALL = {"server": "/usr/local/bin/k3s-uninstall.sh", "agent": "/usr/local/bin/k3s-agent-uninstall.sh"}
-K3S_CONFIG_DIR = "/etc/rancher/k3s"
-K3S_CONFIG = f"{K3S_CONFIG_DIR}/config.yaml"
-K3S_YAML = f"{K3S_CONFIG_DIR}/k3s.yaml"  # the admin kubeconfig k3s writes on a server, root-only
-NODE_PASSWORD = "/etc/rancher/node/password"  # noqa: S105 - a path, not a password
-RANCHER_DIR = "/var/lib/rancher"
-K3S_DATA_DIR = DATA_DIR
-SERVER_TOKEN = f"{SERVER_DIR}/token"  # noqa: S105 - a path, k3s writes it
-SNAPSHOT_DIR = f"{SERVER_DIR}/db/snapshots"  # k3s's default etcd-snapshot-dir
-MANIFESTS_DIR = f"{SERVER_DIR}/manifests"  # k3s applies what is here (its deploy controller)
-STORAGE_DIR = f"{K3S_DATA_DIR}/storage"  # local-path-provisioner's default
-SYSTEMD_DIR = "/etc/systemd/system"
-STATE_DIR = "/var/lib/edgeclu"  # edgeclu's own: the cluster lock, the converged stamp, a restore's staging
-# the node agent, as the edgeclu_agent role installs it
-AGENT_DIR = "/opt/edgeclu"
-AGENT_ZIP = f"{AGENT_DIR}/edgeclu-agent.zip"
-AGENT_CONFIG_DIR = "/etc/edgeclu"
-AGENT_CONFIG = f"{AGENT_CONFIG_DIR}/agent.json"  # the agent's own default (edgeclu.agent.config) is the same
-AGENT_SERVICE = "edgeclu-agent"
-# what the prereq and raspberrypi roles write
-K3S_MODULES_CONF = "/etc/modules-load.d/k3s.conf"
-K3S_SYSCTL_CONF = "/etc/sysctl.d/90-k3s.conf"
-PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")  # bookworm's place first
-
-SERVICES = {"server": "k3s", "agent": "k3s-agent"}
+# -- where things are: the collection's module_utils/paths.py (the roles' planners put the same paths
+# into their plans), re-exported here under edgeclu's names
 
 
 def service(role: str) -> str:
@@ -53,7 +54,7 @@ def service(role: str) -> str:
 
 
 def unit_file(role: str) -> str:
-    return f"{SYSTEMD_DIR}/{service(role)}.service"
+    return paths.unit_file(service(role))
 
 
 # -- the probe ------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 manifests (the unit tests validate exactly what these return).
 
 ``{{ settings | edgeclu_addons(node_count) }}`` -> ``{manifests: {file: text}, packages: [...],
-services: [...]}``; ``edgeclu_addons_files`` / ``edgeclu_addons_stale``: what the first server should
-have, and which of it differs.
+services: [...]}``; ``edgeclu_addons_probe`` / ``edgeclu_addons_plan``: what to look at on the first
+server, and what to write and remove there.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils import addons
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import stale_files
 
 
 def _plain(value):
@@ -46,20 +45,20 @@ def edgeclu_addons(settings, node_count=1, available_charts=()):
     }
 
 
-def edgeclu_addons_files(manifests, directory):
-    """What the first server should have: the manifests directory (0700) and each manifest (0600)."""
-    directory = str(directory).rstrip("/")
-    return [{"path": directory, "directory": True, "mode": "0700"}] + [
-        {"path": f"{directory}/{name}", "content": str(text), "mode": "0600"}
-        for name, text in sorted(_plain(manifests).items())]
+def edgeclu_addons_probe(manifests, directory, k3s_bin):
+    """``_addons.manifests | edgeclu_addons_probe(addons_manifests_dir, addons_k3s_bin)``: the first
+    server's k3s_node_state arguments (module_utils/addons.py's first_server_probe)."""
+    return addons.first_server_probe(_plain(manifests), str(directory), str(k3s_bin))
 
 
-def edgeclu_addons_stale(wanted, state):
-    """Paths of ``wanted`` that differ on the node (``k3s_node_state`` files): module_utils/k3s.py's stale_files."""
-    return stale_files(_plain(wanted), _plain(state))
+def edgeclu_addons_plan(state, manifests, directory, k3s_bin):
+    """``_addons_node | edgeclu_addons_plan(_addons.manifests, addons_manifests_dir, addons_k3s_bin)``: what
+    to write and remove there (module_utils/addons.py's first_server_plan)."""
+    return addons.first_server_plan(_plain(state), manifests=_plain(manifests), directory=str(directory),
+                                    k3s_bin=str(k3s_bin))
 
 
 class FilterModule:
     def filters(self):
-        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_files": edgeclu_addons_files,
-                "edgeclu_addons_stale": edgeclu_addons_stale}
+        return {"edgeclu_addons": edgeclu_addons, "edgeclu_addons_probe": edgeclu_addons_probe,
+                "edgeclu_addons_plan": edgeclu_addons_plan}

@@ -97,6 +97,7 @@ class FilterModule:
         return {
             "k3s_config": k3s_config,
             "k3s_plan": k3s_plan,
+            "k3s_paths": lambda service: k3s.node_paths(str(service)),
             "k3s_images_plan": k3s_images_plan,
             "k3s_registries_file": k3s_registries_file,
             "k3s_registries_problem": k3s_registries_problem,

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import SERVER_DIR
+from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import stale_files
 
 
 class AddonsError(ValueError):
@@ -48,9 +48,9 @@ def role_defaults() -> dict[str, Any]:
     """The addons role's defaults, as Ansible applies them before the role's filters run."""
     return dict(yaml.safe_load(DEFAULTS_FILE.read_text()) or {})
 
-#: k3s serves the files here to the cluster at https://%{KUBERNETES_API}%/static/charts/<file> (its own
-#: packaged Traefik HelmChart points there), so a HelmChart installs from it without internet
-STATIC_CHARTS_DIR = f"{SERVER_DIR}/static/charts"
+#: k3s serves the files in its static charts directory (module_utils/paths.py: STATIC_CHARTS_DIR) to the cluster at
+#: https://%{KUBERNETES_API}%/static/charts/<file> (its own packaged Traefik HelmChart points there), so a
+#: HelmChart installs from it without internet
 STATIC_CHARTS_URL = "https://%{KUBERNETES_API}%/static/charts/"
 #: every manifest edgeclu writes starts with this, so stale ones can be found and removed
 MANIFEST_PREFIX = "edgeclu-"
@@ -221,7 +221,7 @@ def _contexts(v: Mapping[str, Any], node_count: int) -> dict[str, dict]:
 
 def offline_charts(cluster_vars: Mapping[str, Any], available: Collection[str] = ()) -> list[str]:
     """The packaged charts (``<name>-<version>.tgz``) of the selected add-ons found in ``available``
-    (the files in the air-gap directory's ``charts/``): they go to :data:`STATIC_CHARTS_DIR` on the
+    (the files in the air-gap directory's ``charts/``): they go to k3s's static charts directory on the
     servers, and their HelmCharts install from there."""
     v = _settings(cluster_vars)
     wanted = [chart_file(c["chart"]) for c in _contexts(v, 1).values() if "chart" in c]
@@ -271,3 +271,39 @@ def _environment():
     env.filters["to_yaml"] = _strict(_to_yaml)
     env.filters["to_json"] = _strict(json.dumps)
     return env
+
+
+# -- what the addons role does on the first server (pure) -------------------------------------------
+def manifest_files(manifests: Mapping[str, str], directory: str) -> list[dict[str, Any]]:
+    """What the first server should have: the manifests directory (0700) and each manifest (0600)."""
+    directory = str(directory).rstrip("/")
+    return [{"path": directory, "directory": True, "mode": "0700"}] + [
+        {"path": f"{directory}/{name}", "content": str(text), "mode": "0600"}
+        for name, text in sorted(manifests.items())]
+
+
+def _glob(directory: str) -> str:
+    return f"{str(directory).rstrip('/')}/{MANIFEST_PREFIX}*.yaml"
+
+
+def first_server_probe(manifests: Mapping[str, str], directory: str, k3s_bin: str) -> dict[str, list[str]]:
+    """The ``k3s_node_state`` arguments :func:`first_server_plan` needs: the wanted files, edgeclu's
+    manifests present, and whether k3s (its kubectl) is there."""
+    return {"paths": [f["path"] for f in manifest_files(manifests, directory)], "globs": [_glob(directory), k3s_bin]}
+
+
+def first_server_plan(state: Mapping[str, Any], *, manifests: Mapping[str, str], directory: str,
+                      k3s_bin: str) -> dict[str, Any]:
+    """What to write and remove on the first server, from its answer to :func:`first_server_probe`:
+    ``write``, the files that differ; ``remove``, edgeclu's manifests present but no longer selected
+    (file names, sorted: k3s does not delete their resources, so ``kubectl delete`` runs first when k3s
+    is there, ``k3s_found``)."""
+    wanted = manifest_files(manifests, directory)
+    stale = stale_files(wanted, state["files"])
+    globs = state.get("globs") or {}
+    present = sorted({str(p).rsplit("/", 1)[-1] for p in globs.get(_glob(directory)) or []})
+    remove = [name for name in present if name not in manifests]
+    directory = str(directory).rstrip("/")
+    return {"write": [f for f in wanted if f["path"] in stale], "remove": remove,
+            "remove_paths": [f"{directory}/{name}" for name in remove],
+            "k3s_found": bool(globs.get(k3s_bin)), "todo": bool(stale or remove)}

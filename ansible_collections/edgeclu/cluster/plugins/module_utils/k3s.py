@@ -12,6 +12,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import (
+    AGENT_TOKEN,
+    DATA_DIR,
+    IMAGES_DIR,
+    SERVER_TOKEN,
+    SYSTEMD_DIR,
+    unit_file,
+)
+
 GITHUB_RELEASES = "https://github.com/k3s-io/k3s/releases/download"
 # cgroup parameters a Raspberry Pi kernel needs for k3s (memory cgroup is off by default)
 PI_CGROUP_PARAMS = ("cgroup_memory=1", "cgroup_enable=memory")
@@ -33,9 +42,7 @@ _RELEASE_FILES = {
 # .tar.zst and .tar.gz, and the release workflow appends their sha256sum lines to sha256sum-<arch>.txt.
 # Preferred first: .tar.zst (the smallest, the one the k3s docs use). k3s imports every archive in
 # IMAGES_DIR when it starts (pkg/agent/containerd: preloadImages).
-DATA_DIR = "/var/lib/rancher/k3s"  # k3s's --data-dir default
-SERVER_DIR = f"{DATA_DIR}/server"
-IMAGES_DIR = f"{DATA_DIR}/agent/images"
+# IMAGES_DIR: module_utils/paths.py
 IMAGES_EXTS = (".tar.zst", ".tar.gz", ".tar")
 IMAGES_PREFIX = "k3s-airgap-images-"
 _IMAGES_PATH_RE = re.compile(rf"^{re.escape(IMAGES_DIR)}/{IMAGES_PREFIX}[A-Za-z0-9._+-]+$")
@@ -353,6 +360,13 @@ def cmdline_with_cgroups(cmdline: str) -> str:
 
 
 # -- deciding what to change ------------------------------------------------------
+def node_paths(service: str) -> dict[str, str]:
+    """``k3s_service | k3s_paths``: where k3s keeps what the k3s roles and their scripts name on a node
+    running ``service`` (module_utils/paths.py); the install, config and images directories are role inputs."""
+    return {"unit": unit_file(service), "systemd_dir": SYSTEMD_DIR, "data_dir": DATA_DIR,
+            "server_token": SERVER_TOKEN, "agent_token": AGENT_TOKEN}
+
+
 def stale_files(wanted: Iterable[Mapping[str, Any]], state: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Paths whose content (sha1), mode or owner on the node differ from ``wanted``.
 
@@ -393,9 +407,7 @@ def install_plan(state: Mapping[str, Any], *, config_file: Mapping[str, Any], fi
     stale_secrets = stale_files(secrets, state["files"])
     stale_paths = stale_files(files, state["files"])
     config_stale = bool(stale_secrets)
-    from edgeclu.node import SYSTEMD_DIR  # node reads versions with this module
-
-    unit_changed = f"{SYSTEMD_DIR}/{service}.service" in stale_paths
+    unit_changed = unit_file(service) in stale_paths
     installed = parse_version_output(state.get("k3s_version_output")) or ""
     downgrade = is_newer(installed, version)  # never installed over: k3s cannot be downgraded
     install = installed != version and not downgrade
