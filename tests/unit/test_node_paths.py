@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils import paths
-from edgeclu import node, rolespecs
+from edgeclu import rolespecs
 
 COLLECTION = rolespecs.roles_dir().parent
 # the inputs' defaults (the one place Ansible reads them) and the defaults generated from them
@@ -35,7 +35,8 @@ def test_no_role_spells_out_a_node_path():
     assert paths.AGENT_CONFIG in values and paths.SYSTEMD_DIR in values and paths.PI_CMDLINES[0] in values
     files = list(role_files())
     assert len(files) > 40, files  # the scan looked at the roles' tasks, vars and templates
-    found = [f"{f.relative_to(COLLECTION)}:{line}: {value}" for f in files for value, line in literals(f.read_text(), values)]
+    found = [f"{f.relative_to(COLLECTION)}:{line}: {value}"
+             for f in files for value, line in literals(f.read_text(), values)]
     assert not found, "node paths belong in module_utils/paths.py (the plans carry them):\n" + "\n".join(found)
 
 
@@ -52,11 +53,6 @@ def test_the_scan_finds_whole_paths(text, hits):
 def test_a_path_input_defaults_to_the_node_fact():
     defaults = rolespecs.defaults()
     assert {name: defaults.get(name) for name in paths.ROLE_INPUTS} == paths.ROLE_INPUTS
-
-
-def test_edgeclu_node_names_the_collections_paths():
-    assert node.unit_file("agent") == paths.unit_file("k3s-agent") == f"{paths.SYSTEMD_DIR}/k3s-agent.service"
-    assert node.K3S_DATA_DIR == paths.DATA_DIR and node.AGENT_ZIP == f"{paths.AGENT_DIR}/{paths.AGENT_ZIP_NAME}"
 
 
 def test_the_planners_work_without_the_edgeclu_package():
