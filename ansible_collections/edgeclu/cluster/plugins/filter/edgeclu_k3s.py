@@ -108,7 +108,5 @@ class FilterModule:
             "k3s_api_url": k3s.api_url,
             "k3s_disabled_addons": k3s.disabled_addons,
             "k3s_journal_error": lambda text: k3s.journal_error(text) or "",
-            "k3s_cmdline_cgroups": k3s.cmdline_with_cgroups,
-            "k3s_stale_files": k3s.stale_files,
             "k3s_nodes_not_ready": k3s.nodes_not_ready,
         }
