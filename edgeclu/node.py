@@ -37,6 +37,7 @@ from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import (  # 
     SERVER_TOKEN,
     SERVICES,
     SNAPSHOT_DIR,
+    STAMP,
     STATE_DIR,
     STORAGE_DIR,
     SYSTEMD_DIR,

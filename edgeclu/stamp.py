@@ -39,7 +39,7 @@ from edgeclu import node, tokens
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
 
-STAMP = f"{node.STATE_DIR}/converged"
+STAMP = node.STAMP
 FORMAT = 2
 PROBE = "k3s_node_state"  # the module whose requests are recorded
 LISTS = ("paths", "services", "modules", "globs", "sha256_globs", "imports")
