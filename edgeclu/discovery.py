@@ -6,7 +6,7 @@ Everything after that is pure: :func:`merge` folds sightings into one
 :class:`FoundHost` per machine, :func:`settle` applies addresses the user gave,
 :func:`suggest_servers` picks the server, :func:`inventory_text` writes an inventory,
 :func:`locate` finds one host for ``edgeclu add`` and :func:`parse_probe` reads the
-output of :data:`PROBE_COMMAND` (``--probe``: facts over SSH).
+answer of the node probe (``--probe``: facts over SSH, :func:`edgeclu.node.ask`, the one preflight runs).
 
 mDNS is unauthenticated: anyone on the LAN can announce any name, address or TXT. So a
 name heard with two addresses (per IP version) or from two SRV targets is a *conflict*
@@ -282,18 +282,15 @@ def inventory_text(hosts: list[FoundHost], servers: list[str], *, k3s_version: s
 
 
 # -- pure: --probe ------------------------------------------------------------------
-PROBE_COMMAND = node.PROBE  # the one node probe; discover shows a part of what preflight reads
-
-
-def parse_probe(output: str) -> dict:
-    """The probe's answer -> discover's facts ``hostname``, ``arch``, ``ram`` (bytes), ``model``
-    (empty values dropped)."""
-    values = node.parse_probe(output)
-    facts: dict = {key: values[probe][-1] for key, probe in (("hostname", "hostname"), ("arch", "machine"),
-                                                             ("model", "model")) if values.get(probe, [""])[-1]}
-    mem = values.get("mem_kib", [""])[-1]
-    if mem.isdigit():  # /proc/meminfo's kB are KiB
-        facts["ram"] = int(mem) * 1024
+def parse_probe(answer) -> dict:
+    """The node probe's answer (:func:`edgeclu.node.ask`, checked by :func:`edgeclu.node.checked`) ->
+    discover's facts ``hostname``, ``arch``, ``ram`` (bytes), ``model`` (empty values dropped): a part of
+    what preflight reads."""
+    values = node.checked(answer)
+    facts: dict = {key: values[fact] for key, fact in (("hostname", "hostname"), ("arch", "machine"),
+                                                       ("model", "model")) if values[fact]}
+    if values["mem_kib"] is not None:  # /proc/meminfo's kB are KiB
+        facts["ram"] = values["mem_kib"] * 1024
     return facts
 
 

@@ -39,6 +39,10 @@ class HostKeyError(RemoteError):
     """The host key is unknown or does not match known_hosts."""
 
 
+class NoPython(RemoteError):
+    """The node has no python3 (or not the one the inventory names): edgeclu's probe and Ansible need it."""
+
+
 class CommandFailed(RemoteError):
     def __init__(self, node: str, command: str, exit_code: int, stderr: str):
         self.command, self.exit_code, self.stderr = command, exit_code, stderr

@@ -1,19 +1,24 @@
 """What edgeclu knows of a node, in one place: where k3s and edgeclu keep things on it, its k3s
-units, and the one probe that reads its facts over SSH (:data:`PROBE`, read by :func:`facts_from`).
+units, and the one probe that reads its facts over SSH (:func:`gather`: the collection's node script
+``k3s_node_state`` with ``facts: true``, its answer read by :func:`checked`).
 
 The paths and unit names are the collection's (``plugins/module_utils/paths.py``, k3s's defaults and
 edgeclu's own; the roles get them from there too), re-exported here. The node agent
 (:mod:`edgeclu.agent`) is shipped alone and keeps its own copy of the unit names.
 
-The probe's output is the node's word: every value is checked (numbers are digits, the k3s
+The probe's answer is the node's word: every value is checked (types, ranges, lengths, the k3s
 version matches k3s's pattern) before it is a fact, and an unknown key is ignored.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils import paths
+from ansible_collections.edgeclu.cluster.plugins.module_utils import node_loader, paths
 from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import parse_version_output
 from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import (  # noqa: F401 - re-exported
     AGENT_CONFIG,
@@ -43,7 +48,9 @@ from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import (  # 
     SYSTEMD_DIR,
 )
 from ansible_collections.edgeclu.cluster.plugins.module_utils.paths import DATA_DIR as K3S_DATA_DIR  # noqa: F401
+from ansible_collections.edgeclu.cluster.plugins.modules import k3s_node_state
 from edgeclu.agent.pi import parse_throttled
+from edgeclu.errors import CommandFailed, NoPython, RemoteError
 
 # -- where things are: the collection's module_utils/paths.py (the roles' planners put the same paths
 # into their plans), re-exported here under edgeclu's names
@@ -59,39 +66,20 @@ def unit_file(role: str) -> str:
 
 
 # -- the probe ------------------------------------------------------------------------------
-# One shell command, as the login user (nothing needs root), one ``key=value`` line per fact.
-PROBE = rf"""
-echo "hostname=$(hostname)"
-echo "machine=$(uname -m)"
-sed -n 's/^MemTotal: *\([0-9]*\) kB$/mem_kib=\1/p' /proc/meminfo
-for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do
-  [ -r "$f" ] && {{ echo "model=$(tr -d '\000' < "$f")"; break; }}
-done
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  echo cgroup=2
-  if grep -qw memory /sys/fs/cgroup/cgroup.controllers; then echo memory_cgroup=1; else echo memory_cgroup=0; fi
-elif [ -r /proc/cgroups ]; then
-  echo cgroup=1
-  awk '$1 == "memory" {{ v = $4 }} END {{ print "memory_cgroup=" (v == "" ? 0 : v) }}' /proc/cgroups
-fi
-d={RANCHER_DIR}; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname "$d"); done
-mm=$(findmnt -no MAJ:MIN -T "$d" 2>/dev/null | head -n 1 | tr -d ' ')
-if [ -n "$mm" ] && [ -e "/sys/dev/block/$mm" ]; then
-  echo "rancher_dev=$(basename "$(readlink -f "/sys/dev/block/$mm")")"
-else echo "rancher_dev=$(df -P "$d" 2>/dev/null | awk 'NR == 2 {{ print $1 }}')"; fi
-t=$(cat /sys/devices/platform/soc/soc:firmware/get_throttled 2>/dev/null || vcgencmd get_throttled 2>/dev/null)
-[ -n "$t" ] && echo "throttled=$t"
-if [ "$(id -u)" = 0 ]; then echo sudo=root; elif sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
-echo "k3s=$({K3S_BIN} --version 2>/dev/null | head -n 1)"
-for s in {" ".join(SERVICES.values())}; do
-  [ -f "{SYSTEMD_DIR}/$s.service" ] && echo "k3s_unit=$s"
-  systemctl is-active --quiet "$s" 2>/dev/null && echo "k3s_active=$s"
-done
-true
-"""
-# what the probe prints; :class:`NodeFacts` has them, checked
-KEYS = ("hostname", "machine", "mem_kib", "model", "cgroup", "memory_cgroup", "rancher_dev", "throttled", "sudo",
-        "k3s", "k3s_unit", "k3s_active")
+# The collection's node script k3s_node_state with ``facts: true``, as the login user (nothing needs root;
+# "sudo" says what that user may do), over edgeclu's transport with the collection's framing: the loader
+# as the command, the script and these arguments on stdin. The roles run the same script without facts.
+PROBE_ARGS = {"facts": True, "k3s_bin": K3S_BIN, "paths": [unit_file(r) for r in SERVICES],
+              "services": list(SERVICES.values())}
+PROBE = node_loader.command(node_loader.DEFAULT_PYTHON)  # the command, with the usual interpreter
+#: the facts the probe adds (``facts`` in its answer); :class:`NodeFacts` has them, checked, with the
+#: answer's ``machine``, ``k3s_version_output`` and the k3s units' ``files`` and ``services``
+KEYS = tuple(k3s_node_state.FACTS)
+MAX_ANSWER = 1 << 20  # an honest answer is about 2 kB
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the kernel's HOST_NAME_MAX is 64
+_MACHINE = re.compile(r"[A-Za-z0-9_]{1,32}")  # uname -m: x86_64, aarch64, armv7l
+_DEVICE = re.compile(r"[A-Za-z0-9/_.:@+-]{1,128}")  # mmcblk0p2, /dev/root, overlay, rpool/ROOT/debian
+_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
 
 
 @dataclass(frozen=True)
@@ -118,35 +106,67 @@ class NodeFacts:
         return self.k3s_version is not None and service(self.role) in self.k3s_units
 
 
-def parse_probe(text: str) -> dict[str, list[str]]:
-    """``{key: [values]}`` for the known keys of :data:`PROBE`'s output (noise and other keys are dropped)."""
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() in KEYS:
-            out.setdefault(key.strip(), []).append(value.strip())
-    return out
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
-def facts_from(host, probe_output: str) -> NodeFacts:
-    """The facts of inventory host ``host`` from its answer to :data:`PROBE`."""
-    values = parse_probe(probe_output)
+def _text(value: Any, pattern: re.Pattern) -> str:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else ""
 
-    def one(key: str) -> str:
-        return values.get(key, [""])[-1]
 
-    mem, cgroup, memory = one("mem_kib"), one("cgroup"), one("memory_cgroup")
-    units = tuple(s for s in SERVICES.values() if s in values.get("k3s_unit", []))
-    active = tuple(s for s in SERVICES.values() if s in values.get("k3s_active", []))
-    return NodeFacts(name=host.name, role=host.role, user=host.user, hostname=one("hostname"),
-                     machine=one("machine"), mem_kib=int(mem) if mem.isdigit() else None,
-                     sudo=one("sudo") if one("sudo") in ("root", "yes") else "no",
-                     memory_cgroup=None if "memory_cgroup" not in values else memory == "1",
-                     cgroup=int(cgroup) if cgroup in ("1", "2") else None, rancher_dev=one("rancher_dev"),
-                     throttled=parse_throttled(one("throttled")), k3s_version=parse_version_output(one("k3s")),
-                     model=one("model")[:200], k3s_units=units, k3s_active=active)
+def checked(answer: Any) -> dict[str, Any]:
+    """The probe's answer (the node's word) as :class:`NodeFacts`' values, each checked: a wrong type, an
+    out-of-range number, a string that is not what the program prints is no fact (None or ""); unknown
+    keys are ignored (pure)."""
+    doc = _dict(answer)
+    f = _dict(doc.get("facts"))
+    mem = f.get("mem_kib")
+    model = f.get("model") if isinstance(f.get("model"), str) else ""
+    throttled = f.get("throttled")
+    version = doc.get("k3s_version_output")
+    files, services = _dict(doc.get("files")), _dict(doc.get("services"))
+    return {
+        "hostname": _text(f.get("hostname"), _HOSTNAME),
+        "machine": _text(doc.get("machine"), _MACHINE),
+        "mem_kib": mem if type(mem) is int and 0 < mem < 1 << 50 else None,
+        "sudo": f["sudo"] if f.get("sudo") in ("root", "yes") else "no",
+        "memory_cgroup": f["memory_cgroup"] if isinstance(f.get("memory_cgroup"), bool) else None,
+        "cgroup": f["cgroup"] if f.get("cgroup") in (1, 2) and type(f["cgroup"]) is int else None,
+        "rancher_dev": _text(f.get("rancher_dev"), _DEVICE),
+        "throttled": parse_throttled(throttled) if isinstance(throttled, str) and len(throttled) <= 64 else None,
+        "k3s_version": parse_version_output(version[:4096]) if isinstance(version, str) else None,
+        "model": _PRINTABLE.sub("", model[:1000]).strip()[:200],
+        "k3s_units": tuple(s for r, s in SERVICES.items() if _dict(files.get(unit_file(r))).get("exists") is True),
+        "k3s_active": tuple(s for s in SERVICES.values() if _dict(services.get(s)).get("active") == "active"),
+    }
+
+
+def facts_from(host, answer: Any) -> NodeFacts:
+    """The facts of inventory host ``host`` from its answer to the probe (parsed JSON)."""
+    return NodeFacts(name=host.name, role=host.role, user=host.user, **checked(answer))
+
+
+def ask(remote, *, python: str = node_loader.DEFAULT_PYTHON, timeout: float = 30) -> dict:
+    """Run the probe on ``remote`` (a :class:`~edgeclu.transport.Remote`) as its login user: its answer,
+    parsed (a dict; the values are unchecked: :func:`checked`). :class:`~edgeclu.errors.NoPython` when the
+    node has no ``python`` (exit 127 of the shell), RemoteError when the probe fails or its answer is no JSON."""
+    script = Path(k3s_node_state.__file__).read_bytes()
+    r = remote.run(node_loader.command(python), check=False, timeout=timeout,
+                   stdin=node_loader.stdin(script, PROBE_ARGS))
+    if r.exit_code == 127:
+        raise NoPython(remote.name, f"no {python} on the node: k3s nodes need python3 for Ansible; install it "
+                                    "(apt install python3) or set ansible_python_interpreter")
+    if not r.ok:
+        raise CommandFailed(remote.name, "the node probe (k3s_node_state)", r.exit_code, r.stderr[-500:])
+    try:
+        answer = json.loads(r.stdout) if len(r.stdout) <= MAX_ANSWER else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise RemoteError(remote.name, "the node probe's answer is not a JSON object")
+    return answer
 
 
 def gather(remote, host) -> NodeFacts:
-    """Run the probe on ``remote`` (a :class:`~edgeclu.transport.Remote`) for inventory host ``host``."""
-    return facts_from(host, remote.run(PROBE, timeout=30).stdout)
+    """The facts of inventory host ``host``, read on ``remote`` with its interpreter."""
+    return facts_from(host, ask(remote, python=node_loader.node_python(host.vars)))

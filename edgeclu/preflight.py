@@ -1,14 +1,15 @@
 """Preflight: can these nodes run k3s? One SSH command per node (the node probe,
-:data:`edgeclu.node.PROBE`), then pure checks.
+:func:`edgeclu.node.gather`: the collection's k3s_node_state script with ``facts: true``, run by
+the node's python3 as the login user), then pure checks.
 
 Errors (``edgeclu up`` refuses to start): duplicate hostnames, a server with less than
 1 GB of RAM, an architecture k3s has no release for, a login user without passwordless
-sudo, a node that cannot be reached. Warnings: an agent with less than 512 MB, the
-memory cgroup switched off (on a Pi, ``up`` fixes cmdline.txt and reboots), a 32-bit
-armv7 node, an etcd server whose /var/lib/rancher is on an SD card, a Pi that has seen
-under-voltage or throttling since boot.
+sudo, a node that cannot be reached, a node without python3 (Ansible needs it too).
+Warnings: an agent with less than 512 MB, the memory cgroup switched off (on a Pi, ``up``
+fixes cmdline.txt and reboots), a 32-bit armv7 node, an etcd server whose /var/lib/rancher
+is on an SD card, a Pi that has seen under-voltage or throttling since boot.
 
-Where the memory cgroup is read: with cgroup v2 (``/sys/fs/cgroup/cgroup.controllers``)
+Where the memory cgroup is read (k3s_node_state.cgroup_facts): with cgroup v2 (``/sys/fs/cgroup/cgroup.controllers``)
 from that file; only on v1 (or hybrid) from ``/proc/cgroups``. From Raspberry Pi kernel
 6.12 on, ``/proc/cgroups`` no longer lists the memory controller at all (the kernel
 gained ``CONFIG_MEMCG_V1``, which Pi kernels leave off; raspberrypi/linux#6980), so
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.k3s import UnsupportedArch, k3s_arch
 from edgeclu.agent.pi import decode_throttled
-from edgeclu.errors import CommandFailed, RemoteError, Unreachable
+from edgeclu.errors import CommandFailed, NoPython, RemoteError, Unreachable
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host
 from edgeclu.node import RANCHER_DIR, NodeFacts, gather
@@ -164,6 +165,8 @@ def run_preflight(cluster, *, hosts: list[Host] | None = None) -> Report:
 def _failure_kind(err: BaseException) -> str:
     if isinstance(err, Unreachable):
         return "unreachable"
+    if isinstance(err, NoPython):
+        return "python"
     return "ssh" if isinstance(err, RemoteError) and not isinstance(err, CommandFailed) else "probe"
 
 

@@ -1,4 +1,5 @@
-"""Remote I/O behind one small interface: run / put / get, optionally with sudo.
+"""Remote I/O behind one small interface: run / put / get, optionally with sudo; ``run`` may feed
+the command's stdin (how a node script's source and arguments travel: module_utils/node_loader.py).
 
 :class:`Remote` is the protocol every other module uses; :class:`SSHRemote` is the
 only implementation that touches the network (fabric over paramiko). Host keys are
@@ -36,7 +37,7 @@ class Remote(Protocol):
     name: str
 
     def run(self, command: str, *, sudo: bool = False, check: bool = True,
-            timeout: float | None = None) -> Result: ...
+            timeout: float | None = None, stdin: bytes | None = None) -> Result: ...
 
     def put(self, local: str | Path, remote: str, *, sudo: bool = False, mode: int | None = None) -> None: ...
 
@@ -50,6 +51,18 @@ def sudo_wrap(command: str, user: str) -> str:
     if user == "root":
         return command
     return f"sudo -n -- sh -c {shlex.quote(command)}"
+
+
+class _Feed:
+    """``stdin`` for invoke, whole in one read: invoke reads a stream that is not a terminal one byte per
+    loop, 10 ms apart (a 10 kB node script would take 100 s); an empty read then closes the channel's stdin."""
+
+    def __init__(self, data: bytes):
+        self._text = data.decode()  # invoke encodes what it reads with the run's encoding (utf-8 here)
+
+    def read(self, _size: int = -1) -> str:
+        text, self._text = self._text, ""
+        return text
 
 
 def fingerprint(key) -> str:
@@ -156,13 +169,14 @@ class SSHRemote:
 
     # -- the interface -----------------------------------------------------
     def run(self, command: str, *, sudo: bool = False, check: bool = True,
-            timeout: float | None = None) -> Result:
+            timeout: float | None = None, stdin: bytes | None = None) -> Result:
         import paramiko
 
         conn = self._connection()
         full = sudo_wrap(command, self.user) if sudo else command
+        feed = {"in_stream": False} if stdin is None else {"in_stream": _Feed(stdin), "encoding": "utf-8"}
         try:
-            r = conn.run(full, hide=True, warn=True, in_stream=False, timeout=timeout)
+            r = conn.run(full, hide=True, warn=True, timeout=timeout, **feed)
         except (OSError, EOFError, paramiko.SSHException) as e:
             self.close()
             raise Unreachable(self.name, f"connection lost: {_reason(e)}") from None

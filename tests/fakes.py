@@ -9,12 +9,15 @@
 - :class:`FakePlaybooks`: stands in for ansible-runner (:func:`edgeclu.playbook.run_playbook`),
   which cannot reach a FakeRemote: records each run and returns the result the test scripted.
 - :func:`fake_cluster`: a :class:`~edgeclu.cluster.Cluster` whose nodes are FakeRemotes.
+- :class:`LocalRemote`: the remote interface on this machine, without SSH (``sh -c`` with stdin, as the
+  login user or another one): the node probe's script runs for real in unit tests.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,7 @@ class FakeRemote:
         self.name = name
         self._answers: list[tuple[Callable[[str], bool], Answer]] = []
         self.calls: list[str] = []
+        self.stdins: list[bytes | None] = []  # what each command got on stdin
         self.puts: list[tuple[str, str]] = []  # (local file's content, remote path)
         self.closed = 0
 
@@ -53,11 +57,13 @@ class FakeRemote:
     def ran(self, command: str) -> bool:
         return command in self.calls
 
-    def run(self, command: str, *, sudo: bool = False, check: bool = True, timeout: float | None = None) -> Result:
+    def run(self, command: str, *, sudo: bool = False, check: bool = True, timeout: float | None = None,
+            stdin: bytes | None = None) -> Result:
         answer = next((a for match, a in self._answers if match(command)), None)
         if answer is None:
             raise UnexpectedCommand(f"{self.name}: no answer for {command[:300]!r}")
         self.calls.append(command)
+        self.stdins.append(stdin)
         if isinstance(answer, BaseException):
             raise answer
         if callable(answer):
@@ -75,6 +81,27 @@ class FakeRemote:
 
     def close(self) -> None:
         self.closed += 1
+
+
+class LocalRemote:
+    """This machine as a node, without SSH: ``sh -c COMMAND`` with ``stdin`` (as ``user`` through runuser,
+    when given: root only). ``env`` replaces the command's environment (PATH for stand-in programs)."""
+
+    def __init__(self, name: str = "local", *, user: str | None = None, env: dict | None = None):
+        self.name, self.user, self.env = name, user, env
+
+    def run(self, command: str, *, sudo: bool = False, check: bool = True, timeout: float | None = None,
+            stdin: bytes | None = None) -> Result:
+        assert not sudo, "LocalRemote runs as its user only"
+        argv = ["sh", "-c", command] if self.user is None else ["runuser", "-u", self.user, "--", "sh", "-c", command]
+        p = subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=timeout, env=self.env)
+        result = Result(self.name, command, p.returncode, p.stdout.decode(), p.stderr.decode())
+        if check and not result.ok:
+            raise CommandFailed(self.name, command, result.exit_code, result.stderr)
+        return result
+
+    def close(self) -> None:
+        pass
 
 
 def fail(node: str, command: str = "", code: int = 1, stderr: str = "failed") -> Result:
@@ -231,12 +258,15 @@ class FakeKube:
 
 def probe_answer(hostname: str, *, machine: str = "aarch64", mem_kib: int = 3_900_000, k3s: str | None = None,
                  role: str | None = None, running: bool = False) -> str:
-    """What a node prints for the node probe (:data:`edgeclu.node.PROBE`): ``k3s`` installed at this
-    version as ``role``'s service (running or not), or no k3s."""
-    from edgeclu.node import service
+    """What a node answers to the node probe (:func:`edgeclu.node.ask`: k3s_node_state with ``facts: true``,
+    the answer's parts the probe reads): ``k3s`` installed at this version as ``role``'s service (running
+    or not), or no k3s."""
+    from edgeclu.node import SERVICES, unit_file
 
-    lines = [f"hostname={hostname}", f"machine={machine}", f"mem_kib={mem_kib}", "cgroup=2", "memory_cgroup=1",
-             "rancher_dev=sda2", "sudo=root", f"k3s=k3s version {k3s} (5ea9e3ae)" if k3s else "k3s="]
-    if k3s and role:
-        lines += [f"k3s_unit={service(role)}"] + ([f"k3s_active={service(role)}"] if running else [])
-    return "\n".join(lines) + "\n"
+    units = {unit_file(r): {"exists": bool(k3s) and r == role} for r in SERVICES}
+    services = {s: {"active": "active" if k3s and running and r == role else "inactive", "enabled": "enabled"}
+                for r, s in SERVICES.items()}
+    return json.dumps({"machine": machine, "k3s_version_output": f"k3s version {k3s} (5ea9e3ae)\n" if k3s else "",
+                       "files": units, "services": services,
+                       "facts": {"hostname": hostname, "mem_kib": mem_kib, "cgroup": 2, "memory_cgroup": True,
+                                 "rancher_dev": "sda2", "sudo": "root", "model": "", "throttled": None}})

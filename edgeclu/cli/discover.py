@@ -82,6 +82,7 @@ def probe(hosts: list[discovery.FoundHost], *, user: str, key_file: str | None, 
           accept_new: bool, trust: list[str] | None, timeout: float) -> dict[str, str]:
     """The key each host presents (compared with the one it announced), first contact, then facts over SSH
     (as read there, these and only these choose a server). Returns {host: error} for failures."""
+    from edgeclu import node
     from edgeclu.fleet import on_all
     from edgeclu.transport import SSHRemote
 
@@ -112,8 +113,7 @@ def probe(hosts: list[discovery.FoundHost], *, user: str, key_file: str | None, 
                                      key_file=key_file, known_hosts=known_hosts,
                                      accept_new=accept_new and h.hostname not in mismatch,
                                      connect_timeout=timeout, report=tell) for h in reachable}
-    results = on_all(reachable, lambda h: remotes[h.hostname].run(discovery.PROBE_COMMAND, timeout=timeout),
-                     name=lambda h: h.hostname)
+    results = on_all(reachable, lambda h: node.ask(remotes[h.hostname], timeout=timeout), name=lambda h: h.hostname)
     for r in remotes.values():
         r.close()
     for h in reachable:
@@ -121,7 +121,7 @@ def probe(hosts: list[discovery.FoundHost], *, user: str, key_file: str | None, 
         if isinstance(res, BaseException):
             errors[h.hostname] = str(res)
             continue
-        facts = discovery.parse_probe(res.stdout)
+        facts = discovery.parse_probe(res)
         facts.pop("hostname", None)
         h.probed.update(facts)
         if "probe" not in h.services:

@@ -3,6 +3,7 @@
 import pytest
 
 from edgeclu import discovery as d
+from edgeclu import node
 from edgeclu.inventory import parse_inventory
 
 FP = "SHA256:VCjQx2Fy/AQqOqKfBXhc78wNn1kzbV+YmL/O74TW9TY"
@@ -200,20 +201,23 @@ def test_inventory_text_carries_a_non_default_agent_port():
 
 
 def test_parse_probe():
-    out = ("hostname=nuc\nmachine=x86_64\nmem_kib=16234716\nmodel=Raspberry Pi 5 Model B Rev 1.0\n"
-           f"ssh_fp={FP}\nnoise\nunknown=1\nsudo=yes\n")
-    # the fingerprint is the key received over SSH, not what the node prints
-    assert d.parse_probe(out) == {"hostname": "nuc", "arch": "x86_64", "ram": 16234716 * 1024,
+    raw = {"machine": "x86_64", "facts": {"hostname": "nuc", "mem_kib": 16234716, "sudo": "yes",
+                                          "model": "Raspberry Pi 5 Model B Rev 1.0", "ssh_fp": FP}, "unknown": 1}
+    # the fingerprint is the key received over SSH, not what the node answers
+    assert d.parse_probe(raw) == {"hostname": "nuc", "arch": "x86_64", "ram": 16234716 * 1024,
                                   "model": "Raspberry Pi 5 Model B Rev 1.0"}
-    assert d.parse_probe("machine=x86_64\nmodel=\nmem_kib=\n") == {"arch": "x86_64"}
-    assert d.parse_probe("mem_kib=2.4e+07\n") == {}
+    assert d.parse_probe({"machine": "x86_64", "facts": {"model": "", "mem_kib": None}}) == {"arch": "x86_64"}
+    assert d.parse_probe({"facts": {"mem_kib": 2.4e07, "hostname": "nuc\nevil"}}) == {}
+    assert d.parse_probe("hostname=nuc\n") == {}
 
 
 def test_discover_probes_with_the_node_probe():
-    # the same command preflight runs, read the same way: one probe, one key set
-    import subprocess
+    # the same probe preflight runs, read the same way: one probe, one key set (run here without SSH)
+    import os
+    import sys
 
-    out = subprocess.run(["sh", "-c", d.PROBE_COMMAND], capture_output=True, text=True, check=True).stdout
-    facts = d.parse_probe(out)
-    assert facts["arch"] == subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
-    assert facts["ram"] > 100 * 1024 * 1024 and facts["hostname"]
+    from tests.fakes import LocalRemote
+
+    facts = d.parse_probe(node.ask(LocalRemote(), python=sys.executable))
+    assert facts["arch"] == os.uname().machine
+    assert facts["ram"] > 100 * 1024 * 1024 and facts["hostname"] == os.uname().nodename

@@ -12,29 +12,21 @@ has it. Controller-side only (the action plugins import it; no module ships it t
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+# the framing, shared with edgeclu's own transport (edgeclu.node.gather)
+from ansible_collections.edgeclu.cluster.plugins.module_utils.node_loader import (  # noqa: F401 - node_script's names
+    LOADER,
+    command,
+    node_python,
+    stdin,
+)
+
 #: the collection's plugins/modules: each script a NodeScriptAction runs
 MODULES = Path(__file__).resolve().parents[1] / "modules"
-LOADER = ("import sys,json;d=sys.stdin.buffer.read();s,_,a=d.partition(b'\\0');g={'__name__':'edgeclu_node_script'};"
-          "exec(compile(s,'<edgeclu>','exec'),g);print(json.dumps(g['raw_main'](json.loads(a))))")
-
-
-def node_python(task_vars: dict) -> str:
-    python = str(task_vars.get("ansible_python_interpreter") or "")
-    return python if python.startswith("/") else "/usr/bin/python3"
-
-
-def command(python: str) -> str:
-    return f"{shlex.quote(python)} -c {shlex.quote(LOADER)}"
-
-
-def stdin(script: bytes, args: dict) -> bytes:
-    return script + b"\0" + json.dumps(args, sort_keys=True).encode()
 
 
 class NodeScriptAction(ActionBase):

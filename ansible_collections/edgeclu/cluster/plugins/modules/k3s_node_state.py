@@ -8,6 +8,11 @@ address, an interface's address, container or not) -- so the playbooks skip Ansi
 fact gathering. The roles compare this with what they want and only write, restart or
 reboot what differs, so a run with nothing to do costs one call per node. Read-only.
 
+With ``facts: true`` it also reads what edgeclu's preflight and discover check
+(:data:`FACTS`: hostname, RAM, model, cgroups, the device under /var/lib/rancher, the Pi
+firmware's throttling bits, whether the user has passwordless sudo): edgeclu runs it so over
+its own SSH transport (``edgeclu.node.gather``), the one node probe.
+
 It runs as a module, or (what the playbooks do, through
 ``plugins/action/k3s_node_state.py``) as a plain script fed to the node's python3 on
 stdin (``raw_main``): no AnsiballZ wrapper and no ansible import on the node, which makes
@@ -22,6 +27,7 @@ import grp
 import hashlib
 import os
 import pwd
+import re
 import socket
 import stat
 import struct
@@ -41,6 +47,7 @@ options:
   sha256_globs: {type: list, elements: str, default: [], description: sha256 of the files matching these patterns}
   python: {type: path, description: the interpreter to try I(imports) with}
   imports: {type: list, elements: str, default: [], description: Python modules to try importing}
+  facts: {type: bool, default: false, description: also read the node facts preflight and discover check (FACTS)}
 """
 
 PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
@@ -185,8 +192,127 @@ def container() -> str:
         return "docker" if os.path.exists("/.dockerenv") else ""
 
 
+# -- the node facts (``facts: true``) -------------------------------------------------
+# Run as the login user when not under become (edgeclu's preflight and discover): nothing here needs
+# root, and "sudo" says what that user may do. Every value is the node's word: edgeclu.node checks them.
+RANCHER_DIR = "/var/lib/rancher"
+CGROUP_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers"
+PROC_CGROUPS = "/proc/cgroups"
+DT_MODELS = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
+THROTTLED = "/sys/devices/platform/soc/soc:firmware/get_throttled"
+
+
+def mem_kib(meminfo: str = "/proc/meminfo") -> int | None:
+    with open(meminfo) as f:
+        for line in f:
+            fields = line.split()
+            if fields[:1] == ["MemTotal:"] and len(fields) == 3 and fields[2] == "kB" and fields[1].isdigit():
+                return int(fields[1])
+    return None
+
+
+def model() -> str:
+    """The device tree's model (``Raspberry Pi 5 Model B Rev 1.0``), "" without a device tree."""
+    for path in DT_MODELS:
+        try:
+            with open(path, "rb") as f:
+                return f.read(4096).replace(b"\0", b"").decode("utf-8", "replace")
+        except OSError:
+            continue
+    return ""
+
+
+def cgroup_facts(controllers: str = CGROUP_CONTROLLERS, proc_cgroups: str = PROC_CGROUPS) -> dict:
+    """``cgroup`` 2 (unified) or 1 (v1 or hybrid) and whether the memory controller is on: on v2 from
+    cgroup.controllers; only on v1 from /proc/cgroups (a kernel without CONFIG_MEMCG_V1, like Raspberry Pi's
+    from 6.12 on, lists no memory line there at all: raspberrypi/linux#6980)."""
+    if os.path.isfile(controllers):
+        with open(controllers) as f:
+            return {"cgroup": 2, "memory_cgroup": "memory" in f.read().split()}
+    try:
+        with open(proc_cgroups) as f:
+            lines = [line.split() for line in f]
+    except OSError:
+        return {"cgroup": None, "memory_cgroup": None}
+    return {"cgroup": 1, "memory_cgroup": any(len(x) >= 4 and x[0] == "memory" and x[3] == "1" for x in lines)}
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)  # mountinfo's \040 for a space
+
+
+def mount_device(path: str, mountinfo: str = "/proc/self/mountinfo", sys_block: str = "/sys/dev/block") -> str:
+    """The block device holding ``path`` (or its nearest existing parent): ``mmcblk0p2``, ``sda1``; the
+    filesystem's source when it is on none (``overlay``, ``tmpfs``); "" if unknown. Like
+    ``findmnt -T path``: the mount with the longest mount point that contains the path, its MAJ:MIN
+    looked up in /sys/dev/block."""
+    while not os.path.exists(path) and path not in ("/", ""):
+        path = os.path.dirname(path)
+    path = os.path.realpath(path or "/")
+    best = None
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                a, b = left.split(), right.split()
+                if len(a) < 5 or len(b) < 2:
+                    continue
+                point = _unescape(a[4])
+                if (path == point or path.startswith(point.rstrip("/") + "/")) and \
+                        (best is None or len(point) >= len(best[0])):
+                    best = (point, a[2], _unescape(b[1]))
+    except OSError:
+        return ""
+    if best is None:
+        return ""
+    block = os.path.join(sys_block, best[1])
+    return os.path.basename(os.path.realpath(block)) if os.path.exists(block) else best[2]
+
+
+def throttled(sysfs: str = THROTTLED) -> str | None:
+    """The Pi firmware's get_throttled, as sysfs (``50000``) or ``vcgencmd`` (``throttled=0x50000``) prints it."""
+    try:
+        with open(sysfs) as f:
+            text = f.read(256).strip()
+    except OSError:
+        try:
+            proc = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=10)
+            text = proc.stdout[:256].strip()
+        except (OSError, subprocess.TimeoutExpired):
+            text = ""
+    return text or None
+
+
+def sudo() -> str:
+    """``root``, ``yes`` (``sudo -n true`` works: passwordless sudo) or ``no``, for the user this runs as."""
+    if os.geteuid() == 0:
+        return "root"
+    try:
+        ok = subprocess.run(["sudo", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return "yes" if ok else "no"
+
+
+#: the facts ``facts: true`` adds (under ``facts``), each read by its function: edgeclu.node reads these keys
+FACTS = {
+    "hostname": socket.gethostname,
+    "mem_kib": mem_kib,
+    "model": model,
+    "cgroup": lambda: cgroup_facts()["cgroup"],
+    "memory_cgroup": lambda: cgroup_facts()["memory_cgroup"],
+    "rancher_dev": lambda: mount_device(RANCHER_DIR),
+    "throttled": throttled,
+    "sudo": sudo,
+}
+
+
+def node_facts() -> dict:
+    return {key: read() for key, read in FACTS.items()}
+
+
 DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface": None, "globs": [],
-            "sha256_globs": [], "python": None, "imports": []}
+            "sha256_globs": [], "python": None, "imports": [], "facts": False}
 
 
 def k3s_version_output(k3s_bin: str) -> str:
@@ -220,6 +346,7 @@ def gather(p: dict, memo_in: dict | None = None, memo_out: dict | None = None) -
         globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
         sha256={path: digest for path, digest in sha256.items() if digest},
         imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
+        **({"facts": node_facts()} if p["facts"] else {}),
         request={k: p[k] for k in DEFAULTS},  # what was asked: edgeclu's converged stamp replays it
     )
 
@@ -236,7 +363,8 @@ def main() -> None:
                        "globs": {"type": "list", "elements": "str", "default": []},
                        "sha256_globs": {"type": "list", "elements": "str", "default": []},
                        "python": {"type": "path"},
-                       "imports": {"type": "list", "elements": "str", "default": []}},
+                       "imports": {"type": "list", "elements": "str", "default": []},
+                       "facts": {"type": "bool", "default": False}},
         supports_check_mode=True,
     )
     module.exit_json(**gather(module.params))
