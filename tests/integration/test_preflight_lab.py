@@ -55,6 +55,15 @@ def test_preflight_passes_then_names_each_broken_node(fresh_lab, tmp_path):
     assert "✗ node1: error: hostname 'node1' is also the hostname of node3" in r.stderr
     assert "✗ node3: error: hostname 'node1' is also the hostname of node1" in r.stderr
     assert "preflight: 3 error(s), 0 warning(s) on 3 node(s)" in r.stderr
+    lab.exec("node3", "hostname node3")
+
+    # the probe is python3's: a node without it is named in one line (Ansible needs it too)
+    lab.exec("node1", "mv /usr/bin/python3 /usr/bin/python3.away")
+    r = _preflight(inv)
+    lab.exec("node1", "mv /usr/bin/python3.away /usr/bin/python3")
+    assert r.exit_code == 1, r.output
+    assert ("✗ node1: error: no /usr/bin/python3 on the node: k3s nodes need python3 for Ansible; install it "
+            "(apt install python3) or set ansible_python_interpreter\n") in r.stderr
 
     # a node that is off is reported as such; the others are still checked
     lab.stop("node3", hard=True)
