@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.edgeclu.cluster.plugins.module_utils import kubenodes
+from ansible_collections.edgeclu.cluster.plugins.module_utils import kubenodes, node_loader
 from edgeclu import node, tokens
 from edgeclu.fleet import on_all
 from edgeclu.inventory import Host, Inventory
@@ -233,7 +233,7 @@ def _probe_source() -> bytes:
     return (collection_dir() / "plugins" / "modules" / f"{PROBE}.py").read_bytes() + _NODE.encode()
 
 
-def node_command(args: Mapping[str, Any], python: str = "/usr/bin/python3") -> str:
+def node_command(args: Mapping[str, Any], python: str = node_loader.DEFAULT_PYTHON) -> str:
     """The shell command that runs the probe with :data:`_NODE` on a node (as root: sudo is the
     caller's). Script and arguments travel compressed on the command line: no secret is in them
     (the inputs digest is a hash)."""
@@ -243,8 +243,7 @@ def node_command(args: Mapping[str, Any], python: str = "/usr/bin/python3") -> s
 
 
 def _python(inv: Inventory, host: Host) -> str:
-    python = str({**inv.vars, **host.vars}.get("ansible_python_interpreter") or "")
-    return python if python.startswith("/") else "/usr/bin/python3"
+    return node_loader.node_python({**inv.vars, **host.vars})
 
 
 @dataclass
