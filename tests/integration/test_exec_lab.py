@@ -96,3 +96,30 @@ def test_sub_second_connect_timeout_is_honoured(lab3):
     with pytest.raises(Unreachable, match="ghost: 10.77.0.99:22"):
         r.run("true")
     assert time.monotonic() - t0 < 2.0
+
+
+def test_run_feeds_stdin_whole_and_promptly(lab3):
+    import hashlib
+    import socket
+
+    from edgeclu.transport import SSHRemote
+
+    n = lab3.nodes["node1"]
+    r = SSHRemote("node1", n.ip, user="edge", key_file=str(lab3.key), known_hosts=lab3.known_hosts)
+    try:
+        data = ("é\0" * 100_000).encode()  # 300 kB, not ASCII, with NUL bytes (the node script framing has one)
+        t0 = time.monotonic()
+        out = r.run("sha256sum", stdin=data, timeout=20).stdout
+        assert out.split()[0] == hashlib.sha256(data).hexdigest()
+        assert time.monotonic() - t0 < 5  # invoke alone reads such a stream a byte per 10 ms: minutes
+        # no Nagle on the session (as OpenSSH): a command's last packet is not held for the node's delayed ACK
+        sock = r._connection().client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            r.run("true")
+            times.append(time.monotonic() - t0)
+        assert min(times) < 0.035, times  # about 15 ms here; 50 ms with the delayed ACK
+    finally:
+        r.close()
