@@ -58,7 +58,7 @@ class _Feed:
     loop, 10 ms apart (a 10 kB node script would take 100 s); an empty read then closes the channel's stdin."""
 
     def __init__(self, data: bytes):
-        self._text = data.decode()  # invoke encodes what it reads with the run's encoding (utf-8 here)
+        self._text = data.decode()  # UTF-8 (a script, JSON); invoke encodes it again with the run's encoding
 
     def read(self, _size: int = -1) -> str:
         text, self._text = self._text, ""
