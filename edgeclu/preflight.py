@@ -12,8 +12,8 @@ is on an SD card, a Pi that has seen under-voltage or throttling since boot.
 Where the memory cgroup is read (the script's ``cgroup_facts``): with cgroup v2
 (``/sys/fs/cgroup/cgroup.controllers``) from that file; only on v1 (or hybrid) from
 ``/proc/cgroups``. From Raspberry Pi kernel 6.12 on, ``/proc/cgroups`` no longer lists the
-memory controller at all (the kernel gained ``CONFIG_MEMCG_V1``, which Pi kernels leave off; raspberrypi/linux#6980), so
-reading it there says nothing about v2.
+memory controller at all (the kernel gained ``CONFIG_MEMCG_V1``, which Pi kernels leave
+off; raspberrypi/linux#6980), so reading it there says nothing about v2.
 """
 
 from __future__ import annotations
