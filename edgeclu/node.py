@@ -69,7 +69,7 @@ def unit_file(role: str) -> str:
 # The collection's node script k3s_node_state with ``facts: true``, as the login user (nothing needs root;
 # "sudo" says what that user may do), over edgeclu's transport with the collection's framing: the loader
 # as the command, the script and these arguments on stdin. The roles run the same script without facts.
-PROBE_ARGS = {"facts": True, "k3s_bin": K3S_BIN, "paths": [unit_file(r) for r in SERVICES],
+PROBE_ARGS = {"facts": True, "rancher_dir": RANCHER_DIR, "k3s_bin": K3S_BIN, "paths": [unit_file(r) for r in SERVICES],
               "services": list(SERVICES.values())}
 PROBE = node_loader.command(node_loader.DEFAULT_PYTHON)  # the command, with the usual interpreter
 #: the facts the probe adds (``facts`` in its answer); :class:`NodeFacts` has them, checked, with the

@@ -48,6 +48,7 @@ options:
   python: {type: path, description: the interpreter to try I(imports) with}
   imports: {type: list, elements: str, default: [], description: Python modules to try importing}
   facts: {type: bool, default: false, description: also read the node facts preflight and discover check (FACTS)}
+  rancher_dir: {type: str, description: with I(facts), report the block device holding this directory (rancher_dev)}
 """
 
 PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
@@ -195,7 +196,6 @@ def container() -> str:
 # -- the node facts (``facts: true``) -------------------------------------------------
 # Run as the login user when not under become (edgeclu's preflight and discover): nothing here needs
 # root, and "sudo" says what that user may do. Every value is the node's word: edgeclu.node checks them.
-RANCHER_DIR = "/var/lib/rancher"
 CGROUP_CONTROLLERS = "/sys/fs/cgroup/cgroup.controllers"
 PROC_CGROUPS = "/proc/cgroups"
 DT_MODELS = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
@@ -295,25 +295,27 @@ def sudo() -> str:
     return "yes" if ok else "no"
 
 
-#: the facts ``facts: true`` adds (under ``facts``), each read by its function: edgeclu.node reads these keys
+#: the facts ``facts: true`` adds (under ``facts``), each read by its function of the parameters:
+#: edgeclu.node reads these keys
 FACTS = {
-    "hostname": socket.gethostname,
-    "mem_kib": mem_kib,
-    "model": model,
-    "cgroup": lambda: cgroup_facts()["cgroup"],
-    "memory_cgroup": lambda: cgroup_facts()["memory_cgroup"],
-    "rancher_dev": lambda: mount_device(RANCHER_DIR),
-    "throttled": throttled,
-    "sudo": sudo,
+    "hostname": lambda p: socket.gethostname(),
+    "mem_kib": lambda p: mem_kib(),
+    "model": lambda p: model(),
+    "cgroup": lambda p: cgroup_facts()["cgroup"],
+    "memory_cgroup": lambda p: cgroup_facts()["memory_cgroup"],
+    "rancher_dev": lambda p: mount_device(p["rancher_dir"]) if p["rancher_dir"] else "",
+    "throttled": lambda p: throttled(),
+    "sudo": lambda p: sudo(),
 }
 
 
-def node_facts() -> dict:
-    return {key: read() for key, read in FACTS.items()}
+def node_facts(p: dict) -> dict:
+    return {key: read(p) for key, read in FACTS.items()}
 
 
 DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface": None, "globs": [],
-            "sha256_globs": [], "python": None, "imports": [], "facts": False}
+            "sha256_globs": [], "python": None, "imports": [], "facts": False,
+            "rancher_dir": None}
 
 
 def k3s_version_output(k3s_bin: str) -> str:
@@ -347,7 +349,7 @@ def gather(p: dict, memo_in: dict | None = None, memo_out: dict | None = None) -
         globs={pattern: sorted(glob.glob(pattern)) for pattern in p["globs"]},
         sha256={path: digest for path, digest in sha256.items() if digest},
         imports={name: importable(p["python"] or sys.executable, name) for name in p["imports"]},
-        **({"facts": node_facts()} if p["facts"] else {}),
+        **({"facts": node_facts(p)} if p["facts"] else {}),
         request={k: p[k] for k in DEFAULTS},  # what was asked: edgeclu's converged stamp replays it
     )
 
@@ -365,7 +367,8 @@ def main() -> None:
                        "sha256_globs": {"type": "list", "elements": "str", "default": []},
                        "python": {"type": "path"},
                        "imports": {"type": "list", "elements": "str", "default": []},
-                       "facts": {"type": "bool", "default": False}},
+                       "facts": {"type": "bool", "default": False},
+                       "rancher_dir": {"type": "str"}},
         supports_check_mode=True,
     )
     module.exit_json(**gather(module.params))
