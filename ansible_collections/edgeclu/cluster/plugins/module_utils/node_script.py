@@ -45,7 +45,7 @@ def validate(module: ModuleType, args: dict) -> dict:
     or AnsibleActionFail with one line naming the module and what is wrong, no_log values masked."""
     name = f"edgeclu.cluster.{module.__name__.rsplit('.', 1)[-1]}"
     result = ArgumentSpecValidator(module.ARGUMENT_SPEC).validate(args)
-    if result.errors:
+    if result.error_messages:  # (result.errors is always true)
         problems = [f"unsupported parameters {e}" if isinstance(e, UnsupportedError) else str(e)
                     for e in result.errors]
         msg = remove_values("; ".join(problems), result._no_log_values)
