@@ -10,10 +10,15 @@ import yaml
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils import node_script
-from ansible_collections.edgeclu.cluster.plugins.modules import edgeclu_files, k3s_fetch, k3s_node_state
+from ansible_collections.edgeclu.cluster.plugins.modules import (
+    edgeclu_files,
+    edgeclu_systemd,
+    k3s_fetch,
+    k3s_node_state,
+)
 from edgeclu.playbook import run_playbook
 
-MODULES = (edgeclu_files, k3s_fetch, k3s_node_state)
+MODULES = (edgeclu_files, edgeclu_systemd, k3s_fetch, k3s_node_state)
 SPEC_KEYS = ("type", "elements", "default", "required")
 
 
@@ -47,6 +52,8 @@ def test_documentation_says_what_the_spec_checks(module):
     (edgeclu_files, {"files": [{"paht": "/etc/x", "content": "x"}]},
      "edgeclu.cluster.edgeclu_files: missing required arguments: path found in files; "
      "unsupported parameters files.paht."),
+    (edgeclu_systemd, {"service": "k3s", "action": "reload"},
+     "edgeclu.cluster.edgeclu_systemd: value of action must be one of: none, start, restart, got: reload"),
     (edgeclu_files, {"files": [{"path": "/etc/x", "content": "x", "content_b64": "eA=="}]},
      "edgeclu.cluster.edgeclu_files: parameters are mutually exclusive: content|content_b64 found in files"),
 ])
@@ -89,3 +96,21 @@ def test_a_playbook_task_with_a_typo_fails_and_sends_nothing(tmp_path):
         "Look: edgeclu.cluster.k3s_node_state: unsupported parameters path. Supported parameters include: globs, "
         "iface, imports, k3s_bin, modules, paths, python, services, sha256_globs."]
     assert not [e for e in events if e.status == "ok"]
+
+
+@pytest.mark.parametrize(("args", "commands", "says"), [
+    ({"service": "k3s", "daemon_reload": True, "action": "restart"},
+     [["systemctl", "daemon-reload"], ["systemctl", "enable", "--quiet", "k3s"], ["systemctl", "restart", "k3s"]],
+     "would enable and restart k3s (units reloaded)"),
+    ({"service": "k3s-agent", "action": "none"}, [["systemctl", "enable", "--quiet", "k3s-agent"]],
+     "would enable k3s-agent"),
+    ({"service": "edgeclu-agent.service", "sysusers": ["/etc/sysusers.d/edgeclu-agent.conf"]},
+     [["systemd-sysusers", "/etc/sysusers.d/edgeclu-agent.conf"], ["systemctl", "enable", "--quiet",
+      "edgeclu-agent.service"], ["systemctl", "start", "edgeclu-agent.service"]],
+     "would enable and start edgeclu-agent.service"),
+])
+def test_edgeclu_systemd_steps_and_check_mode_says_what_without_running(args, commands, says, monkeypatch):
+    args = node_script.validate(edgeclu_systemd, args)
+    assert edgeclu_systemd.steps(args) == commands
+    monkeypatch.setattr(edgeclu_systemd.subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
+    assert edgeclu_systemd.raw_main({**args, "check_mode": True}) == {"changed": True, "msg": says}
