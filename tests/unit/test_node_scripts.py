@@ -114,3 +114,20 @@ def test_edgeclu_systemd_steps_and_check_mode_says_what_without_running(args, co
     assert edgeclu_systemd.steps(args) == commands
     monkeypatch.setattr(edgeclu_systemd.subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
     assert edgeclu_systemd.raw_main({**args, "check_mode": True}) == {"changed": True, "msg": says}
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_ansible_doc_reads_the_documentation(module, tmp_path):
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from edgeclu.resources import collections_path
+
+    name = f"edgeclu.cluster.{module.__name__.rsplit('.', 1)[-1]}"
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "--json", name], capture_output=True,
+                          text=True, env={**os.environ, "ANSIBLE_HOME": str(tmp_path),
+                                          "ANSIBLE_COLLECTIONS_PATH": str(collections_path())})
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)[name]["doc"]["options"]) == set(module.ARGUMENT_SPEC)

@@ -47,8 +47,8 @@ options:
     suboptions:
       path: {type: str, required: true, description: the path on the node}
       mode: {type: str, description: "octal, as a string (default 0644 for a file, 0755 for a directory)"}
-      owner: {type: str, default: root}
-      group: {type: str, default: root}
+      owner: {type: str, default: root, description: the owner's name}
+      group: {type: str, default: root, description: the group's name}
       directory: {type: bool, default: false, description: a directory, not a file}
       content: {type: str, description: the file's text}
       content_b64: {type: str, description: the file's bytes, base64}
@@ -75,7 +75,8 @@ DIFF_MAX = 104448  # Ansible's default MAX_FILE_SIZE_FOR_DIFF: bigger files are 
 #: etcd-s3-*-key, registries.yaml's auth, agent.json's token)
 SECRET_KEY = re.compile(r"token|pass|secret|auth|credential|key|endpoint|private", re.I)
 _KEY_LINE = re.compile(r"""^(\s*(?:-\s+)?(["']?)([\w.-]+)\2\s*[:=])(.*)$""")
-MASK, MASK_CHANGED = "<secret>", "<secret, changed>"
+MASK = "<secret>"
+MASK_CHANGED = "<secret, changed>"
 
 
 def wanted_bytes(entry: dict, secrets: dict) -> bytes | None:

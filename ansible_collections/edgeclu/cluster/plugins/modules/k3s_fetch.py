@@ -27,6 +27,7 @@ import urllib.request
 DOCUMENTATION = r"""
 module: k3s_fetch
 short_description: Download k3s, check it against the controller's sha256, install it, report its version
+description: [In one call on the node; check mode downloads nothing.]
 options:
   url: {type: str, required: true, description: the binary's URL}
   sha256: {type: str, required: true, description: the sha256 the binary must have (from the controller)}
@@ -35,7 +36,7 @@ options:
   version: {type: str, description: the version the new binary must report (k3s --version; omit for another file)}
   mode: {type: str, default: "0755", description: the installed file's mode (an images archive is 0644)}
   what: {type: str, default: k3s, description: what the file is (for messages)}
-  timeout: {type: int, default: 60}
+  timeout: {type: int, default: 60, description: seconds the download may stall}
 """
 
 #: the one spec of the arguments (node_script.validate checks a task's against it on the controller, so a

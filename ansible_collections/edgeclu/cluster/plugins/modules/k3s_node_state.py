@@ -31,11 +31,12 @@ import sys
 DOCUMENTATION = r"""
 module: k3s_node_state
 short_description: Read k3s version, file digests, services, modules, swap and Pi cmdline.txt
+description: [Read-only, in one round trip; the roles decide on its answer.]
 options:
   k3s_bin: {type: str, description: k3s binary to ask for its version (omit to skip)}
   paths: {type: list, elements: str, default: [], description: paths on the node}
-  services: {type: list, elements: str, default: []}
-  modules: {type: list, elements: str, default: []}
+  services: {type: list, elements: str, default: [], description: systemd units to report active/enabled of}
+  modules: {type: list, elements: str, default: [], description: kernel modules to report loaded or not}
   iface: {type: str, description: report this interface's IPv4 address}
   globs: {type: list, elements: str, default: [], description: list the files matching these patterns}
   sha256_globs: {type: list, elements: str, default: [], description: sha256 of the files matching these patterns}
