@@ -3,7 +3,7 @@
 
 It writes what it is given, and decides nothing: what differs is decided on the controller,
 once, from the roles' one look at the node (``k3s_node_state``) by ``module_utils/k3s.py``'s
-``stale_files`` (the ``k3s_stale_files`` filter). The plans need that answer before anything is
+``stale_files``, which every role's planner calls. The plans need that answer before anything is
 written (a restart of k3s when its config changed, a dry run's plan, the converged stamp's
 request), so that check is the one kept; a second one here would only say again what the
 controller already knew, at the price of reading every file on the node. So on a converged node
