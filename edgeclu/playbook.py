@@ -56,6 +56,7 @@ class HostRecap:
     unreachable: int = 0
     skipped: int = 0
     changed_tasks: list[str] = field(default_factory=list)
+    diffs: list[dict] = field(default_factory=list)  # Ansible's diffs of the changed tasks (--diff), node text raw
     failures: list[str] = field(default_factory=list)
     finished: bool = True  # False: the play stopped before this host's recap
 
@@ -152,6 +153,15 @@ def event_to_task_event(event: dict) -> TaskEvent | None:
             message = message.replace("\r", "").strip().splitlines()[-1]
     return TaskEvent(host, task, status, message, ignored=bool(data.get("ignore_errors")), **place,
                      res=res if isinstance(res, dict) else {})
+
+
+def diffs_of(res: dict) -> list[dict]:
+    """Ansible's ``diff`` of a task result (one dict or a list; a loop's per item) as a list (pure)."""
+    found = []
+    for r in [res, *(res.get("results") or [])]:
+        diff = r.get("diff") if isinstance(r, dict) else None
+        found += [d for d in (diff if isinstance(diff, list) else [diff]) if isinstance(d, dict) and d]
+    return found
 
 
 def task_file(task_path: str) -> str:
@@ -256,6 +266,7 @@ def run_playbook(
         recap = hosts.setdefault(te.host, HostRecap())
         if te.status == "changed":
             recap.changed_tasks.append(te.task)
+            recap.diffs += diffs_of(te.res)
         if te.status in ("failed", "unreachable") and not te.ignored:
             recap.failures.append(f"{te.task}: {te.message}")
         if on_event:

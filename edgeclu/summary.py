@@ -7,6 +7,8 @@ names. Text from a node (a failure reason) is kept as it came: escape it where i
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import shlex
 from collections.abc import Mapping
@@ -125,6 +127,33 @@ def node_words(board: Board, host: str, version: str) -> list[str]:
     if len(_changed(row.get("uninstall"))) > len(_changed(row.get("uninstall"), "", "command")):
         words.append("node agent removed")
     return words
+
+
+SKIPPED_DIFF = {"src_binary": "binary", "dst_binary": "binary on the node",
+                "src_larger": "too big to show", "dst_larger": "too big to show on the node"}
+
+
+def diff_lines(diffs: list[dict]) -> list[str]:
+    """Ansible's diffs (``--diff``: edgeclu_files', secrets already masked on the node) as the lines of a
+    unified diff per file, headers first; a change of mode, owner or state as one line (pure). The
+    text is the node's (the before side): escape it where it is displayed."""
+    lines: list[str] = []
+    for d in diffs:
+        path = str(d.get("after_header") or d.get("before_header") or "?")
+        skipped = [why for key, why in SKIPPED_DIFF.items() if d.get(key)]
+        before, after = d.get("before", ""), d.get("after", "")
+        if skipped:
+            lines.append(f"{path}: content not shown ({skipped[0]})")
+        elif isinstance(before, str) and isinstance(after, str):
+            lines += [line.rstrip("\n") for line in difflib.unified_diff(
+                before.splitlines(keepends=True), after.splitlines(keepends=True),
+                f"{d.get('before_header') or path} (now)", f"{path} (would be)")]
+        elif isinstance(before, dict) and isinstance(after, dict):
+            changed = [f"{k} {before.get(k, '-')} -> {after.get(k)}" for k in after if before.get(k) != after.get(k)]
+            lines.append(f"{path}: {', '.join(changed)}" if changed else f"{path}: as it is")
+        else:
+            lines.append(f"{path}: {json.dumps(before, default=str)} -> {json.dumps(after, default=str)}")
+    return lines
 
 
 def hint(phase: str, state: str, host: str, role: str, ctx: Context) -> str:

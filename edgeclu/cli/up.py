@@ -13,7 +13,7 @@ from edgeclu import kubeconfig as kc
 from edgeclu import phases as ph
 from edgeclu import summary as sm
 from edgeclu.cli import _options as opt
-from edgeclu.cli._console import out, say
+from edgeclu.cli._console import out, plain, say
 from edgeclu.cli._nodes import cluster_for
 from edgeclu.cli._progress import PhaseProgress, print_summary
 from edgeclu.converge import converge
@@ -74,8 +74,9 @@ def up(
                           ph.CHANGED if outcome.kubeconfig_changed else ph.DONE))
     if dry_run:
         plan = {h: rec.changed_tasks for h, rec in result.hosts.items()}
+        diffs = {h: sm.diff_lines(rec.diffs) for h, rec in result.hosts.items()}
         if as_json:
-            out.print_json(json.dumps({"dry_run": True, "would_change": plan}))
+            out.print_json(json.dumps({"dry_run": True, "would_change": plan, "diff": diffs}))
         else:
             for host in board.cells:
                 tasks = plan.get(host, [])
@@ -83,7 +84,9 @@ def up(
                           highlight=False)
                 for task in tasks:
                     out.print(f"  ~ {task}", highlight=False, markup=False)
-        say("dry run: nothing was changed (the token is never shown)")
+                for line in diffs.get(host, []):  # the before side is the node's text
+                    out.print(f"    {plain(line)}", highlight=False, markup=False)
+        say("dry run: nothing was changed (secret values are masked, the token is never shown)")
     else:
         ctx = sm.Context(str(inventory), inv.vars["cluster_name"], inv.vars["k3s_version"])
         nodes = sm.summarize(board, ctx)

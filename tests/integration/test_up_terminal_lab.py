@@ -20,7 +20,7 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 # tasks of site.yml that a first run on healthy nodes skips (their `when:` is false)
 SKIPPED_TASKS = ("Fail with k3s's own message", "Refuse an interface without an IPv4 address",
                  "Check that the node is Ready", "Copy k3s from the air-gap directory", "Insist on a token",
-                 "Would enable", "Keep swap off after a reboot")
+                 "Keep swap off after a reboot")
 SITE_PHASE_ROW = re.compile(r"^\S?\s*(prepare nodes|install k3s|start servers one by one|join agents|wait for Ready|"
                             r"add-ons|node agent)\s+[█░]{10}\s+\d+/\d+\s.*\bworking\b", re.M)
 

@@ -149,7 +149,7 @@ def agent_plan(state, prefix=PREFIX):
 
 
 CONF, AUNIT, ZIP = paths.AGENT_CONFIG, paths.AGENT_UNIT, paths.AGENT_ZIP
-START = f"systemd-sysusers {paths.AGENT_SYSUSERS} && systemctl enable --quiet edgeclu-agent.service && systemctl "
+START = {"service": "edgeclu-agent.service", "sysusers": [paths.AGENT_SYSUSERS], "daemon_reload": False}
 
 
 @pytest.mark.parametrize("state, want", [
@@ -158,16 +158,14 @@ START = f"systemd-sysusers {paths.AGENT_SYSUSERS} && systemctl enable --quiet ed
     # agent.json stale: written as a secret (never in write's content), then a restart
     (agent_state(stale=[CONF]), {"todo": True, "stale": [CONF], "action": "restart",
                                  "write": [{"path": CONF, "mode": "0600"}], "secret_contents": {CONF: JSON},
-                                 "start": START + "restart edgeclu-agent.service"}),
+                                 "start": {**START, "action": "restart"}}),
     # inactive (or not enabled) with nothing stale: start, write nothing
     (agent_state(active="inactive"), {"todo": True, "write": [], "action": "start",
-                                      "start": START + "start edgeclu-agent.service"}),
+                                      "start": {**START, "action": "start"}}),
     (agent_state(enabled="disabled"), {"todo": True, "action": "start"}),
     # a new unit: daemon-reload before the restart
     (agent_state(stale=[AUNIT]), {"action": "restart", "secret_contents": {},
-                                  "start": f"systemd-sysusers {paths.AGENT_SYSUSERS} && systemctl daemon-reload && "
-                                           "systemctl enable --quiet edgeclu-agent.service && systemctl restart "
-                                           "edgeclu-agent.service"}),
+                                  "start": {**START, "daemon_reload": True, "action": "restart"}}),
     # new code: the zip is written (its bytes added by edgeclu_agent_write), a restart
     (agent_state(stale=[ZIP]), {"write_zip": True, "write": [{"path": ZIP, "mode": "0644"}], "action": "restart"}),
     # no psutil: install it (and start, which is a no-op on a running agent)

@@ -7,8 +7,9 @@ included, travel on stdin, never on a command line; the result carries only the 
 from __future__ import annotations
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.node_script import NodeScriptAction
+from ansible_collections.edgeclu.cluster.plugins.modules import edgeclu_files
 
 
 class ActionModule(NodeScriptAction):
-    SCRIPT = "edgeclu_files.py"
+    MODULE = edgeclu_files
     WHAT = "writing files"

@@ -6,8 +6,9 @@ The same way as ``k3s_node_state`` (module_utils/node_script.py); see plugins/mo
 from __future__ import annotations
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.node_script import NodeScriptAction
+from ansible_collections.edgeclu.cluster.plugins.modules import k3s_fetch
 
 
 class ActionModule(NodeScriptAction):
-    SCRIPT = "k3s_fetch.py"
+    MODULE = k3s_fetch
     WHAT = "installing k3s"

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils.node_script import NodeScriptAction
+from ansible_collections.edgeclu.cluster.plugins.modules import k3s_node_state
 
 
 class ActionModule(NodeScriptAction):
-    SCRIPT = "k3s_node_state.py"
+    MODULE = k3s_node_state

@@ -134,9 +134,9 @@ def plan(state: Mapping[str, Any], *, prefix: str, zip_sha1: str, config: str, u
         "secret_contents": {p["config"]: config} if p["config"] in stale else {},
         "packages": packages,
         "action": action,
-        "start": " && ".join([f"systemd-sysusers {p['sysusers']}",
-                              *(["systemctl daemon-reload"] if p["unit"] in stale else []),
-                              f"systemctl enable --quiet {p['service']}", f"systemctl {action} {p['service']}"]),
+        # edgeclu_systemd's arguments (install.yml): in check mode that task reports the start as a change
+        "start": {"service": p["service"], "sysusers": [p["sysusers"]], "daemon_reload": p["unit"] in stale,
+                  "action": action},
         "todo": bool(stale) or not running or bool(packages),
     }
 

@@ -8,10 +8,10 @@ The expected hash comes from the controller (``k3s_sha256`` in the inventory, or
 checksum file read by the controller over https or from its air-gap directory: see
 ``module_utils/k3s.py's checksum_source``), never from the place the binary comes from: a mirror that
 serves another binary can serve a matching checksum file as well. Check mode downloads
-nothing. http(s) URLs only. Run as a plain script through ``plugins/action/k3s_fetch.py``
-(``raw_main``: no AnsiballZ, no ansible import on the node): one Python start instead of
-several Ansible modules, each of which costs a Python start with Ansible's imports, which on
-a Raspberry Pi is seconds.
+nothing. http(s) URLs only. Run as a plain script through ``plugins/action/k3s_fetch.py``,
+which validates the arguments against ``ARGUMENT_SPEC`` first (``raw_main``: no AnsiballZ, no
+ansible import on the node): one Python start instead of several Ansible modules, each of which
+costs a Python start with Ansible's imports, which on a Raspberry Pi is seconds.
 """
 
 from __future__ import annotations
@@ -27,16 +27,29 @@ import urllib.request
 DOCUMENTATION = r"""
 module: k3s_fetch
 short_description: Download k3s, check it against the controller's sha256, install it, report its version
+description: [In one call on the node; check mode downloads nothing.]
 options:
   url: {type: str, required: true, description: the binary's URL}
   sha256: {type: str, required: true, description: the sha256 the binary must have (from the controller)}
   sha256_from: {type: str, description: where the controller got it (for messages)}
-  dest: {type: path, required: true}
+  dest: {type: str, required: true, description: the path on the node}
   version: {type: str, description: the version the new binary must report (k3s --version; omit for another file)}
   mode: {type: str, default: "0755", description: the installed file's mode (an images archive is 0644)}
   what: {type: str, default: k3s, description: what the file is (for messages)}
-  timeout: {type: int, default: 60}
+  timeout: {type: int, default: 60, description: seconds the download may stall}
 """
+
+#: the one spec of the arguments (node_script.validate checks a task's against it on the controller, so a
+#: node path is a str there, not a controller-expanded path; DOCUMENTATION says the same,
+#: tests/unit/test_node_scripts.py holds them together)
+ARGUMENT_SPEC = {"url": {"type": "str", "required": True},
+                 "sha256": {"type": "str", "required": True},
+                 "sha256_from": {"type": "str"},
+                 "dest": {"type": "str", "required": True},
+                 "version": {"type": "str"},
+                 "mode": {"type": "str", "default": "0755"},
+                 "what": {"type": "str", "default": "k3s"},
+                 "timeout": {"type": "int", "default": 60}}
 
 
 def _get(url: str, timeout: int):
@@ -91,29 +104,7 @@ def fetch(url: str, sha256: str, dest: str, version: str | None = None, timeout:
 
 
 def raw_main(args: dict) -> dict:
-    """Run by the k3s_fetch action plugin: plain Python, no Ansible on the node."""
+    """Run by the k3s_fetch action plugin (arguments validated there): plain Python, no Ansible on the node."""
     return fetch(args["url"], args["sha256"], args["dest"], args.get("version"), int(args.get("timeout") or 60),
                  bool(args.get("check_mode")), args.get("sha256_from"), str(args.get("mode") or "0755"),
                  args.get("what") or "k3s")
-
-
-def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec={"url": {"type": "str", "required": True},
-                                          "sha256": {"type": "str", "required": True},
-                                          "sha256_from": {"type": "str"},
-                                          "dest": {"type": "path", "required": True},
-                                          "version": {"type": "str"},
-                                          "mode": {"type": "str", "default": "0755"},
-                                          "what": {"type": "str", "default": "k3s"},
-                                          "timeout": {"type": "int", "default": 60}},
-                           supports_check_mode=True)
-    result = fetch(**module.params, check_mode=module.check_mode)
-    if result.get("failed"):
-        module.fail_json(**{k: v for k, v in result.items() if k != "failed"})
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,9 +13,9 @@ With ``facts: true`` it also reads what edgeclu's preflight and discover check
 firmware's throttling bits, whether the user has passwordless sudo): edgeclu runs it so over
 its own SSH transport (``edgeclu.node.gather``), the one node probe.
 
-It runs as a module, or (what the playbooks do, through
-``plugins/action/k3s_node_state.py``) as a plain script fed to the node's python3 on
-stdin (``raw_main``): no AnsiballZ wrapper and no ansible import on the node, which makes
+It runs (through ``plugins/action/k3s_node_state.py``, which validates the arguments against
+``ARGUMENT_SPEC`` first) as a plain script fed to the node's python3 on stdin (``raw_main``):
+no AnsiballZ wrapper and no ansible import on the node, which makes
 a look at a node several times cheaper (bench/up.py's re-run is mostly these looks).
 """
 
@@ -37,19 +37,35 @@ import sys
 DOCUMENTATION = r"""
 module: k3s_node_state
 short_description: Read k3s version, file digests, services, modules, swap and Pi cmdline.txt
+description: [Read-only, in one round trip; the roles decide on its answer.]
 options:
-  k3s_bin: {type: path, description: k3s binary to ask for its version (omit to skip)}
-  paths: {type: list, elements: path, default: []}
-  services: {type: list, elements: str, default: []}
-  modules: {type: list, elements: str, default: []}
+  k3s_bin: {type: str, description: k3s binary to ask for its version (omit to skip)}
+  paths: {type: list, elements: str, default: [], description: paths on the node}
+  services: {type: list, elements: str, default: [], description: systemd units to report active/enabled of}
+  modules: {type: list, elements: str, default: [], description: kernel modules to report loaded or not}
   iface: {type: str, description: report this interface's IPv4 address}
   globs: {type: list, elements: str, default: [], description: list the files matching these patterns}
   sha256_globs: {type: list, elements: str, default: [], description: sha256 of the files matching these patterns}
-  python: {type: path, description: the interpreter to try I(imports) with}
+  python: {type: str, description: the interpreter to try I(imports) with}
   imports: {type: list, elements: str, default: [], description: Python modules to try importing}
   facts: {type: bool, default: false, description: also read the node facts preflight and discover check (FACTS)}
   rancher_dir: {type: str, description: with I(facts), report the block device holding this directory (rancher_dev)}
 """
+
+#: the one spec of the arguments (node_script.validate checks a task's against it on the controller, so a
+#: node path is a str there, not a controller-expanded path; DOCUMENTATION says the same,
+#: tests/unit/test_node_scripts.py holds them together)
+ARGUMENT_SPEC = {"k3s_bin": {"type": "str"},
+                 "paths": {"type": "list", "elements": "str", "default": []},
+                 "services": {"type": "list", "elements": "str", "default": []},
+                 "modules": {"type": "list", "elements": "str", "default": []},
+                 "iface": {"type": "str"},
+                 "globs": {"type": "list", "elements": "str", "default": []},
+                 "sha256_globs": {"type": "list", "elements": "str", "default": []},
+                 "python": {"type": "str"},
+                 "imports": {"type": "list", "elements": "str", "default": []},
+                 "facts": {"type": "bool", "default": False},
+                 "rancher_dir": {"type": "str"}}
 
 PI_CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")
 
@@ -313,9 +329,8 @@ def node_facts(p: dict) -> dict:
     return {key: read(p) for key, read in FACTS.items()}
 
 
-DEFAULTS = {"k3s_bin": None, "paths": [], "services": [], "modules": [], "iface": None, "globs": [],
-            "sha256_globs": [], "python": None, "imports": [], "facts": False,
-            "rancher_dir": None}
+# what a request that leaves a key out asks (edgeclu/stamp.py replays a request here without the action plugin)
+DEFAULTS = {k: o.get("default") for k, o in ARGUMENT_SPEC.items()}
 
 
 def k3s_version_output(k3s_bin: str) -> str:
@@ -354,30 +369,6 @@ def gather(p: dict, memo_in: dict | None = None, memo_out: dict | None = None) -
     )
 
 
-def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(
-        argument_spec={"k3s_bin": {"type": "path"},
-                       "paths": {"type": "list", "elements": "path", "default": []},
-                       "services": {"type": "list", "elements": "str", "default": []},
-                       "modules": {"type": "list", "elements": "str", "default": []},
-                       "iface": {"type": "str"},
-                       "globs": {"type": "list", "elements": "str", "default": []},
-                       "sha256_globs": {"type": "list", "elements": "str", "default": []},
-                       "python": {"type": "path"},
-                       "imports": {"type": "list", "elements": "str", "default": []},
-                       "facts": {"type": "bool", "default": False},
-                       "rancher_dir": {"type": "str"}},
-        supports_check_mode=True,
-    )
-    module.exit_json(**gather(module.params))
-
-
 def raw_main(args: dict) -> dict:
     """Run by the k3s_node_state action plugin: plain Python, no Ansible on the node."""
     return gather(args)
-
-
-if __name__ == "__main__":
-    main()
