@@ -93,8 +93,8 @@ def test_a_playbook_task_with_a_typo_fails_and_sends_nothing(tmp_path):
     result = run_playbook(inv, str(play), known_hosts=tmp_path / "known_hosts", on_event=events.append)
     assert not result.ok
     assert result.hosts["here"].failures == [
-        "Look: edgeclu.cluster.k3s_node_state: unsupported parameters path. Supported parameters include: globs, "
-        "iface, imports, k3s_bin, modules, paths, python, services, sha256_globs."]
+        "Look: edgeclu.cluster.k3s_node_state: unsupported parameters path. Supported parameters include: facts, "
+        "globs, iface, imports, k3s_bin, modules, paths, python, rancher_dir, services, sha256_globs."]
     assert not [e for e in events if e.status == "ok"]
 
 
