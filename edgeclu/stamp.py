@@ -14,7 +14,7 @@ The next ``up`` (or ``status``) replays the recorded requests, in one SSH comman
 compares the answers (:func:`drift`). The two costly answers, ``k3s --version`` and an images
 archive's sha256, are taken from the stamp when the file is the very same one (device, inode, size,
 mtime, ctime: the probe's ``remembered``), so a re-run neither starts k3s nor reads hundreds of MB on
-an SD card. ``up`` runs nothing more when every node's stamp has the same
+an SD card; a new stamp takes them from the one it replaces the same way (``up --full`` on a converged node). ``up`` runs nothing more when every node's stamp has the same
 inputs and no drift and the first server reports every node Ready. Anything else (an edited file, a
 stopped service, another inventory or edgeclu version, a node without a stamp) runs the playbook as
 usual; ``edgeclu up --full`` always runs it. What the roles do without asking the probe first (a
@@ -51,9 +51,16 @@ _NODE = r'''
 def raw_main(a):
     import json, os, subprocess
     path = a["stamp"]
-    if a.get("inputs") is not None:
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        old = None
+    old = old if isinstance(old, dict) else {}
+    was = old.get("memo") if isinstance(old.get("memo"), dict) else {}
+    if a.get("inputs") is not None:  # a file that is the very same one as at the last stamp: its answer then
         memo = {}
-        answer = gather(a["request"], memo_out=memo)
+        answer = gather(a["request"], memo_in=was, memo_out=memo)
         record = json.dumps({"format": a["format"], "inputs": a["inputs"], "request": a["request"],
                              "answer": answer, "memo": memo}, sort_keys=True)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -65,14 +72,10 @@ def raw_main(a):
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return {"written": True}
-    try:
-        with open(path) as f:
-            old = json.load(f)
-        request = old["request"]
-    except (OSError, ValueError, KeyError, TypeError):
+    request = old.get("request")
+    if not isinstance(request, dict):
         return {"stamp": None}
-    memo = old.get("memo") if isinstance(old.get("memo"), dict) else {}
-    out = {"stamp": {k: v for k, v in old.items() if k != "memo"}, "now": gather(request, memo_in=memo)}
+    out = {"stamp": {k: v for k, v in old.items() if k != "memo"}, "now": gather(request, memo_in=was)}
     if a.get("nodes") and request.get("k3s_bin"):
         p = subprocess.run([request["k3s_bin"], "kubectl", "get", "nodes", "-o", "json"], capture_output=True,
                            text=True)

@@ -207,6 +207,9 @@ def test_the_replay_reuses_the_costly_answers_of_the_very_same_files_only(tmp_pa
     for _ in range(2):
         assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").as_left
     assert count.read_text().count("x") == 1  # not started again
+    _run({"inputs": "I", "request": request}, tmp_path, monkeypatch)  # a new stamp (up --full): from the old one
+    assert count.read_text().count("x") == 1
+    assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").as_left
 
     archive.write_bytes(b"two")  # same size, new content: its mtime/ctime moved
     assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").drift == [f"{archive}: content changed"]
@@ -214,3 +217,7 @@ def test_the_replay_reuses_the_costly_answers_of_the_very_same_files_only(tmp_pa
     lk = stamp.parse_look(_run({}, tmp_path, monkeypatch), "I")
     assert any(d.startswith("k3s --version: k3s version v1.31.4+k3s1 (abc) -> k3s version v1.31.5") for d in lk.drift)
     assert count.read_text().count("x") >= 2
+    starts = count.read_text().count("x")
+    _run({"inputs": "I", "request": request}, tmp_path, monkeypatch)  # stamping the replaced binary asks it
+    assert count.read_text().count("x") == starts + 1
+    assert stamp.parse_look(_run({}, tmp_path, monkeypatch), "I").as_left
