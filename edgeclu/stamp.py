@@ -14,21 +14,19 @@ The next ``up`` (or ``status``) replays the recorded requests, in one SSH comman
 compares the answers (:func:`drift`). The two costly answers, ``k3s --version`` and an images
 archive's sha256, are taken from the stamp when the file is the very same one (device, inode, size,
 mtime, ctime: the probe's ``remembered``), so a re-run neither starts k3s nor reads hundreds of MB on
-an SD card; a new stamp takes them from the one it replaces the same way (``up --full`` on a converged node). ``up`` runs nothing more when every node's stamp has the same
-inputs and no drift and the first server reports every node Ready. Anything else (an edited file, a
-stopped service, another inventory or edgeclu version, a node without a stamp) runs the playbook as
-usual; ``edgeclu up --full`` always runs it. What the roles do without asking the probe first (a
+an SD card; a new stamp takes them from the one it replaces the same way (``up --full`` on a converged
+node). ``up`` runs nothing more when every node's stamp has the same inputs and no drift and the first
+server reports every node Ready. Anything else (an edited file, a stopped service, another inventory or
+edgeclu version, a node without a stamp) runs the playbook as usual; ``edgeclu up --full`` always runs
+it. What the roles do without asking the probe first (a
 package the storage add-on installs with apt, say) is not replayed: drift there is seen by ``--full``.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import shlex
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +80,6 @@ def raw_main(a):
         out["nodes"] = p.stdout if p.returncode == 0 else ""
     return out
 '''
-_LOADER = ("import base64,json,sys,zlib;g={'__name__':'edgeclu_stamp'};"
-           "exec(compile(zlib.decompress(base64.b64decode(sys.argv[1])),'<edgeclu-stamp>','exec'),g);"
-           "print(json.dumps(g['raw_main'](json.loads(base64.b64decode(sys.argv[2])))))")
-
 
 # -- what the roles asked --------------------------------------------------------
 def merge(requests: Iterable[Mapping[str, Any]]) -> dict:
@@ -236,17 +230,16 @@ def _probe_source() -> bytes:
     return (collection_dir() / "plugins" / "modules" / f"{PROBE}.py").read_bytes() + _NODE.encode()
 
 
-def node_command(args: Mapping[str, Any], python: str = node_loader.DEFAULT_PYTHON) -> str:
-    """The shell command that runs the probe with :data:`_NODE` on a node (as root: sudo is the
-    caller's). Script and arguments travel compressed on the command line: no secret is in them
-    (the inputs digest is a hash)."""
-    script = base64.b64encode(zlib.compress(_probe_source(), 9)).decode()
-    data = base64.b64encode(json.dumps({"stamp": STAMP, "format": FORMAT, **args}, sort_keys=True).encode()).decode()
-    return " ".join(shlex.quote(a) for a in (python, "-c", _LOADER, script, data))
+def node_stdin(args: Mapping[str, Any]) -> bytes:
+    """What the probe with :data:`_NODE` gets on stdin (the collection's framing, ``node_loader``): the script
+    and ``args``. Nothing of it is on a command line, and no secret is in it (the inputs digest is a hash)."""
+    return node_loader.stdin(_probe_source(), {"stamp": STAMP, "format": FORMAT, **args})
 
 
-def _python(inv: Inventory, host: Host) -> str:
-    return node_loader.node_python({**inv.vars, **host.vars})
+def _on_node(remote: Any, host: Host, args: Mapping[str, Any], **kw: Any):
+    """Run the probe with :data:`_NODE` on ``remote`` (inventory host ``host``, with its interpreter), as root."""
+    return remote.run(node_loader.command(node_loader.node_python(host.vars)), sudo=True, timeout=60,
+                      stdin=node_stdin(args), **kw)
 
 
 @dataclass
@@ -284,8 +277,7 @@ def look(inv: Inventory, remotes: Mapping[str, Any]) -> dict[str, Look]:
     """Every node against its stamp, in one SSH command per node."""
     cluster = _cluster(inv)
     first = inv.servers[0].name
-    done = on_all(list(inv.hosts), lambda h: remotes[h.name].run(
-        node_command({"nodes": h.name == first}, _python(inv, h)), sudo=True, check=False, timeout=60))
+    done = on_all(list(inv.hosts), lambda h: _on_node(remotes[h.name], h, {"nodes": h.name == first}, check=False))
     looks = {name: Look(error=str(err)) for name, err in done.failed.items()}
     for h in inv.hosts:
         if h.name in looks:
@@ -342,7 +334,6 @@ def write(inv: Inventory, hosts: Iterable[Host], remotes: Mapping[str, Any],
     hosts = list(hosts)
     unasked = {h.name: "its roles asked the node nothing" for h in hosts if recorder.request(h.name) is None}
     todo = [h for h in hosts if h.name not in unasked]
-    done = on_all(todo, lambda h: remotes[h.name].run(node_command(
-        {"inputs": inputs_digest(cluster, inv, h), "request": recorder.request(h.name)}, _python(inv, h)),
-        sudo=True, timeout=60))
+    done = on_all(todo, lambda h: _on_node(remotes[h.name], h, {
+        "inputs": inputs_digest(cluster, inv, h), "request": recorder.request(h.name)}))
     return {**unasked, **{name: str(err) for name, err in done.failed.items()}}

@@ -41,27 +41,30 @@ class FakeRemote:
 
     def __init__(self, name: str):
         self.name = name
-        self._answers: list[tuple[Callable[[str], bool], Answer]] = []
+        self._answers: list[tuple[Callable[[str], bool], bytes | None, Answer]] = []
         self.calls: list[str] = []
         self.stdins: list[bytes | None] = []  # what each command got on stdin
         self.puts: list[tuple[str, str]] = []  # (local file's content, remote path)
         self.closed = 0
 
-    def on(self, command: str | Callable[[str], bool], answer: Answer = "") -> FakeRemote:
-        """Answer ``command`` (the exact string, or a predicate on it) with stdout text, a
-        :class:`Result`, an exception to raise, or a function of the command. Later rules win."""
+    def on(self, command: str | Callable[[str], bool], answer: Answer = "", *, stdin: bytes | None = None
+           ) -> FakeRemote:
+        """Answer ``command`` (the exact string, or a predicate on it; with ``stdin``, only when the command
+        gets exactly that on stdin) with stdout text, a :class:`Result`, an exception to raise, or a
+        function of the command. Later rules win."""
         match = command if callable(command) else (lambda c, want=command: c == want)
-        self._answers.insert(0, (match, answer))
+        self._answers.insert(0, (match, stdin, answer))
         return self
 
-    def ran(self, command: str) -> bool:
-        return command in self.calls
+    def ran(self, command: str, *, stdin: bytes | None = None) -> bool:
+        return any(c == command and (stdin is None or i == stdin) for c, i in zip(self.calls, self.stdins, strict=True))
 
     def run(self, command: str, *, sudo: bool = False, check: bool = True, timeout: float | None = None,
             stdin: bytes | None = None) -> Result:
-        answer = next((a for match, a in self._answers if match(command)), None)
+        answer = next((a for match, feed, a in self._answers if match(command) and feed in (None, stdin)), None)
         if answer is None:
-            raise UnexpectedCommand(f"{self.name}: no answer for {command[:300]!r}")
+            raise UnexpectedCommand(f"{self.name}: no answer for {command[:300]!r}"
+                                    + (f" with {stdin[-300:]!r} on stdin" if stdin else ""))
         self.calls.append(command)
         self.stdins.append(stdin)
         if isinstance(answer, BaseException):

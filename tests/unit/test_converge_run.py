@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils import node_loader
 from edgeclu import stamp
 from edgeclu.converge import converge
 from edgeclu.inventory import load_inventory
@@ -21,6 +22,7 @@ from tests.fakes import (
 )
 
 V = "v1.31.4+k3s1"
+STAMP = node_loader.command(node_loader.DEFAULT_PYTHON)  # the loader; what the stamp does is on stdin
 REQUEST = {"paths": ["/etc/rancher/k3s/config.yaml"], "services": ["k3s"]}  # what the roles asked
 ANSWER = {"files": {"/etc/rancher/k3s/config.yaml": {"exists": True, "sha1": "ab", "mode": "0600"}},
           "services": {"k3s": {"active": "active", "enabled": "enabled"}}}
@@ -39,8 +41,9 @@ def _setup(tmp_path, *, stamped=("node1", "node2"), ready=("node1", "node2"), no
         look = {"stamp": old if h.name in stamped else None, "now": (now or {}).get(h.name, ANSWER)}
         if first:
             look["nodes"] = nodes
-        remotes[h.name] = FakeRemote(h.name).on(stamp.node_command({"nodes": first}), json.dumps(look))
-        remotes[h.name].on(stamp.node_command({"inputs": inputs[h.name], "request": REQUEST}), '{"written": true}')
+        remotes[h.name] = FakeRemote(h.name).on(STAMP, json.dumps(look), stdin=stamp.node_stdin({"nodes": first}))
+        remotes[h.name].on(STAMP, '{"written": true}',
+                           stdin=stamp.node_stdin({"inputs": inputs[h.name], "request": REQUEST}))
     answer_lock(remotes["node1"])
     playbooks = FakePlaybooks({"site.yml": site or (lambda limit, **_: ok("node1", "node2"))},
                               probes={"node1": REQUEST, "node2": REQUEST})
@@ -49,7 +52,8 @@ def _setup(tmp_path, *, stamped=("node1", "node2"), ready=("node1", "node2"), no
 
 
 def _stamped(remotes, inputs) -> list[str]:
-    return [n for n, r in remotes.items() if r.ran(stamp.node_command({"inputs": inputs[n], "request": REQUEST}))]
+    return [n for n, r in remotes.items()
+            if r.ran(STAMP, stdin=stamp.node_stdin({"inputs": inputs[n], "request": REQUEST}))]
 
 
 def test_every_node_as_the_last_run_left_it_and_ready_runs_no_playbook(tmp_path):
@@ -96,7 +100,7 @@ def test_full_runs_the_playbook_without_looking_at_the_stamps(tmp_path):
     remotes, playbooks, cluster, inputs, _ = _setup(tmp_path)
     converge(cluster, preflight=False, merge_kubeconfig=False, fast=False)
     assert len(playbooks.runs) == 1
-    assert not any(r.ran(stamp.node_command({"nodes": n == "node1"})) for n, r in remotes.items())
+    assert not any(r.ran(STAMP, stdin=stamp.node_stdin({"nodes": n == "node1"})) for n, r in remotes.items())
     assert _stamped(remotes, inputs) == ["node1", "node2"]
 
 

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.edgeclu.cluster.plugins.module_utils import node_loader
 from edgeclu import stamp
 from edgeclu.inventory import load_inventory
 from edgeclu.playbook import TaskEvent
@@ -69,8 +70,8 @@ def test_the_token_is_hashed_never_stored(setup):
     _, inv_path, tree = setup
     digests = _digests(inv_path, tree)
     assert all("sekrit" not in d for d in digests.values())
-    command = stamp.node_command({"inputs": next(iter(digests.values())), "request": {"paths": ["/x"]}})
-    assert "sekrit" not in command
+    fed = stamp.node_stdin({"inputs": next(iter(digests.values())), "request": {"paths": ["/x"]}})
+    assert b"sekrit" not in fed
 
 
 @pytest.mark.parametrize("requests, merged", [
@@ -159,9 +160,10 @@ def test_why_a_node_is_not_as_left(look, why):
 
 def _run(args, tmp_path, monkeypatch):
     monkeypatch.setattr(stamp, "STAMP", str(tmp_path / "lib" / "converged"))
-    proc = subprocess.run(["sh", "-c", stamp.node_command(args, "python3")], capture_output=True, text=True)
+    proc = subprocess.run(["sh", "-c", node_loader.command("python3")], input=stamp.node_stdin(args),
+                          capture_output=True)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return proc.stdout.decode()
 
 
 def test_the_node_command_stamps_and_replays_what_the_roles_asked(tmp_path, monkeypatch):

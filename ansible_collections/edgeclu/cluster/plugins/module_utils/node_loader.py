@@ -1,6 +1,6 @@
 """How a node script travels to a node's python3 (pure, no ansible import): the one framing both the
-collection's action plugins (module_utils/node_script.py) and edgeclu's own transport
-(:func:`edgeclu.node.gather`) use.
+collection's action plugins (module_utils/node_script.py) and edgeclu's own transport (the node probe,
+:func:`edgeclu.node.gather`, and the converged stamp, :mod:`edgeclu.stamp`) use.
 
 The node's python3 gets a one-line loader as ``-c`` (:func:`command`) and, on stdin (:func:`stdin`),
 the script's source (``plugins/modules/<name>.py``), a NUL byte and the arguments as JSON: no
