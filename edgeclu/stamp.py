@@ -56,7 +56,7 @@ def raw_main(a):
         old = None
     old = old if isinstance(old, dict) else {}
     was = old.get("memo") if isinstance(old.get("memo"), dict) else {}
-    if a.get("inputs") is not None:  # a file that is the very same one as at the last stamp: its answer then
+    if a.get("inputs") is not None:  # write; a file that is the very same one as at the last stamp keeps its memo
         memo = {}
         answer = gather(a["request"], memo_in=was, memo_out=memo)
         record = json.dumps({"format": a["format"], "inputs": a["inputs"], "request": a["request"],
