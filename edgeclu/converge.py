@@ -33,13 +33,14 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)  # unreachable, left out (skip_unreachable)
 
 
-def run_preflight(cluster: Cluster, *, skip_unreachable: bool = False):
+def run_preflight(cluster: Cluster, *, skip_unreachable: bool = False, remotes: dict | None = None):
     """Preflight every node (unreachable ones are not errors with ``skip_unreachable``), and refuse a
-    node whose k3s is newer than the inventory's. Returns the preflight report."""
+    node whose k3s is newer than the inventory's. Returns the preflight report. ``remotes``: see
+    :func:`edgeclu.preflight.run_preflight`."""
     from edgeclu.preflight import run_preflight as preflight
 
     inv, report = cluster.inv, cluster.report
-    rep = preflight(cluster)
+    rep = preflight(cluster, remotes=remotes)
     errors = [p for p in rep.errors if not (skip_unreachable and p.check == "unreachable")]
     for p in rep.problems:
         report(f"preflight: {p}")
@@ -100,40 +101,43 @@ def converge(cluster: Cluster, *, dry_run: bool = False, preflight: bool = True,
     if merge_kubeconfig and not dry_run:
         kc.check(inv, kubeconfig)  # a kubeconfig it could not merge into stops it before any change
     skipped: list[str] = []
-    if preflight:
-        rep = run_preflight(cluster, skip_unreachable=skip_unreachable and limit is None)
-        if rep.unreachable and limit is None:
-            nodes, why = guards.skip_plan([h.name for h in inv.servers], [h.name for h in inv.agents],
-                                          rep.unreachable)
-            if why:
-                raise EdgecluError(f"--skip-unreachable: {why}; nothing was changed")
-            skipped, limit = rep.unreachable, ",".join(nodes)
-            report(f"skipping unreachable node(s): {', '.join(skipped)} (--skip-unreachable)")
-    first = inv.servers[0]
-    recorder = stamp.Recorder()  # what the roles asked each node: the stamp replays it
-
-    def events(te: TaskEvent) -> None:
-        recorder(te)
-        if on_event:
-            on_event(te)
-
-    def play() -> PlaybookResult:
-        if held:
-            held.check("the playbook")
-        return cluster.playbook("site.yml", check=dry_run, limit=limit, on_event=events)
-
-    held: ClusterLock | None = None
-    if dry_run:  # read-only: no lock file, no kubeconfig
-        return Outcome(play(), skipped=skipped)
-    lock_remote = cluster.remote(first)
-    remotes = {h.name: lock_remote if h.name == first.name else cluster.remote(h)
-               for h in (inv.hosts if limit is None else [])}
+    # every node's connection, opened on first use: preflight's are the stamps' look's right after it
+    remotes = cluster.remotes()
     try:
+        if preflight:
+            rep = run_preflight(cluster, skip_unreachable=skip_unreachable and limit is None, remotes=remotes)
+            if rep.unreachable and limit is None:
+                nodes, why = guards.skip_plan([h.name for h in inv.servers], [h.name for h in inv.agents],
+                                              rep.unreachable)
+                if why:
+                    raise EdgecluError(f"--skip-unreachable: {why}; nothing was changed")
+                skipped, limit = rep.unreachable, ",".join(nodes)
+                report(f"skipping unreachable node(s): {', '.join(skipped)} (--skip-unreachable)")
+        first = inv.servers[0]
+        recorder = stamp.Recorder()  # what the roles asked each node: the stamp replays it
+
+        def events(te: TaskEvent) -> None:
+            recorder(te)
+            if on_event:
+                on_event(te)
+
+        def play(held: ClusterLock | None) -> PlaybookResult:
+            if held:
+                held.check("the playbook")
+            return cluster.playbook("site.yml", check=dry_run, limit=limit, on_event=events)
+
+        if dry_run:  # read-only: no lock file, no kubeconfig
+            return Outcome(play(None), skipped=skipped)
+        lock_remote = remotes[first.name]
         with cluster.locked(lock_action, remote=lock_remote) if lock else contextlib.nullcontext() as held:
             refuse_pending_upgrade(held, inv)
             result = _unchanged(inv, remotes, report) if fast and limit is None else None
             if result is None:
-                result = play()
+                # the nodes may reboot in the run (a Pi's memory cgroup): the stamps reconnect after it
+                for name, r in remotes.items():
+                    if name != first.name:
+                        r.close()
+                result = play(held)
                 if limit is None:
                     _stamp(inv, result, remotes, recorder, report)
             outcome = Outcome(result, skipped=skipped)
@@ -146,5 +150,5 @@ def converge(cluster: Cluster, *, dry_run: bool = False, preflight: bool = True,
                 outcome.kubeconfig_changed = installed.changed
             return outcome
     finally:
-        for r in {id(r): r for r in [lock_remote, *remotes.values()]}.values():
+        for r in remotes.values():
             r.close()

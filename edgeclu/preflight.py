@@ -142,16 +142,18 @@ def check_facts(facts: list[NodeFacts], etcd: bool = False) -> list[Problem]:
     return sorted(problems, key=lambda p: (order.get(p.node, len(order)), p.severity != "error", p.check))
 
 
-def run_preflight(cluster, *, hosts: list[Host] | None = None) -> Report:
+def run_preflight(cluster, *, hosts: list[Host] | None = None, remotes: dict | None = None) -> Report:
     """Probe every node of ``cluster`` (a :class:`~edgeclu.cluster.Cluster`; or ``hosts``) in parallel;
-    an unreachable node is an error of its own, the rest are checked."""
+    an unreachable node is an error of its own, the rest are checked. ``remotes``: the nodes' connections,
+    the caller's to keep using and close; else preflight's own, closed."""
     inv = cluster.inv
     hosts = list(hosts if hosts is not None else inv.hosts)
-    remotes = cluster.remotes(hosts)
+    own = remotes is None
+    remotes = cluster.remotes(hosts) if own else remotes
     try:
         results = on_all(hosts, lambda h: gather(remotes[h.name], h))
     finally:
-        for r in remotes.values():
+        for r in remotes.values() if own else ():
             r.close()
     facts = [v for v in results.values() if isinstance(v, NodeFacts)]
     problems = [Problem(name, "error", _failure_kind(err), str(err).removeprefix(f"{name}: "))

@@ -46,6 +46,8 @@ class FakeRemote:
         self.stdins: list[bytes | None] = []  # what each command got on stdin
         self.puts: list[tuple[str, str]] = []  # (local file's content, remote path)
         self.closed = 0
+        self.connections = 0  # as SSHRemote connects: on the first command, and on the first after a close
+        self._open = False
 
     def on(self, command: str | Callable[[str], bool], answer: Answer = "", *, stdin: bytes | None = None
            ) -> FakeRemote:
@@ -67,6 +69,8 @@ class FakeRemote:
                                     + (f" with {stdin[-300:]!r} on stdin" if stdin else ""))
         self.calls.append(command)
         self.stdins.append(stdin)
+        if not self._open:
+            self.connections, self._open = self.connections + 1, True
         if isinstance(answer, BaseException):
             raise answer
         if callable(answer):
@@ -84,6 +88,7 @@ class FakeRemote:
 
     def close(self) -> None:
         self.closed += 1
+        self._open = False
 
 
 class LocalRemote:
@@ -167,13 +172,12 @@ def failed(name: str, why: str = "the task failed") -> dict[str, HostRecap]:
 
 def fake_cluster(inv: Inventory, remotes: dict[str, FakeRemote], playbooks: FakePlaybooks | None = None,
                  reports: list[str] | None = None) -> Cluster:
-    """A Cluster over ``inv`` whose node ``name`` is ``remotes[name]`` (any other name or address: an
-    :class:`UnexpectedCommand`), with ansible-runner replaced by ``playbooks``."""
+    """A Cluster over ``inv`` whose node ``name`` is ``remotes[name]`` (any other name or address: a node
+    that answers nothing, so its first command is an :class:`UnexpectedCommand`; making a Remote does no
+    I/O, as with SSH), with ansible-runner replaced by ``playbooks``."""
 
     def connect(name: str, address: str, **_ssh) -> FakeRemote:
-        if name not in remotes:
-            raise UnexpectedCommand(f"connection to {name} ({address}) was not expected")
-        return remotes[name]
+        return remotes[name] if name in remotes else FakeRemote(f"{name} ({address}, not expected)")
 
     return Cluster(inv, Path("/nonexistent/known_hosts"), connect=connect, runner=playbooks or FakePlaybooks(),
                    report=(reports.append if reports is not None else lambda _line: None))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ansible_collections.edgeclu.cluster.plugins.module_utils import node_loader
-from edgeclu import stamp
+from edgeclu import node, stamp
 from edgeclu.converge import converge
 from edgeclu.inventory import load_inventory
 from tests.fakes import (
@@ -19,6 +19,7 @@ from tests.fakes import (
     kube_node,
     node_list,
     ok,
+    probe_answer,
 )
 
 V = "v1.31.4+k3s1"
@@ -41,7 +42,8 @@ def _setup(tmp_path, *, stamped=("node1", "node2"), ready=("node1", "node2"), no
         look = {"stamp": old if h.name in stamped else None, "now": (now or {}).get(h.name, ANSWER)}
         if first:
             look["nodes"] = nodes
-        remotes[h.name] = FakeRemote(h.name).on(STAMP, json.dumps(look), stdin=stamp.node_stdin({"nodes": first}))
+        remotes[h.name] = FakeRemote(h.name).on(node.PROBE, probe_answer(h.name, k3s=V, role=h.role, running=True))
+        remotes[h.name].on(STAMP, json.dumps(look), stdin=stamp.node_stdin({"nodes": first}))
         remotes[h.name].on(STAMP, '{"written": true}',
                            stdin=stamp.node_stdin({"inputs": inputs[h.name], "request": REQUEST}))
     answer_lock(remotes["node1"])
@@ -58,10 +60,13 @@ def _stamped(remotes, inputs) -> list[str]:
 
 def test_every_node_as_the_last_run_left_it_and_ready_runs_no_playbook(tmp_path):
     remotes, playbooks, cluster, inputs, reports = _setup(tmp_path)
-    outcome = converge(cluster, preflight=False, merge_kubeconfig=False, fast=True)
+    outcome = converge(cluster, merge_kubeconfig=False, fast=True)
     assert outcome.result.ok and outcome.result.status == "unchanged" and playbooks.runs == []
     assert _stamped(remotes, inputs) == []
     assert any("nothing to change" in r for r in reports)
+    # preflight, the lock and the stamps' look share one connection per node, closed at the end
+    assert {n: (r.connections, r.closed) for n, r in remotes.items()} == {"node1": (1, 1), "node2": (1, 1)}
+    assert len(remotes["node2"].calls) == 2  # the probe, then the stamp's look
 
 
 STOPPED = {**ANSWER, "services": {"k3s": {"active": "inactive", "enabled": "enabled"}}}
@@ -98,8 +103,10 @@ def test_only_the_nodes_that_converged_are_stamped(tmp_path):
 
 def test_full_runs_the_playbook_without_looking_at_the_stamps(tmp_path):
     remotes, playbooks, cluster, inputs, _ = _setup(tmp_path)
-    converge(cluster, preflight=False, merge_kubeconfig=False, fast=False)
+    converge(cluster, merge_kubeconfig=False, fast=False)
     assert len(playbooks.runs) == 1
+    # a node may reboot in the run: only the lock's connection (the first server's) outlives the playbook
+    assert {n: r.connections for n, r in remotes.items()} == {"node1": 1, "node2": 2}
     assert not any(r.ran(STAMP, stdin=stamp.node_stdin({"nodes": n == "node1"})) for n, r in remotes.items())
     assert _stamped(remotes, inputs) == ["node1", "node2"]
 
