@@ -129,7 +129,7 @@ class SSHRemote:
         import paramiko
         from fabric import Config, Connection
 
-        config = Config(overrides={"load_ssh_configs": False})
+        config = Config(overrides={"load_ssh_configs": False, "runners": {"remote": _runner()}})
         # the timeout goes to paramiko directly: fabric's connect_timeout= is cast to int (0.9 s -> 0 = none)
         kwargs = {"look_for_keys": self.key_file is None, "allow_agent": self.key_file is None,
                   "timeout": self.connect_timeout,
@@ -221,6 +221,28 @@ class SSHRemote:
             conn.get(tmp, str(local))
         finally:
             self.run(f"rm -f {shlex.quote(tmp)}", check=False)
+
+
+def _runner():
+    """fabric's runner, except that stdin the command no longer takes is dropped, as OpenSSH's client drops
+    it: a command that exits before reading its stdin (``python3`` not on the node: exit 127) gives its exit
+    status, not invoke's ThreadException from the stdin thread's write to the closed channel."""
+    from fabric.runners import Remote as FabricRemote
+
+    class Runner(FabricRemote):
+        def _write_proc_stdin(self, data):
+            try:
+                return super()._write_proc_stdin(data)
+            except OSError:  # paramiko: "Socket is closed"
+                return None
+
+        def close_proc_stdin(self):
+            try:
+                return super().close_proc_stdin()
+            except OSError:
+                return None
+
+    return Runner
 
 
 def _no_delay(sock) -> None:
