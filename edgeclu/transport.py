@@ -10,6 +10,7 @@ appended to the file and its fingerprint reported), never a changed one.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,6 +224,7 @@ class SSHRemote:
             self.run(f"rm -f {shlex.quote(tmp)}", check=False)
 
 
+@functools.cache
 def _runner():
     """fabric's runner, except that stdin the command no longer takes is dropped, as OpenSSH's client drops
     it: a command that exits before reading its stdin (``python3`` not on the node: exit 127) gives its exit

@@ -47,7 +47,8 @@ def test_stdin_a_command_no_longer_takes_is_dropped_not_raised():
         def shutdown_write(self):
             raise OSError("Socket is closed")
 
-    runner = transport._runner().__new__(transport._runner())
+    runner_class = transport._runner()  # one class, made once (fabric is imported on first use)
+    runner = runner_class.__new__(runner_class)
     runner.channel = ClosedChannel()
     assert runner._write_proc_stdin(b"script\0{}") is None
     assert runner.close_proc_stdin() is None
